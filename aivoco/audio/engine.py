@@ -1,0 +1,175 @@
+"""The threaded device engine: PortAudio streams at the device's own rate.
+
+Streams open at the device's default sample rate (44.1/48 kHz-only hardware rejects
+8/16/24 kHz with "Invalid sample rate"); conversion to protocol rates happens on worker
+threads. Callbacks only copy into / fill from bounded buffers and bump counters, as in
+python-sounddevice's examples: no logging, allocation-heavy work or resampling there.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+import numpy as np
+
+from aivoco.audio.chunk import AudioChunk, Float32Array, float32_to_pcm16
+from aivoco.audio.devices import DeviceInfo, load_sounddevice, resolve_device
+from aivoco.audio.playout import Player
+from aivoco.audio.resample import StreamResampler
+from aivoco.audio.ring import SampleRing
+from aivoco.errors import AivocoError, DeviceError
+
+T = TypeVar("T")
+
+BLOCK_MS = 10  # callback period: short enough for low latency, long enough for Python
+CAPTURE_RING_MS = 2000  # the worker drains every few ms; 2 s covers a long GC pause
+FRAME_QUEUE_LIMIT = 100  # frames waiting for the sender; overflow drops the oldest
+
+
+def _open_stream(sd: Any, cls: Any, device: DeviceInfo, kind: str, callback: Any) -> Any:
+    """Open at the device's default rate, mono if possible, else its own channel count."""
+    rate = device.default_samplerate_hz
+    attempts = [1]
+    own = min(2, device.channels("input" if kind == "input" else "output"))
+    if own > 1:
+        attempts.append(own)
+    last: Exception | None = None
+    for channels in attempts:
+        try:
+            stream = cls(
+                device=device.index,
+                samplerate=rate,
+                channels=channels,
+                dtype="float32",
+                blocksize=rate * BLOCK_MS // 1000,
+                latency="low",
+                callback=callback,
+            )
+            return stream
+        except (sd.PortAudioError, ValueError) as exc:
+            last = exc
+    raise DeviceError(f"cannot open {kind} device {device.index} ({device.name}): {last}")
+
+
+class MicCapture:
+    """Microphone -> mono int16 frames of `frame_ms` at `sample_rate_hz`."""
+
+    def __init__(self, device: str | int | None, sample_rate_hz: int, frame_ms: int) -> None:
+        self._sd = load_sounddevice()
+        self.device = resolve_device(device, "input")
+        self.sample_rate_hz = sample_rate_hz
+        self.frame_ms = frame_ms
+        self.frame_frames = sample_rate_hz * frame_ms // 1000
+        self.input_overflows = 0
+        self.dropped_frames = 0
+        self.finished = False  # a microphone never runs out (FileSource API parity)
+        self._frames: queue.Queue[AudioChunk] = queue.Queue(maxsize=FRAME_QUEUE_LIMIT)
+        self._stop = threading.Event()
+        self._error: AivocoError | None = None
+        self._stream = _open_stream(self._sd, self._sd.InputStream, self.device, "input", self._cb)
+        self.device_rate_hz = int(self._stream.samplerate)
+        self.channels = int(self._stream.channels)
+        self._ring = SampleRing(self.device_rate_hz * CAPTURE_RING_MS // 1000, self.channels)
+        self._worker = threading.Thread(target=self._work, name="aivoco-capture", daemon=True)
+
+    def _cb(self, indata: Float32Array, frames: int, time: Any, status: Any) -> None:
+        if status.input_overflow:
+            self.input_overflows += 1
+        self._ring.write(indata)
+
+    def start(self) -> None:
+        try:
+            self._stream.start()
+        except self._sd.PortAudioError as exc:
+            raise DeviceError(f"cannot start input device {self.device.name}: {exc}") from exc
+        self._worker.start()
+
+    def _work(self) -> None:
+        rs = StreamResampler(self.device_rate_hz, self.sample_rate_hz)
+        pending = np.zeros(0, np.float32)
+        period = BLOCK_MS / 2000.0
+        while not self._stop.wait(period):
+            if not self._stream.active:
+                self._error = DeviceError(f"input device {self.device.name} stopped")
+                return
+            x = self._ring.read()
+            if x.shape[0] == 0:
+                continue
+            mono = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
+            pending = np.concatenate([pending, rs.process_float(mono)[:, 0]])
+            while pending.shape[0] >= self.frame_frames:
+                frame = float32_to_pcm16(pending[: self.frame_frames])
+                pending = pending[self.frame_frames :]
+                self._put(AudioChunk(frame, self.sample_rate_hz))
+
+    def _put(self, chunk: AudioChunk) -> None:
+        while True:
+            try:
+                self._frames.put_nowait(chunk)
+                return
+            except queue.Full:
+                try:
+                    self._frames.get_nowait()
+                    self.dropped_frames += self.frame_frames
+                except queue.Empty:
+                    pass
+
+    def __iter__(self) -> Iterator[AudioChunk]:
+        while not self._stop.is_set():
+            try:
+                yield self._frames.get(timeout=0.2)
+            except queue.Empty:
+                if self._error is not None:
+                    raise self._error from None
+
+    def close(self) -> None:
+        self._stop.set()
+        try:
+            self._stream.stop()
+            self._stream.close()
+        except self._sd.PortAudioError:
+            pass
+        if self._worker.is_alive():
+            self._worker.join(timeout=1)
+
+
+class DevicePlayer(Player[T]):
+    """Speaker: the output callback fills from the jitter buffer at the device rate."""
+
+    def __init__(self, device: str | int | None, prefill_ms: float = 60.0) -> None:
+        self._sd = load_sounddevice()
+        self.device = resolve_device(device, "output")
+        super().__init__(self.device.default_samplerate_hz, prefill_ms)
+        self._stream = _open_stream(
+            self._sd, self._sd.OutputStream, self.device, "output", self._cb
+        )
+        self.channels = int(self._stream.channels)
+        block = self.clock_rate_hz * BLOCK_MS // 1000
+        # Scratch for devices that refuse mono; sized for blocks up to 8x nominal.
+        self._scratch = np.zeros((block * 8, 1), np.float32)
+
+    def _cb(self, outdata: Float32Array, frames: int, time: Any, status: Any) -> None:
+        if status.output_underflow:
+            self.device_underflows += 1
+        if self.channels == 1:
+            self.jitter.fill(outdata)
+        else:
+            scratch = self._scratch[:frames]
+            self.jitter.fill(scratch)
+            outdata[:] = scratch  # broadcast mono to every channel
+
+    def start(self) -> None:
+        try:
+            self._stream.start()
+        except self._sd.PortAudioError as exc:
+            raise DeviceError(f"cannot start output device {self.device.name}: {exc}") from exc
+
+    def close(self) -> None:
+        try:
+            self._stream.stop()
+            self._stream.close()
+        except self._sd.PortAudioError:
+            pass

@@ -1,0 +1,147 @@
+"""Audio files standing in for the microphone: decode, downmix, resample, pace.
+
+Decoding uses libsndfile through `soundfile` (its wheels bundle libsndfile, so WAV,
+FLAC, OGG/Vorbis, Opus and MP3 read the same everywhere). Files are read in blocks and
+converted as a stream, so a long file never sits in memory whole.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aivoco.audio.chunk import AudioChunk, float32_to_pcm16
+from aivoco.audio.resample import StreamResampler
+from aivoco.errors import AudioFileError
+
+_READ_BLOCK_FRAMES = 8192
+
+
+def _open(path: Path) -> Any:
+    import soundfile
+
+    if not path.exists():
+        raise AudioFileError(f"audio file not found: {path}")
+    if path.is_dir():
+        raise AudioFileError(f"{path} is a directory, not an audio file")
+    try:
+        return soundfile.SoundFile(str(path))
+    except (soundfile.LibsndfileError, RuntimeError, OSError) as exc:
+        raise AudioFileError(f"cannot read audio file {path}: {exc}") from exc
+
+
+def probe(path: str | os.PathLike[str]) -> tuple[int, int, int]:
+    """(sample_rate_hz, channels, frames) of an audio file."""
+    with _open(Path(path)) as f:
+        return int(f.samplerate), int(f.channels), int(f.frames)
+
+
+def iter_file_pcm(path: str | os.PathLike[str], sample_rate_hz: int) -> Iterator[AudioChunk]:
+    """Decode a file as mono int16 at `sample_rate_hz`, block by block."""
+    import soundfile
+
+    p = Path(path)
+    with _open(p) as f:
+        rs = StreamResampler(int(f.samplerate), sample_rate_hz, 1)
+        total = 0
+        while True:
+            try:
+                block = f.read(_READ_BLOCK_FRAMES, dtype="float32", always_2d=True)
+            except (soundfile.LibsndfileError, RuntimeError) as exc:
+                raise AudioFileError(f"cannot decode {p}: {exc}") from exc
+            if block.shape[0] == 0:
+                break
+            total += block.shape[0]
+            mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+            out = rs.process_float(mono)
+            if out.shape[0]:
+                yield AudioChunk(float32_to_pcm16(out), sample_rate_hz)
+        if total == 0:
+            raise AudioFileError(f"{p} contains no audio frames")
+        tail = rs.flush()
+        if tail.frames:
+            yield tail
+
+
+def read_file(path: str | os.PathLike[str], sample_rate_hz: int) -> AudioChunk:
+    """A whole file as one mono int16 chunk at `sample_rate_hz`."""
+    return AudioChunk.concat(list(iter_file_pcm(path, sample_rate_hz)))
+
+
+class Pacer:
+    """Deadline pacing: frame k is released at start + k x frame_ms (no drift build-up)."""
+
+    def __init__(self, frame_ms: float) -> None:
+        self.frame_s = frame_ms / 1000.0
+        self._start: float | None = None
+        self._k = 0
+
+    def wait(self) -> None:
+        now = time.monotonic()
+        if self._start is None:
+            self._start = now
+        due = self._start + self._k * self.frame_s
+        if due > now:
+            time.sleep(due - now)
+        elif now - due > 1.0:
+            # We were suspended or starved for over a second: re-anchor rather than
+            # bursting a backlog onto the wire.
+            self._start = now - self._k * self.frame_s
+        self._k += 1
+
+
+class FileSource:
+    """Fixed-size frames from a file, paced in real time or as fast as possible.
+
+    After the file ends, `finished` becomes True and, if `then_silence`, silence frames
+    keep coming at the same pace (calls keep the uplink alive until they hang up).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        sample_rate_hz: int,
+        frame_ms: int,
+        realtime: bool = True,
+        then_silence: bool = True,
+    ) -> None:
+        self.path = Path(path)
+        self.sample_rate_hz = sample_rate_hz
+        self.frame_ms = frame_ms
+        self.frame_frames = sample_rate_hz * frame_ms // 1000
+        self.realtime = realtime
+        self.then_silence = then_silence
+        self.finished = False
+        self._pacer = Pacer(frame_ms)
+        self._closed = False
+        probe(self.path)  # fail early with a clear message, before any connection
+
+    def close(self) -> None:
+        self._closed = True
+
+    def __iter__(self) -> Iterator[AudioChunk]:
+        pending = np.zeros(0, np.int16)
+        for chunk in iter_file_pcm(self.path, self.sample_rate_hz):
+            pending = np.concatenate([pending, chunk.mono_samples()])
+            while pending.shape[0] >= self.frame_frames:
+                if self._closed:
+                    return
+                frame, pending = pending[: self.frame_frames], pending[self.frame_frames :]
+                yield self._paced(AudioChunk(frame.copy(), self.sample_rate_hz))
+        if pending.shape[0] and not self._closed:
+            padded = np.zeros(self.frame_frames, np.int16)
+            padded[: pending.shape[0]] = pending
+            yield self._paced(AudioChunk(padded, self.sample_rate_hz))
+        self.finished = True
+        while self.then_silence and not self._closed:
+            yield self._paced(AudioChunk.silence(self.frame_frames, self.sample_rate_hz))
+
+    def _paced(self, chunk: AudioChunk) -> AudioChunk:
+        if self.realtime:
+            self._pacer.wait()
+        return chunk

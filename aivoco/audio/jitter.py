@@ -1,0 +1,187 @@
+"""Playback jitter buffer: pre-fill, underrun accounting, barge-in clear, playout marks.
+
+Agent audio arrives in bursts; the output callback pulls at the device's steady pace.
+The buffer holds float32 frames at the *device* rate (resampling happened on a worker),
+so `fill()` from the output callback only copies.
+
+Policies:
+* Pre-fill: after start or after running dry, playback waits until `prefill_ms` is
+  buffered, or until the first buffered frame has waited `prefill_ms` (so a short tail
+  is never stranded).
+* Running dry while playing writes silence. It counts as an *underrun* when audio
+  resumes within `stall_gap_ms` (a stall mid-utterance); a longer gap is the natural end
+  of an agent turn and only counts as a *drain*.
+* Overflow: bounded at `capacity_ms`; the oldest frames are dropped and counted, keeping
+  playback close to live when the agent sends far ahead of real time.
+* `clear()` (barge-in, Twilio `clear`): everything queued is discarded except the next
+  `fade_ms`, which is faded to zero so the cut does not click.
+* Marks (Twilio `mark`): a marker sits at the current write position and is reached
+  once every frame queued before it has been played, dropped or cleared.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import numpy as np
+
+from aivoco.audio.chunk import Float32Array
+from aivoco.audio.ring import SampleRing
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class JitterStats:
+    buffered_ms: float
+    playing: bool
+    underruns: int
+    drains: int
+    dropped_ms: float
+    cleared_ms: float
+    clears: int
+    played_ms: float
+
+
+class JitterBuffer(Generic[T]):
+    def __init__(
+        self,
+        sample_rate_hz: int,
+        channels: int = 1,
+        *,
+        prefill_ms: float = 60.0,
+        capacity_ms: float = 60_000.0,
+        fade_ms: float = 8.0,
+        stall_gap_ms: float = 250.0,
+        monitor: SampleRing | None = None,
+    ) -> None:
+        self.sample_rate_hz = sample_rate_hz
+        self.channels = channels
+        self.prefill_ms = prefill_ms
+        self._prefill = max(1, round(prefill_ms * sample_rate_hz / 1000))
+        self._fade = max(1, round(fade_ms * sample_rate_hz / 1000))
+        self._stall_gap = round(stall_gap_ms * sample_rate_hz / 1000)
+        self._ring = SampleRing(max(1, round(capacity_ms * sample_rate_hz / 1000)), channels)
+        # Optional tap: every frame handed to the device (silence included), so meters
+        # and the recorder see exactly what was played, on the device's timeline.
+        self._monitor = monitor
+        self._lock = threading.Lock()
+        self._playing = False
+        self._waited = 0
+        self._clock = 0  # frames handed to the device, silence included
+        self._dry_at: int | None = None
+        self._write_pos = 0  # stream frames written
+        self._read_pos = 0  # stream frames played, dropped or cleared
+        self._markers: deque[tuple[int, T]] = deque()
+        self._reached: deque[T] = deque()
+        self._played = 0
+        self._underruns = 0
+        self._drains = 0
+        self._dropped = 0
+        self._cleared = 0
+        self._clears = 0
+
+    # -- producer side (worker thread) -----------------------------------------------
+    def write(self, frames: Float32Array) -> None:
+        x = frames.reshape(-1, self.channels)
+        if x.shape[0] == 0:
+            return
+        with self._lock:
+            if self._dry_at is not None:
+                if self._clock - self._dry_at < self._stall_gap:
+                    self._underruns += 1
+                self._dry_at = None
+            dropped = self._ring.write(x)
+            self._write_pos += x.shape[0]
+            if dropped:
+                self._dropped += dropped
+                self._advance_read(dropped)
+
+    def add_marker(self, token: T) -> None:
+        """Queue `token`; it is reached once all audio written so far has been consumed."""
+        with self._lock:
+            if self._write_pos <= self._read_pos:
+                self._reached.append(token)
+            else:
+                self._markers.append((self._write_pos, token))
+
+    def pop_reached(self) -> list[T]:
+        """Markers whose audio has played (or was dropped/cleared), oldest first."""
+        with self._lock:
+            out = list(self._reached)
+            self._reached.clear()
+            return out
+
+    def clear(self) -> int:
+        """Barge-in: drop queued audio after a short fade. Returns frames discarded."""
+        with self._lock:
+            fade = min(self._fade, self._ring.available) if self._playing else 0
+            head = self._ring.read(fade)
+            discarded = self._ring.clear()
+            if fade:
+                ramp = np.linspace(1.0, 0.0, fade, endpoint=False, dtype=np.float32)
+                self._ring.write(head * ramp[:, None])
+            self._read_pos += discarded
+            self._cleared += discarded
+            self._clears += 1
+            self._reached.extend(tok for _, tok in self._markers)
+            self._markers.clear()
+            return discarded
+
+    # -- consumer side (audio callback or virtual clock) -----------------------------
+    def fill(self, out: Float32Array) -> None:
+        """Fill `out` (frames, channels) for the device; silence where nothing is due."""
+        n = out.shape[0]
+        with self._lock:
+            self._clock += n
+            if not self._playing:
+                avail = self._ring.available
+                if avail:
+                    self._waited += n
+                if avail >= self._prefill or (avail and self._waited >= self._prefill):
+                    self._playing = True
+                    self._waited = 0
+                else:
+                    out[:] = 0.0
+                    self._tap(out)
+                    return
+            got = self._ring.read_into(out)
+            self._played += got
+            self._advance_read(got)
+            if got < n:
+                out[got:] = 0.0
+                self._playing = False
+                self._drains += 1
+                self._dry_at = self._clock - (n - got)
+            self._tap(out)
+
+    def _tap(self, out: Float32Array) -> None:
+        if self._monitor is not None:
+            self._monitor.write(out)
+
+    def _advance_read(self, n: int) -> None:
+        self._read_pos += n
+        while self._markers and self._markers[0][0] <= self._read_pos:
+            self._reached.append(self._markers.popleft()[1])
+
+    # -- observation -----------------------------------------------------------------
+    @property
+    def buffered_frames(self) -> int:
+        return self._ring.available
+
+    def stats(self) -> JitterStats:
+        ms = 1000.0 / self.sample_rate_hz
+        with self._lock:
+            return JitterStats(
+                buffered_ms=self._ring.available * ms,
+                playing=self._playing,
+                underruns=self._underruns,
+                drains=self._drains,
+                dropped_ms=self._dropped * ms,
+                cleared_ms=self._cleared * ms,
+                clears=self._clears,
+                played_ms=self._played * ms,
+            )

@@ -1,0 +1,124 @@
+"""Playback paths: agent audio -> resample -> jitter buffer -> a clock that consumes it.
+
+The clock is either a PortAudio output callback (`engine.DevicePlayer`) or, when a file
+stands in for the speaker, `ClockPlayer`: a thread that consumes the buffer at real
+time, so marks, barge-in and the recording behave exactly as with a speaker. Both tap
+what they play into a monitor ring that observers drain with `take_played()`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import numpy as np
+
+from aivoco.audio.chunk import AudioChunk, float32_to_pcm16
+from aivoco.audio.files import Pacer
+from aivoco.audio.jitter import JitterBuffer, JitterStats
+from aivoco.audio.resample import StreamResampler
+from aivoco.audio.ring import SampleRing
+from aivoco.audio.wav import WavWriter
+from aivoco.errors import AivocoError
+
+T = TypeVar("T")
+
+MONITOR_MS = 2000  # the observer drains every ~50 ms; 2 s covers long stalls
+TICK_MS = 10
+
+
+@dataclass(frozen=True)
+class PlayerStats:
+    jitter: JitterStats
+    device_underflows: int
+    clock_rate_hz: int
+
+
+class Player(Generic[T]):
+    """Shared playback logic; subclasses provide the clock (`start`/`close`)."""
+
+    def __init__(self, clock_rate_hz: int, prefill_ms: float = 60.0) -> None:
+        self.clock_rate_hz = clock_rate_hz
+        self.monitor = SampleRing(clock_rate_hz * MONITOR_MS // 1000)
+        self.jitter: JitterBuffer[T] = JitterBuffer(
+            clock_rate_hz, prefill_ms=prefill_ms, monitor=self.monitor
+        )
+        self._resamplers: dict[int, StreamResampler] = {}
+        self.device_underflows = 0
+        self.error: AivocoError | None = None
+
+    def play(self, chunk: AudioChunk) -> None:
+        """Queue agent audio (any rate, mono). Call from one producer thread."""
+        mono = chunk.mono()
+        rs = self._resamplers.get(mono.sample_rate_hz)
+        if rs is None:
+            rs = StreamResampler(mono.sample_rate_hz, self.clock_rate_hz)
+            self._resamplers[mono.sample_rate_hz] = rs
+        self.jitter.write(rs.process_float(mono.to_float32()))
+
+    def clear(self) -> int:
+        """Barge-in: discard queued audio (short fade), including resampler state."""
+        for rs in self._resamplers.values():
+            rs.reset()
+        return self.jitter.clear()
+
+    def add_marker(self, token: T) -> None:
+        self.jitter.add_marker(token)
+
+    def pop_reached(self) -> list[T]:
+        return self.jitter.pop_reached()
+
+    def take_played(self) -> AudioChunk:
+        """Everything handed to the speaker since the last call (mono int16)."""
+        return AudioChunk(float32_to_pcm16(self.monitor.read()), self.clock_rate_hz)
+
+    def stats(self) -> PlayerStats:
+        return PlayerStats(self.jitter.stats(), self.device_underflows, self.clock_rate_hz)
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+
+class ClockPlayer(Player[T]):
+    """A virtual speaker: consumes the jitter buffer in real time on its own thread and
+    optionally writes what it plays to a WAV (the `--output FILE` timeline)."""
+
+    def __init__(
+        self,
+        clock_rate_hz: int,
+        output_path: str | os.PathLike[str] | None = None,
+        prefill_ms: float = 60.0,
+    ) -> None:
+        super().__init__(clock_rate_hz, prefill_ms)
+        self.output_path = output_path
+        self._wav = WavWriter(output_path, clock_rate_hz, 1) if output_path else None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="aivoco-clock-player", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _run(self) -> None:
+        tick = self.clock_rate_hz * TICK_MS // 1000
+        buf = np.zeros((tick, 1), np.float32)
+        pacer = Pacer(TICK_MS)
+        try:
+            while not self._stop.is_set():
+                pacer.wait()
+                self.jitter.fill(buf)
+                if self._wav is not None:
+                    self._wav.write(AudioChunk(float32_to_pcm16(buf), self.clock_rate_hz))
+        except AivocoError as exc:  # e.g. the disk filled up: the session reports it
+            self.error = exc
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2)
+        if self._wav is not None:
+            self._wav.close()

@@ -1,0 +1,1 @@
+"""Typer commands: one module per command; `errors` maps exceptions to exit codes."""

@@ -1,0 +1,45 @@
+"""The `aivoco` Typer application: global options and command registration."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from aivoco import __version__
+from aivoco.cli import devices_cmd
+
+app = typer.Typer(
+    name="aivoco",
+    help="Live voice calls with Aivoco's AI agents, from the terminal.",
+    rich_markup_mode="rich",
+    no_args_is_help=True,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"aivoco {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Live voice calls with Aivoco's AI agents, from the terminal."""
+
+
+app.command("devices")(devices_cmd.devices)
+
+
+def main() -> None:
+    app()
