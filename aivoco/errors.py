@@ -21,7 +21,8 @@ class AudioFormatError(AivocoError, ValueError):
 
 
 class AudioFileError(AivocoError):
-    """An input audio file cannot be read, or an output file cannot be written."""
+    """An input audio file cannot be read, or an output file (recording, transcript,
+    log) cannot be written."""
 
 
 class PortAudioMissingError(AivocoError):

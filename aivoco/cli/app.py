@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from aivoco import __version__
-from aivoco.cli import devices_cmd
+from aivoco.cli import call_cmd, devices_cmd, emulate_cmd, sts_cmd
 
 app = typer.Typer(
     name="aivoco",
@@ -38,7 +38,10 @@ def root(
     """Live voice calls with Aivoco's AI agents, from the terminal."""
 
 
+app.command("sts")(sts_cmd.sts)
+app.command("call")(call_cmd.call)
 app.command("devices")(devices_cmd.devices)
+app.command("emulate")(emulate_cmd.emulate)
 
 
 def main() -> None:

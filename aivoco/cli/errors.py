@@ -70,7 +70,7 @@ _LABELS = {
     ExitCode.CONNECTION: "connection failed",
     ExitCode.PROTOCOL: "protocol error",
     ExitCode.AUDIO_DEVICE: "audio device error",
-    ExitCode.AUDIO_FILE: "audio file error",
+    ExitCode.AUDIO_FILE: "file error",
     ExitCode.SERVICE: "service error",
 }
 
@@ -94,7 +94,7 @@ def report(exc: BaseException) -> ExitCode:
     console = _stderr()
     if isinstance(exc, AivocoError):
         label = _LABELS.get(code, "error")
-        console.print(f"[bold red]aivoco: {label}:[/] {escape(redact(str(exc)))}")
+        console.print(f"[bold red]aivoco: {label}:[/] {escape(redact(str(exc)))}", soft_wrap=True)
     elif code is ExitCode.INTERRUPTED:
         console.print("[yellow]aivoco: interrupted[/]")
     else:

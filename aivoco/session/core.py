@@ -1,0 +1,488 @@
+"""The call session: one core for both protocols (`aivoco sts` and `aivoco call`).
+
+Threads and what they own:
+* uplink: source frames (microphone or file) -> levels, turn tracking, recording (left)
+  -> driver.send_audio. Frames are produced in real time by the source.
+* events: the driver's EventQueue -> player, transcript, functions, end of call.
+* observer (every 20 ms): what the speaker played -> agent meter and recording (right);
+  reached playout marks -> driver.answer_mark; counters; idle and duration timers.
+* function workers: one short-lived thread per function call (handlers may block).
+The UI never touches any of this: it reads `state.snapshot()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from aivoco.audio.chunk import AudioChunk
+from aivoco.audio.levels import SILENCE_DBFS, has_audio, peak, to_dbfs
+from aivoco.errors import AivocoError, ProtocolError
+from aivoco.session import events as ev
+from aivoco.session.files import StereoRecorder, TranscriptWriter
+from aivoco.session.records import RecordBus
+from aivoco.session.state import CallState
+from aivoco.session.turns import TurnTracker
+
+log = logging.getLogger("aivoco.session")
+
+OBSERVE_PERIOD_S = 0.02
+STATS_PERIOD_S = 0.1
+# A few malformed messages are logged and survived; this many in a row, with nothing
+# valid in between, means the peer is not speaking the protocol at all.
+MAX_CONSECUTIVE_PROTOCOL_ERRORS = 20
+
+
+class Source(Protocol):
+    finished: bool
+
+    def __iter__(self) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+class PlayerLike(Protocol):
+    error: AivocoError | None
+
+    def start(self) -> None: ...
+    def close(self) -> None: ...
+    def play(self, chunk: AudioChunk) -> None: ...
+    def clear(self) -> int: ...
+    def add_marker(self, token: str) -> None: ...
+    def pop_reached(self) -> list[str]: ...
+    def take_played(self) -> AudioChunk: ...
+    def stats(self) -> Any: ...
+
+
+class FunctionRunner(Protocol):
+    def run(self, name: str, arguments: dict[str, Any], timeout_s: float) -> Any: ...
+
+
+@dataclass
+class SessionOptions:
+    chunk_ms: int = 20
+    idle_timeout_s: float = 3.0
+    max_duration_s: float | None = None
+    function_timeout_s: float = 10.0
+    connect_timeout_s: float = 10.0
+    hangup_timeout_s: float = 2.0
+    record_path: Path | None = None
+    transcript_path: Path | None = None
+
+
+@dataclass
+class SessionResult:
+    reason: str
+    error: AivocoError | None
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+class CallSession:
+    def __init__(
+        self,
+        driver: ev.Driver,
+        source: Source,
+        player: PlayerLike,
+        *,
+        state: CallState,
+        bus: RecordBus,
+        options: SessionOptions,
+        functions: FunctionRunner | None = None,
+    ) -> None:
+        self.driver = driver
+        self.source = source
+        self.player = player
+        self.state = state
+        self.bus = bus
+        self.options = options
+        self.functions = functions
+        self.events = ev.EventQueue()
+        self.recorder: StereoRecorder | None = None
+        self.turns = TurnTracker()
+        self.done = threading.Event()
+        self._end_lock = threading.Lock()
+        self._ending = False
+        self._reason = "hangup"
+        self._error: AivocoError | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._result: SessionResult | None = None
+        self._last_agent_activity = 0.0
+        self._input_done_at: float | None = None
+        self._frame_s = options.chunk_ms / 1000.0
+        self._bad_in_a_row = 0
+
+    # -- lifecycle -----------------------------------------------------------------
+    def open_files(self) -> None:
+        """Open outputs before connecting, so a bad path fails before any call starts."""
+        opts = self.options
+        if opts.transcript_path is not None:
+            self.bus.add_writer(TranscriptWriter(opts.transcript_path))
+        if opts.record_path is not None:
+            rate = max(self.driver.uplink_rate_hz, self.driver.downlink_rate_hz)
+            self.recorder = StereoRecorder(opts.record_path, rate)
+
+    def start(self) -> None:
+        """Connect (blocking until live) and start the call's threads."""
+        self.state.set_phase("connecting")
+        self.bus.emit("connecting", endpoint=self.driver.endpoint, protocol=self.driver.protocol)
+        self.driver.connect(self.events, self.options.connect_timeout_s)
+        self.state.set_phase("live")
+        self.bus.start_clock()
+        self._last_agent_activity = time.monotonic()
+        self.player.start()
+        for name, target in (
+            ("events", self._event_loop),
+            ("uplink", self._uplink_loop),
+            ("observer", self._observe_loop),
+        ):
+            t = threading.Thread(target=target, name=f"aivoco-{name}", daemon=True)
+            self._threads.append(t)
+            t.start()
+
+    def request_hangup(self, reason: str = "hangup") -> None:
+        """Graceful end from any thread: tell the server and wait for its final word."""
+        with self._end_lock:
+            if self._ending:
+                return
+            self._ending = True
+            self._reason = reason
+        self.state.set_phase("ending")
+        self.bus.emit("hangup", reason=reason)
+        threading.Thread(target=self._hang_up, name="aivoco-hangup", daemon=True).start()
+
+    def _hang_up(self) -> None:
+        try:
+            self.driver.hang_up(self.options.hangup_timeout_s)
+        except AivocoError as exc:
+            log.warning("hang-up did not complete cleanly: %s", exc)
+        # The server's final word (e.g. `session_ended` with totals) may still sit in the
+        # event queue: the event thread drains it before close() builds the summary.
+        self._finish()
+
+    def _end(self, reason: str, error: AivocoError | None) -> None:
+        """The server ended the call (or it failed): no hang-up handshake needed."""
+        with self._end_lock:
+            if not self._ending:
+                self._ending = True
+                self._reason = reason
+            if error is not None and self._error is None:
+                self._error = error
+        self._finish()
+
+    def _finish(self) -> None:
+        self._stop.set()
+        self.done.set()
+
+    def abort(self) -> None:
+        """Second Ctrl-C: drop everything now (files stay valid)."""
+        with self._end_lock:
+            self._ending = True
+            self._reason = "aborted"
+        self._finish()
+        self.close()
+
+    def close(self) -> SessionResult:
+        """Stop threads and release devices, sockets and files; build the summary.
+
+        Idempotent: the second call returns the first result.
+        """
+        with self._end_lock:
+            if self._result is not None:
+                return self._result
+            self._result = SessionResult(self._reason, self._error)
+        self._stop.set()
+        try:
+            self.driver.close()
+        finally:
+            self.source.close()
+            for t in self._threads:
+                if t is not threading.current_thread():
+                    t.join(timeout=2)
+            self.player.close()
+            self._drain_played()
+            if self.recorder is not None:
+                self.recorder.close()
+        self._publish_stats()
+        self.state.mark_ended(self._reason)
+        if self._error is None and self.bus.error is not None:
+            self._error = self.bus.error
+        summary = self.summary()
+        self.bus.emit("summary", **summary)
+        self.bus.close()
+        self._result.reason, self._result.error = self._reason, self._error
+        self._result.summary = summary
+        return self._result
+
+    # -- threads -------------------------------------------------------------------
+    def _guard(self, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except AivocoError as exc:
+            self._end("error", exc)
+        except Exception as exc:
+            log.exception("internal error in session thread")
+            self._end("error", AivocoError(f"internal error: {type(exc).__name__}: {exc}"))
+
+    def _uplink_loop(self) -> None:
+        self._guard(self._uplink)
+
+    def _uplink(self) -> None:
+        frames: Iterable[AudioChunk] = self.source
+        for frame in frames:
+            if self._stop.is_set() or self._ending:
+                return
+            now = time.monotonic()
+            level = peak(frame)
+            voiced = has_audio(frame)
+            self.state.set_levels(mic_dbfs=to_dbfs(level), user_speaking=self.turns.user_speaking)
+            end = self.turns.on_user_frame(voiced, now, self._frame_s)
+            if end is not None:
+                self.bus.emit("user_speech_end", duration_s=round(end.duration_s, 3))
+            if self.recorder is not None:
+                self.recorder.add_user(frame)
+            self.driver.send_audio(frame)
+            if self.source.finished and self._input_done_at is None:
+                self._input_done_at = now
+                self.bus.emit("input_finished")
+
+    def _event_loop(self) -> None:
+        self._guard(self._events)
+
+    def _events(self) -> None:
+        # After stop, keep going until the queue is empty: close() joins this thread
+        # after closing the driver, so every event the server sent is accounted for.
+        while True:
+            item = self.events.get(timeout=0.05)
+            if item is not None:
+                self._handle(item)
+            elif self._stop.is_set():
+                return
+
+    def _handle(self, item: ev.Timed) -> None:
+        e = item.event
+        if isinstance(e, ev.ProtocolIssue):
+            self._bad_in_a_row += 1
+        else:
+            self._bad_in_a_row = 0
+        if isinstance(e, ev.AgentAudio):
+            self._last_agent_activity = item.at
+            latency = self.turns.on_agent_audio(item.at)
+            if latency is not None:
+                self.state.add_latency(latency)
+                self.bus.emit("turn", latency_ms=round(latency, 1))
+            self.player.play(e.chunk)
+        elif isinstance(e, ev.AgentText):
+            self._last_agent_activity = item.at
+            self.state.add_entry("agent", e.text)
+            self.bus.emit("agent_text", text=e.text)
+        elif isinstance(e, ev.Ready):
+            self.state.set_credits(available=e.credits_available, cost_per_minute=e.cost_per_minute)
+            self.state.add_entry("info", e.message or "session ready")
+            self.bus.emit(
+                "ready",
+                message=e.message,
+                credits_available=e.credits_available,
+                cost_per_minute=e.cost_per_minute,
+                functions_loaded=e.functions_loaded,
+            )
+        elif isinstance(e, ev.CreditsInfo):
+            self.state.set_credits(available=e.credits)
+            self.bus.emit("credits", credits=e.credits)
+        elif isinstance(e, ev.FunctionCall):
+            self._last_agent_activity = item.at
+            self._start_function(e)
+        elif isinstance(e, ev.FunctionReport):
+            self.bus.emit("function_report", kind=e.kind, name=e.name, detail=e.detail)
+            if e.kind == "error":
+                self.state.add_entry("error", f"function error from server: {e.detail}")
+        elif isinstance(e, ev.PlaybackMark):
+            self.player.add_marker(e.name)
+            self.bus.emit("mark", name=e.name)
+        elif isinstance(e, ev.PlaybackClear):
+            cleared = self.player.clear()
+            rate = self.player.stats().clock_rate_hz
+            self.state.add_entry("info", "barge-in: agent playback cleared")
+            self.bus.emit("clear", cleared_ms=round(cleared * 1000 / rate, 1))
+        elif isinstance(e, ev.ProtocolIssue):
+            self.state.count_issue()
+            self.state.add_entry("error", e.message)
+            self.bus.emit("protocol_error", message=e.message)
+            if self._bad_in_a_row >= MAX_CONSECUTIVE_PROTOCOL_ERRORS:
+                self._end(
+                    "protocol-error",
+                    ProtocolError(
+                        f"{self.driver.endpoint} sent {self._bad_in_a_row} malformed messages "
+                        f"in a row; the last: {e.message}"
+                    ),
+                )
+        elif isinstance(e, ev.Notice):
+            log.info("%s", e.message)
+            self.bus.emit("notice", message=e.message)
+        elif isinstance(e, ev.Ended):
+            self.state.set_credits(
+                final_used=e.total_credits_used, final_remaining=e.remaining_credits
+            )
+            text = e.message or e.reason
+            self.state.add_entry("error" if e.error else "info", f"session ended: {text}")
+            self.bus.emit(
+                "session_ended",
+                reason=e.reason,
+                message=e.message,
+                total_credits_used=e.total_credits_used,
+                remaining_credits=e.remaining_credits,
+            )
+            if not self._ending or e.error is not None:
+                self._end(e.reason, e.error)
+        elif isinstance(e, ev.Failed):
+            self.state.add_entry("error", str(e.error))
+            self.bus.emit("error", message=str(e.error), kind=type(e.error).__name__)
+            self._end("error", e.error)
+
+    def _start_function(self, call: ev.FunctionCall) -> None:
+        self.state.count_function()
+        self.state.add_entry("function", f"{call.name}({_short_args(call.arguments)})")
+        self.bus.emit(
+            "function_call", call_id=call.call_id, name=call.name, arguments=call.arguments
+        )
+        threading.Thread(
+            target=self._run_function, args=(call,), name="aivoco-function", daemon=True
+        ).start()
+
+    def _run_function(self, call: ev.FunctionCall) -> None:
+        if self.functions is None:
+            failed, result = True, {"error": "no custom functions are loaded", "status": "failed"}
+            duration_ms = 0.0
+        else:
+            timeout_s = self.options.function_timeout_s
+            outcome = self.functions.run(call.name, call.arguments, timeout_s)
+            failed, result, duration_ms = not outcome.ok, outcome.result, outcome.duration_ms
+        if self._stop.is_set():
+            return
+        try:
+            self.driver.send_function_result(call.call_id, call.name, result, failed)
+        except AivocoError as exc:
+            log.warning("could not send the result of %s: %s", call.name, exc)
+            return
+        shown = f"{call.name} -> {'FAILED ' if failed else ''}{_short_args(result)}"
+        self.state.add_entry("error" if failed else "result", shown)
+        self.bus.emit(
+            "function_result",
+            call_id=call.call_id,
+            name=call.name,
+            ok=not failed,
+            result=result,
+            duration_ms=round(duration_ms, 1),
+        )
+
+    def _observe_loop(self) -> None:
+        self._guard(self._observe)
+
+    def _observe(self) -> None:
+        next_stats = 0.0
+        while not self._stop.wait(OBSERVE_PERIOD_S):
+            now = time.monotonic()
+            self._drain_played()
+            for name in self.player.pop_reached():
+                self.driver.answer_mark(name)
+                self.bus.emit("mark_played", name=name)
+            if self.player.error is not None:
+                raise self.player.error
+            if self.bus.error is not None:
+                raise self.bus.error
+            if now >= next_stats:
+                next_stats = now + STATS_PERIOD_S
+                self._publish_stats()
+            self._check_timers(now)
+
+    def _drain_played(self) -> None:
+        played = self.player.take_played()
+        if played.frames == 0:
+            return
+        level = peak(played)
+        speaking = level > 0.01
+        if speaking:
+            self._last_agent_activity = time.monotonic()
+        self.state.set_levels(
+            agent_dbfs=to_dbfs(level) if speaking else SILENCE_DBFS, agent_speaking=speaking
+        )
+        if self.recorder is not None:
+            self.recorder.add_agent(played)
+
+    def _publish_stats(self) -> None:
+        net = self.driver.net
+        ps = self.player.stats()
+        self.state.set_stats(
+            {
+                "transport": net.transport,
+                "messages_sent": net.messages_sent,
+                "messages_received": net.messages_received,
+                "bytes_sent": net.bytes_sent,
+                "bytes_received": net.bytes_received,
+                "audio_s_sent": round(net.audio_ms_sent / 1000, 2),
+                "audio_s_received": round(net.audio_ms_received / 1000, 2),
+                "events_dropped": self.events.dropped_audio,
+            },
+            {
+                "buffered_ms": round(ps.jitter.buffered_ms, 1),
+                "underruns": ps.jitter.underruns,
+                "device_underflows": ps.device_underflows,
+                "dropped_ms": round(ps.jitter.dropped_ms, 1),
+                "clears": ps.jitter.clears,
+            },
+        )
+
+    def _check_timers(self, now: float) -> None:
+        if self._ending:
+            return
+        limit = self.options.max_duration_s
+        if limit is not None and self.state.elapsed_s(now) >= limit:
+            self.request_hangup("max-duration")
+            return
+        if self.source.finished and self._input_done_at is not None:
+            if self.player.stats().jitter.buffered_ms > 0:
+                self._last_agent_activity = now
+            quiet_since = max(self._input_done_at, self._last_agent_activity)
+            if now - quiet_since >= self.options.idle_timeout_s:
+                self.request_hangup("idle")
+
+    # -- results -------------------------------------------------------------------
+    def summary(self) -> dict[str, Any]:
+        snap = self.state.snapshot()
+        used, remaining = snap.credits.estimate(snap.elapsed_s)
+        out: dict[str, Any] = {
+            "reason": self._reason,
+            "duration_s": round(snap.elapsed_s, 2),
+            "turns": snap.turns,
+            "latency_last_ms": snap.latency_last_ms and round(snap.latency_last_ms, 1),
+            "latency_mean_ms": snap.latency_mean_ms and round(snap.latency_mean_ms, 1),
+            "functions_called": snap.functions_called,
+            "protocol_errors": snap.protocol_issues,
+            **snap.net,
+            **{f"playback_{k}": v for k, v in snap.playback.items()},
+        }
+        if self.driver.has_credits:
+            out["credits_used"] = None if used is None else round(used, 4)
+            out["credits_remaining"] = None if remaining is None else round(remaining, 4)
+            out["credits_final"] = snap.credits.final_used is not None
+        if self._error is not None:
+            out["error"] = str(self._error)
+        if self.recorder is not None:
+            out["recording"] = str(self.recorder.path)
+            out["recording_s"] = round(self.recorder.duration_ms / 1000, 2)
+        return out
+
+
+def _short_args(value: Any, limit: int = 120) -> str:
+    import json
+
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

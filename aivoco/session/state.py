@@ -1,0 +1,212 @@
+"""The call-state object: threads update it, the UI reads snapshots (~10 per second).
+
+Every mutation goes through a method holding one lock; `snapshot()` returns an
+immutable copy, so renderers never see a half-updated state and never block the audio
+or network threads for long.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from aivoco.audio.levels import SILENCE_DBFS
+
+TRANSCRIPT_UI_LIMIT = 200  # entries kept for display; files get everything
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One transcript line: seconds since the call went live, kind and text."""
+
+    t_s: float
+    kind: str  # agent | function | result | error | info | you
+    text: str
+
+
+@dataclass(frozen=True)
+class Credits:
+    available: float | None = None  # at session start
+    cost_per_minute: float | None = None
+    final_used: float | None = None  # the server's totals, once the session ended
+    final_remaining: float | None = None
+
+    def estimate(self, elapsed_s: float) -> tuple[float | None, float | None]:
+        """(used, remaining) as the playground shows them: minutes x cost per minute."""
+        if self.final_used is not None:
+            return self.final_used, self.final_remaining
+        if self.cost_per_minute is None:
+            return None, None
+        used = elapsed_s / 60.0 * self.cost_per_minute
+        remaining = None if self.available is None else self.available - used
+        return used, remaining
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    protocol: str
+    endpoint: str
+    label: str  # voice (sts) or agent (call)
+    phase: str
+    elapsed_s: float
+    mic_dbfs: float
+    agent_dbfs: float
+    user_speaking: bool
+    agent_speaking: bool
+    transcript: tuple[Entry, ...]
+    has_credits: bool
+    credits: Credits
+    latency_last_ms: float | None
+    latency_mean_ms: float | None
+    turns: int
+    protocol_issues: int
+    functions_called: int
+    net: dict[str, Any]
+    playback: dict[str, Any]
+    input_label: str
+    output_label: str
+    end_reason: str | None
+
+
+@dataclass
+class _Mutable:
+    phase: str = "connecting"
+    live_at: float | None = None
+    ended_at: float | None = None
+    mic_dbfs: float = SILENCE_DBFS
+    agent_dbfs: float = SILENCE_DBFS
+    user_speaking: bool = False
+    agent_speaking: bool = False
+    credits: Credits = field(default_factory=Credits)
+    latencies_ms: list[float] = field(default_factory=list)
+    protocol_issues: int = 0
+    functions_called: int = 0
+    net: dict[str, Any] = field(default_factory=dict)
+    playback: dict[str, Any] = field(default_factory=dict)
+    end_reason: str | None = None
+
+
+class CallState:
+    def __init__(
+        self,
+        protocol: str,
+        endpoint: str,
+        label: str,
+        *,
+        has_credits: bool,
+        input_label: str = "",
+        output_label: str = "",
+    ) -> None:
+        self.protocol = protocol
+        self.endpoint = endpoint
+        self.label = label
+        self.has_credits = has_credits
+        self.input_label = input_label
+        self.output_label = output_label
+        self._lock = threading.Lock()
+        self._m = _Mutable()
+        self._entries: deque[Entry] = deque(maxlen=TRANSCRIPT_UI_LIMIT)
+        self._created = time.monotonic()
+
+    # -- time ----------------------------------------------------------------------
+    def elapsed_s(self, now: float | None = None) -> float:
+        """Seconds since the call went live (0 before), frozen once it ended."""
+        with self._lock:
+            return self._elapsed_locked(now)
+
+    def _elapsed_locked(self, now: float | None) -> float:
+        if self._m.live_at is None:
+            return 0.0
+        end = self._m.ended_at if self._m.ended_at is not None else (now or time.monotonic())
+        return max(0.0, end - self._m.live_at)
+
+    # -- updates -------------------------------------------------------------------
+    def set_phase(self, phase: str) -> None:
+        with self._lock:
+            self._m.phase = phase
+            if phase == "live" and self._m.live_at is None:
+                self._m.live_at = time.monotonic()
+
+    def mark_ended(self, reason: str) -> None:
+        with self._lock:
+            if self._m.ended_at is None:
+                self._m.ended_at = time.monotonic()
+            self._m.phase = "ended"
+            self._m.end_reason = reason
+
+    def add_entry(self, kind: str, text: str) -> Entry:
+        with self._lock:
+            entry = Entry(self._elapsed_locked(None), kind, text)
+            self._entries.append(entry)
+            return entry
+
+    def count_issue(self) -> None:
+        with self._lock:
+            self._m.protocol_issues += 1
+
+    def count_function(self) -> None:
+        with self._lock:
+            self._m.functions_called += 1
+
+    def set_levels(
+        self,
+        mic_dbfs: float | None = None,
+        agent_dbfs: float | None = None,
+        user_speaking: bool | None = None,
+        agent_speaking: bool | None = None,
+    ) -> None:
+        with self._lock:
+            if mic_dbfs is not None:
+                self._m.mic_dbfs = mic_dbfs
+            if agent_dbfs is not None:
+                self._m.agent_dbfs = agent_dbfs
+            if user_speaking is not None:
+                self._m.user_speaking = user_speaking
+            if agent_speaking is not None:
+                self._m.agent_speaking = agent_speaking
+
+    def set_credits(self, **changes: float | None) -> None:
+        with self._lock:
+            self._m.credits = replace(self._m.credits, **changes)
+
+    def add_latency(self, ms: float) -> None:
+        with self._lock:
+            self._m.latencies_ms.append(ms)
+
+    def set_stats(self, net: dict[str, Any], playback: dict[str, Any]) -> None:
+        with self._lock:
+            self._m.net = net
+            self._m.playback = playback
+
+    # -- reading -------------------------------------------------------------------
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            m = self._m
+            lat = m.latencies_ms
+            return Snapshot(
+                protocol=self.protocol,
+                endpoint=self.endpoint,
+                label=self.label,
+                phase=m.phase,
+                elapsed_s=self._elapsed_locked(None),
+                mic_dbfs=m.mic_dbfs,
+                agent_dbfs=m.agent_dbfs,
+                user_speaking=m.user_speaking,
+                agent_speaking=m.agent_speaking,
+                transcript=tuple(self._entries),
+                has_credits=self.has_credits,
+                credits=m.credits,
+                latency_last_ms=lat[-1] if lat else None,
+                latency_mean_ms=sum(lat) / len(lat) if lat else None,
+                turns=len(lat),
+                protocol_issues=m.protocol_issues,
+                functions_called=m.functions_called,
+                net=dict(m.net),
+                playback=dict(m.playback),
+                input_label=self.input_label,
+                output_label=self.output_label,
+                end_reason=m.end_reason,
+            )

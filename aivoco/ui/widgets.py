@@ -1,0 +1,155 @@
+"""Small renderables for the live call view; each is a pure function of a snapshot."""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from aivoco.audio.levels import SILENCE_DBFS
+from aivoco.session.state import Entry, Snapshot
+
+METER_FLOOR_DBFS = -60.0
+_PHASE_STYLE = {
+    "connecting": "yellow",
+    "live": "green",
+    "ending": "yellow",
+    "ended": "dim",
+}
+_KIND_STYLE = {
+    "agent": "cyan",
+    "you": "green",
+    "function": "magenta",
+    "result": "magenta",
+    "error": "red",
+    "info": "dim",
+}
+
+
+def clock(seconds: float) -> str:
+    """mm:ss.t (or h:mm:ss once past an hour)."""
+    seconds = max(0.0, seconds)
+    minutes, sec = divmod(seconds, 60.0)
+    if minutes >= 60:
+        hours, minutes = divmod(int(minutes), 60)
+        return f"{hours}:{minutes:02d}:{int(sec):02d}"
+    return f"{int(minutes):02d}:{sec:04.1f}"
+
+
+def meter(label: str, dbfs: float, width: int = 30, active: bool = False) -> Text:
+    """A dBFS bar from METER_FLOOR_DBFS to 0: green, yellow above -12, red above -3."""
+    span = -METER_FLOOR_DBFS
+    frac = 0.0 if dbfs <= METER_FLOOR_DBFS else min(1.0, (dbfs - METER_FLOOR_DBFS) / span)
+    filled = round(frac * width)
+    colour = "red" if dbfs > -3 else "yellow" if dbfs > -12 else "green"
+    text = Text()
+    text.append(f"{label:<6}", style="bold" if active else "")
+    text.append("█" * filled, style=colour)
+    text.append("░" * (width - filled), style="dim")
+    shown = "  silent" if dbfs <= SILENCE_DBFS else f"{dbfs:6.1f} dBFS"
+    text.append(f" {shown}")
+    return text
+
+
+def status_line(snap: Snapshot) -> Text:
+    text = Text()
+    text.append("● ", style=_PHASE_STYLE.get(snap.phase, "white"))
+    text.append(f"{snap.phase:<10}", style="bold")
+    text.append(f" {snap.protocol}  {snap.endpoint}  ")
+    text.append(snap.label, style="cyan")
+    text.append(f"  {clock(snap.elapsed_s)}")
+    return text
+
+
+def transcript_panel(entries: tuple[Entry, ...], max_lines: int = 12) -> Panel:
+    body = Text()
+    shown = entries[-max_lines:]
+    for i, e in enumerate(shown):
+        if i:
+            body.append("\n")
+        body.append(f"[{clock(e.t_s)}] ", style="dim")
+        body.append(f"{e.kind:<8} ", style=_KIND_STYLE.get(e.kind, ""))
+        body.append(e.text)
+    if not shown:
+        body.append("(nothing yet)", style="dim")
+    return Panel(body, title="transcript", title_align="left")
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+def credits_panel(snap: Snapshot) -> Panel:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="dim")
+    table.add_column(justify="right")
+    if not snap.has_credits:
+        table.add_row("credits", "not reported by this protocol")
+        table.add_row("billing", "per your agent's plan")
+        return Panel(table, title="credits", title_align="left")
+    c = snap.credits
+    used, remaining = c.estimate(snap.elapsed_s)
+    final = c.final_used is not None
+    table.add_row("available", _num(c.available))
+    table.add_row("cost / min", _num(c.cost_per_minute))
+    table.add_row("used" if final else "used (est.)", _num(used, 3))
+    table.add_row("remaining" if final else "remaining (est.)", _num(remaining, 3))
+    return Panel(table, title="credits (final)" if final else "credits", title_align="left")
+
+
+def stats_panel(snap: Snapshot) -> Panel:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="dim")
+    table.add_column(justify="right")
+    last = "—" if snap.latency_last_ms is None else f"{snap.latency_last_ms:.0f} ms"
+    mean = "—" if snap.latency_mean_ms is None else f"{snap.latency_mean_ms:.0f} ms"
+    table.add_row("latency (last)", last)
+    table.add_row("latency (mean)", f"{mean} over {snap.turns} turns")
+    n = snap.net
+    if n:
+        up_kb = n.get("bytes_sent", 0) / 1024
+        down_kb = n.get("bytes_received", 0) / 1024
+        table.add_row(
+            "network",
+            f"↑ {n.get('messages_sent', 0)} msg {up_kb:,.0f} kB  "
+            f"↓ {n.get('messages_received', 0)} msg {down_kb:,.0f} kB",
+        )
+        if n.get("transport"):
+            table.add_row("transport", str(n["transport"]))
+    p = snap.playback
+    if p:
+        table.add_row(
+            "playback",
+            f"buffer {p.get('buffered_ms', 0):.0f} ms  underruns {p.get('underruns', 0)}",
+        )
+    issues = Text(str(snap.protocol_issues), style="red" if snap.protocol_issues else "")
+    table.add_row("protocol errors", issues)
+    return Panel(table, title="call", title_align="left")
+
+
+def call_view(snap: Snapshot, transcript_lines: int = 12) -> RenderableType:
+    meters = Group(
+        meter("you", snap.mic_dbfs, active=snap.user_speaking),
+        meter("agent", snap.agent_dbfs, active=snap.agent_speaking),
+    )
+    side = Table.grid(expand=True, padding=(0, 1))
+    side.add_column(ratio=1)
+    side.add_column(ratio=1)
+    side.add_row(credits_panel(snap), stats_panel(snap))
+    io = Text(f"in: {snap.input_label}   out: {snap.output_label}", style="dim")
+    return Group(
+        status_line(snap), io, meters, side, transcript_panel(snap.transcript, transcript_lines)
+    )
+
+
+def summary_table(summary: dict[str, object]) -> Table:
+    """The after-call summary, one row per figure that has a value."""
+    table = Table(title="call summary", title_justify="left", show_header=False)
+    table.add_column(style="dim")
+    table.add_column()
+    for key, value in summary.items():
+        if value is None or value == "":
+            continue
+        table.add_row(key.replace("_", " "), str(value))
+    return table
