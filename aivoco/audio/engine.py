@@ -27,6 +27,12 @@ T = TypeVar("T")
 BLOCK_MS = 10  # callback period: short enough for low latency, long enough for Python
 CAPTURE_RING_MS = 2000  # the worker drains every few ms; 2 s covers a long GC pause
 FRAME_QUEUE_LIMIT = 100  # frames waiting for the sender; overflow drops the oldest
+# Output buffer asked of PortAudio. Through ALSA's pulse plugin (how PortAudio 19.6
+# reaches PulseAudio/PipeWire), "low" (20 ms) lost 20-260 ms of a 1.5 s tone in 8 of 8
+# trials, and all of it once under CPU load; "high" (40 ms) was worse. 100 ms had no
+# underflow in 13 trials, 5 of them under load (tests/test_device_audio.py plays the
+# same tone). Capture keeps "low": it showed no overflow or gap even under load.
+OUTPUT_LATENCY_S = 0.1
 
 
 def _open_stream(sd: Any, cls: Any, device: DeviceInfo, kind: str, callback: Any) -> Any:
@@ -45,7 +51,7 @@ def _open_stream(sd: Any, cls: Any, device: DeviceInfo, kind: str, callback: Any
                 channels=channels,
                 dtype="float32",
                 blocksize=rate * BLOCK_MS // 1000,
-                latency="low",
+                latency="low" if kind == "input" else OUTPUT_LATENCY_S,
                 callback=callback,
             )
             return stream

@@ -48,10 +48,15 @@ def iter_file_pcm(path: str | os.PathLike[str], sample_rate_hz: int) -> Iterator
     p = Path(path)
     with _open(p) as f:
         rs = StreamResampler(int(f.samplerate), sample_rate_hz, 1)
+        # python-soundfile seeks back to its own position after every read, and
+        # libsndfile's MP3 seeking is approximate for VBR files: block reads splice in
+        # audio from the wrong places (seen with `lame -V2` files). One read decodes MP3
+        # sequentially, holding it in memory (~10 MB per minute at 44.1 kHz mono).
+        block_frames = -1 if f.format == "MP3" else _READ_BLOCK_FRAMES
         total = 0
         while True:
             try:
-                block = f.read(_READ_BLOCK_FRAMES, dtype="float32", always_2d=True)
+                block = f.read(block_frames, dtype="float32", always_2d=True)
             except (soundfile.LibsndfileError, RuntimeError) as exc:
                 raise AudioFileError(f"cannot decode {p}: {exc}") from exc
             if block.shape[0] == 0:

@@ -73,6 +73,8 @@ class JitterBuffer(Generic[T]):
         self._waited = 0
         self._clock = 0  # frames handed to the device, silence included
         self._dry_at: int | None = None
+        # Set by clear(): the buffer will run dry because of the barge-in, not a stall.
+        self._dry_by_clear = False
         self._write_pos = 0  # stream frames written
         self._read_pos = 0  # stream frames played, dropped or cleared
         self._markers: deque[tuple[int, T]] = deque()
@@ -94,6 +96,7 @@ class JitterBuffer(Generic[T]):
                 if self._clock - self._dry_at < self._stall_gap:
                     self._underruns += 1
                 self._dry_at = None
+            self._dry_by_clear = False
             dropped = self._ring.write(x)
             self._write_pos += x.shape[0]
             if dropped:
@@ -127,6 +130,11 @@ class JitterBuffer(Generic[T]):
             self._read_pos += discarded
             self._cleared += discarded
             self._clears += 1
+            # The next audio is a new turn: it gets a full pre-fill and, however soon it
+            # comes, its arrival is not an underrun.
+            self._waited = 0
+            self._dry_at = None
+            self._dry_by_clear = True
             self._reached.extend(tok for _, tok in self._markers)
             self._markers.clear()
             return discarded
@@ -155,7 +163,7 @@ class JitterBuffer(Generic[T]):
                 out[got:] = 0.0
                 self._playing = False
                 self._drains += 1
-                self._dry_at = self._clock - (n - got)
+                self._dry_at = None if self._dry_by_clear else self._clock - (n - got)
             self._tap(out)
 
     def _tap(self, out: Float32Array) -> None:

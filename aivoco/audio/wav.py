@@ -7,6 +7,7 @@ SIGKILL is still a playable WAV holding everything written so far.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 from pathlib import Path
@@ -48,12 +49,17 @@ class WavWriter:
         self.sample_rate_hz = sample_rate_hz
         self.channels = channels
         self._data_bytes = 0
+        fh: BinaryIO | None = None
         try:
-            self._fh: BinaryIO | None = open(self.path, "wb")  # noqa: SIM115 - closed in close()
-            self._fh.write(_header(sample_rate_hz, channels, 0))
-            self._fh.flush()
+            fh = open(self.path, "wb")  # noqa: SIM115 - closed in close()
+            fh.write(_header(sample_rate_hz, channels, 0))
+            fh.flush()
         except OSError as exc:
+            if fh is not None:  # e.g. a full disk: opened, but the header did not fit
+                with contextlib.suppress(OSError):  # the failed flush repeats; fd closes
+                    fh.close()
             raise AudioFileError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+        self._fh: BinaryIO | None = fh
 
     @property
     def frames_written(self) -> int:

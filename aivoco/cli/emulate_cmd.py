@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -35,16 +36,24 @@ class _CallPathFilter(logging.Filter):
         return True
 
 
-def _setup_logging(level: str) -> logging.Handler:
+def _setup_logging(level: str) -> Callable[[], None]:
+    """Log to stderr; returns a function that undoes it (tests run commands in-process)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d %(message)s", "%H:%M:%S"))
     handler.addFilter(RedactingFilter())
     handler.addFilter(_CallPathFilter())
-    root = logging.getLogger()
+    root, ours = logging.getLogger(), logging.getLogger("aivoco.emulator")
+    saved = root.level, ours.level
     root.addHandler(handler)
     root.setLevel(logging.WARNING)  # other libraries: warnings and errors only
-    logging.getLogger("aivoco.emulator").setLevel(level.upper())
-    return handler
+    ours.setLevel(level.upper())
+
+    def restore() -> None:
+        root.removeHandler(handler)
+        root.setLevel(saved[0])
+        ours.setLevel(saved[1])
+
+    return restore
 
 
 def _describe(config: EmulatorConfig) -> list[str]:
@@ -132,12 +141,11 @@ def emulate(
             drop_after_s=drop_after,
             garbage_every=garbage_every,
         )
-        handler = _setup_logging(log_level.lower())
-        emulator = Emulator(config)
+        restore_logging = _setup_logging(log_level.lower())
         try:
-            _serve(emulator, config)
+            _serve(Emulator(config), config)
         finally:
-            logging.getLogger().removeHandler(handler)
+            restore_logging()
 
     guarded(body)
 

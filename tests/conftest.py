@@ -1,0 +1,110 @@
+"""Shared fixtures: a private PulseAudio server for the `device` tests, and the rule that
+CI may not skip them.
+
+Device tests skip when PulseAudio cannot start, unless AIVOCO_REQUIRE_DEVICE_TESTS=1
+(set by .ci/run): then a skipped device test is turned into a failure, so CI can never
+pass without having played and recorded real audio. When AIVOCO_DEVICE_REPORT names a
+file, the outcome of every device test is written there as JSON at the end of the run,
+so CI can also check that device tests ran at all (not merely that none skipped).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Generator, Iterator
+from pathlib import Path
+
+import pytest
+from pulse import PulseServer, PulseUnavailableError
+
+REQUIRE_ENV = "AIVOCO_REQUIRE_DEVICE_TESTS"
+REPORT_ENV = "AIVOCO_DEVICE_REPORT"
+
+
+def device_tests_required() -> bool:
+    return os.environ.get(REQUIRE_ENV, "") == "1"
+
+
+# -- the PulseAudio fixtures ---------------------------------------------------------------
+@pytest.fixture(scope="session")
+def pulse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
+    """The daemon, started once per test session (about a second) and stopped at the end."""
+    try:
+        server = PulseServer(tmp_path_factory.mktemp("pulse")).start()
+    except (PulseUnavailableError, OSError) as exc:
+        message = f"PulseAudio could not be started for device tests: {exc}"
+        if device_tests_required():
+            pytest.fail(f"{message} ({REQUIRE_ENV}=1)")
+        pytest.skip(message)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _reinitialise_portaudio() -> None:
+    """Make PortAudio enumerate devices again under the current environment.
+
+    PortAudio lists devices (and ALSA resolves "default" to PulseAudio or not) once, in
+    Pa_Initialize, which sounddevice runs at import. aivoco imports sounddevice lazily,
+    so usually nothing has happened yet; if an earlier test imported it, its device list
+    predates our server. sounddevice has no public re-scan; _terminate/_initialize is
+    the maintainer's suggested way (python-sounddevice issue #125), checked to work here.
+    """
+    sd = sys.modules.get("sounddevice")
+    if sd is not None:
+        sd._terminate()
+        sd._initialize()
+
+
+@pytest.fixture(scope="module")
+def pulse(pulse_server: PulseServer) -> Iterator[PulseServer]:
+    """The server, with this process's environment pointing PortAudio at it.
+
+    Module-scoped so the changed HOME/XDG_RUNTIME_DIR never leak into other test modules
+    (which may start subprocesses of their own).
+    """
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in pulse_server.env.items():
+            mp.setenv(key, value)
+        _reinitialise_portaudio()
+        yield pulse_server
+    _reinitialise_portaudio()
+
+
+# -- device tests may not skip in CI ---------------------------------------------------
+_device_outcomes: dict[str, str] = {}
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if item.get_closest_marker("device") is None:
+        return report
+    if report.skipped and device_tests_required():
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"device test skipped although {REQUIRE_ENV}=1: {reason}"
+    previous = _device_outcomes.get(item.nodeid)
+    if report.failed:
+        _device_outcomes[item.nodeid] = "failed"
+    elif report.skipped and previous != "failed":
+        _device_outcomes[item.nodeid] = "skipped"
+    elif report.when == "call" and previous is None:
+        _device_outcomes[item.nodeid] = "passed"
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    target = os.environ.get(REPORT_ENV)
+    if not target:
+        return
+    counts = {
+        k: sum(1 for v in _device_outcomes.values() if v == k)
+        for k in ("passed", "failed", "skipped")
+    }
+    Path(target).write_text(json.dumps({**counts, "tests": _device_outcomes}, indent=2))

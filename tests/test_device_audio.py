@@ -1,0 +1,254 @@
+"""Real audio through PortAudio: PortAudio -> ALSA pulse plugin -> private PulseAudio.
+
+The microphone tests play a 1 kHz tone into the `aivoco_micsrc` null sink and capture it
+with `MicCapture`; the speaker tests play through `DevicePlayer` and record the
+`aivoco_spk` monitor with parec. Neither side is mocked. See tests/pulse.py.
+
+The null sinks render in large blocks until a low-latency client appears, so a new
+stream may wait up to ~2 s for its first audio; every wait below therefore has a
+generous deadline instead of a fixed sleep, and the tests stop as soon as they have
+what they need.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+from pulse import PulseServer, stop_client
+from tones import (
+    dominant_freq,
+    level_dbfs,
+    max_phase_jump,
+    sine,
+    sine_chunk,
+    sine_dbfs,
+    steady,
+)
+
+from aivoco.audio.chunk import AudioChunk
+from aivoco.audio.devices import DeviceInfo, list_devices, resolve_device
+from aivoco.audio.engine import DevicePlayer, MicCapture
+from aivoco.audio.levels import peak
+from aivoco.errors import DeviceError
+
+pytestmark = pytest.mark.device
+
+AMPLITUDE = 0.5  # -9.03 dBFS RMS for a sine
+# Measured through the whole chain (paplay -> null sink -> remap source -> ALSA pulse
+# plugin -> PortAudio 44.1 kHz -> our resampler), levels arrive within 0.05 dB of what
+# was played; PulseAudio's own resampler (speex) could add a little passband ripple on
+# other machines, hence the 10x margin.
+LEVEL_TOLERANCE_DB = 0.5
+FREQ_TOLERANCE_HZ = 10.0
+DEADLINE_S = 20.0
+# A clean tone measures below 0.03 rad; losing even 20 samples measures ~0.8 rad.
+MAX_PHASE_JUMP_RAD = 0.3
+
+
+@contextmanager
+def call_once_after(seconds: float, action: Callable[[], None]) -> Iterator[None]:
+    """Run `action` exactly once: after `seconds` from a timer thread (a watchdog for
+    loops that would otherwise block forever), or on leaving the block, whichever is
+    first."""
+    lock = threading.Lock()
+    done = False
+
+    def once() -> None:
+        nonlocal done
+        with lock:
+            if not done:
+                done = True
+                action()
+
+    timer = threading.Timer(seconds, once)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        once()
+
+
+def device_named(name: str) -> DeviceInfo:
+    matches = [d for d in list_devices() if d.name == name]
+    assert matches, f"no PortAudio device named {name!r}: {list_devices()}"
+    return matches[0]
+
+
+# -- enumeration and selection -----------------------------------------------------------
+def test_pulse_devices_are_listed(pulse: PulseServer) -> None:
+    names = [d.name for d in list_devices()]
+    assert "pulse" in names and "default" in names
+    default = device_named("default")
+    assert default.default_input and default.default_output
+    assert default.max_input_channels > 0 and default.max_output_channels > 0
+    assert default.hostapi == "ALSA"
+
+
+def test_aivoco_devices_command_lists_pulse(pulse: PulseServer) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "aivoco", "devices", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=pulse.client_env(),
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    by_name = {d["name"]: d for d in json.loads(out.stdout)}
+    assert {"pulse", "default"} <= set(by_name)
+    assert by_name["default"]["default_input"] and by_name["default"]["default_output"]
+    table = subprocess.run(
+        [sys.executable, "-m", "aivoco", "devices"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**pulse.client_env(), "COLUMNS": "120"},
+        check=False,
+    )
+    assert table.returncode == 0, table.stderr
+    assert "pulse" in table.stdout and "default" in table.stdout
+    assert "input, output" in table.stdout  # the default marks
+
+
+def test_resolve_device_by_index_name_and_default(pulse: PulseServer) -> None:
+    pulse_dev = device_named("pulse")
+    default_dev = device_named("default")
+    assert resolve_device(None, "input") == default_dev
+    assert resolve_device(None, "output") == default_dev
+    assert resolve_device(pulse_dev.index, "output") == pulse_dev
+    assert resolve_device(str(pulse_dev.index), "input") == pulse_dev
+    assert resolve_device("puls", "input") == pulse_dev  # substring
+    assert resolve_device("PULSE", "output") == pulse_dev  # case-insensitive
+    assert resolve_device(" default ", "input") == default_dev  # exact name wins
+
+
+def test_resolve_device_errors(pulse: PulseServer) -> None:
+    with pytest.raises(DeviceError, match="no input device matches 'no-such-card'"):
+        resolve_device("no-such-card", "input")
+    with pytest.raises(DeviceError, match="no audio device with index 9999"):
+        resolve_device(9999, "output")
+    # "ul" is in both "pulse" and "default": the error names the candidates.
+    with pytest.raises(DeviceError, match="matches several output devices") as err:
+        resolve_device("ul", "output")
+    assert "pulse" in str(err.value) and "default" in str(err.value)
+
+
+# -- microphone ----------------------------------------------------------------------------
+@pytest.mark.parametrize(("rate", "device"), [(16000, None), (8000, "pulse")])
+def test_mic_capture_hears_a_1khz_tone(
+    pulse: PulseServer, tmp_path: Path, rate: int, device: str | None
+) -> None:
+    tone_path = tmp_path / "tone.wav"
+    soundfile.write(str(tone_path), sine(1000, 48000, 15.0, AMPLITUDE), 48000, subtype="PCM_16")
+    mic = MicCapture(device, rate, 20)
+    assert mic.frame_frames == rate // 50
+    frames: list[AudioChunk] = []
+    loud = 0
+    mic.start()
+    feeder = pulse.play_into_mic(tone_path)
+    try:
+        with call_once_after(DEADLINE_S, mic.close):
+            for frame in mic:
+                frames.append(frame)
+                if peak(frame) > AMPLITUDE / 2:
+                    loud += 1
+                if loud >= 75:  # 1.5 s of tone is plenty
+                    break
+    finally:
+        stop_client(feeder)
+    assert loud >= 75, f"the tone did not reach the microphone within {DEADLINE_S} s"
+    assert all(f.frames == rate // 50 and f.sample_rate_hz == rate for f in frames)
+    assert all(f.channels == 1 for f in frames)
+    pcm = AudioChunk.concat(frames).mono_samples()
+    onset = int(np.flatnonzero(np.abs(pcm) > AMPLITUDE / 2 * 32768)[0])
+    body = pcm[onset + rate // 10 : onset + rate // 10 + rate]  # 1 s, skipping 100 ms
+    assert body.size == rate
+    assert dominant_freq(body, rate) == pytest.approx(1000, abs=FREQ_TOLERANCE_HZ)
+    assert level_dbfs(body) == pytest.approx(sine_dbfs(AMPLITUDE), abs=LEVEL_TOLERANCE_DB)
+    # Continuity: a dropped or repeated device block would jump the tone's phase.
+    assert max_phase_jump(body, rate, 1000) < MAX_PHASE_JUMP_RAD
+    assert mic.dropped_frames == 0
+
+
+# -- speaker -------------------------------------------------------------------------------
+def wait_until_recording(raw: Path, rec: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while raw.stat().st_size < 4800 and time.monotonic() < deadline:  # 50 ms of s16 48k
+        assert rec.poll() is None, "parec exited"
+        time.sleep(0.05)
+    assert raw.stat().st_size >= 4800, "parec recorded nothing"
+
+
+def test_device_player_plays_a_440hz_tone(pulse: PulseServer, tmp_path: Path) -> None:
+    raw = tmp_path / "speaker.raw"
+    seconds = 1.5
+    rec = pulse.record_speaker(raw, 48000)
+    taps: list[AudioChunk] = []
+    try:
+        wait_until_recording(raw, rec)
+        # A long pre-fill, so that how fast this thread queues the tone (it may be
+        # descheduled on a busy machine) cannot starve the device: this test is about the
+        # device path; the jitter policy has its own tests.
+        player: DevicePlayer[str] = DevicePlayer("pulse", prefill_ms=300)
+        try:
+            player.start()
+            # As in a call: the speaker is already running (playing silence) when the
+            # agent's audio arrives, in a burst of 20 ms chunks.
+            deadline = time.monotonic() + DEADLINE_S
+            while not (tap := player.take_played()).frames and time.monotonic() < deadline:
+                time.sleep(0.02)
+            taps.append(tap)
+            tone = sine_chunk(440, 24000, seconds, AMPLITUDE)
+            for i in range(0, tone.frames, 480):
+                player.play(AudioChunk(tone.samples[i : i + 480].copy(), 24000))
+            player.add_marker("end")
+            while not player.pop_reached() and time.monotonic() < deadline:
+                time.sleep(0.05)
+                taps.append(player.take_played())  # drain: the tap ring holds 2 s
+            time.sleep(0.5)  # the tail still travels through PulseAudio to parec
+            taps.append(player.take_played())
+            stats = player.stats()
+        finally:
+            player.close()
+    finally:
+        stop_client(rec)
+    assert player.pop_reached() == [] and stats.jitter.played_ms > 0
+    # The resampler holds back a few ms of the stream until more audio (or a flush) comes.
+    assert stats.jitter.played_ms == pytest.approx(seconds * 1000, abs=10)
+    assert stats.jitter.underruns == 0
+    assert stats.device_underflows == 0
+
+    # What the speaker's monitor heard: the tone, at its level, without gaps or repeats.
+    heard = np.frombuffer(raw.read_bytes(), "<i2")
+    body = steady(heard)
+    assert body.size > 48000  # over 1 s of tone after trimming
+    assert dominant_freq(body, 48000) == pytest.approx(440, abs=FREQ_TOLERANCE_HZ)
+    assert level_dbfs(body) == pytest.approx(sine_dbfs(AMPLITUDE), abs=LEVEL_TOLERANCE_DB)
+    assert max_phase_jump(body, 48000, dominant_freq(body, 48000)) < MAX_PHASE_JUMP_RAD
+    loud = np.flatnonzero(np.abs(heard) > 0.05 * 32768)
+    heard_s = (loud[-1] - loud[0]) / 48000
+    # Up to ~20 ms of onset can be missing from the *monitor's* view when PulseAudio
+    # rewinds the sink to mix a new stream in early; nothing may be missing later.
+    assert seconds - 0.03 <= heard_s <= seconds + 0.01
+
+    # What the player says it handed to the device: the same tone, bit-exact level.
+    played = AudioChunk.concat(taps)
+    assert played.sample_rate_hz == player.clock_rate_hz
+    tap_body = steady(played)
+    assert dominant_freq(tap_body, played.sample_rate_hz) == pytest.approx(440, abs=1)
+    assert level_dbfs(tap_body) == pytest.approx(sine_dbfs(AMPLITUDE), abs=0.1)
+    tap_loud = np.flatnonzero(np.abs(played.mono_samples()) > 0.05 * 32768)
+    tap_seconds = (tap_loud[-1] - tap_loud[0]) / played.sample_rate_hz
+    assert tap_seconds == pytest.approx(seconds, abs=0.01)
