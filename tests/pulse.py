@@ -90,6 +90,12 @@ class PulseServer:
             f"--load=module-null-sink sink_name={MIC_FEED_SINK}",
             f"--load=module-remap-source master={MIC_FEED_SINK}.monitor source_name={MIC_SOURCE}",
         ]
+        setpriv = shutil.which("setpriv")  # util-linux
+        if setpriv is not None:
+            # The kernel sends the daemon SIGTERM when this process dies. It is told never
+            # to exit on its own, so a pytest killed before teardown (a CI timeout,
+            # SIGKILL) would otherwise leave it running for good.
+            args = [setpriv, "--pdeathsig", "TERM", "--", *args]
         with self.log_path.open("wb") as log:
             self.proc = subprocess.Popen(
                 args,

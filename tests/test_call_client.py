@@ -171,7 +171,7 @@ def test_clear_flushes_queued_playback_and_releases_marks(tmp_path: Path) -> Non
     played_s = np.count_nonzero(np.abs(out.samples[:, 0]) > 1000) / 8000
     assert 0.4 < played_s < 1.2  # about 0.8 s played, not 4 s
     (t_mark,) = [t for t, m in msgs if m["event"] == "mark"]
-    assert t_mark - opened < 1.5  # released by the clear, not after 4 s
+    assert t_mark - opened < 3.0  # released by the clear at ~0.8 s, not after 4 s
     records = json_lines(res.stdout)
     clears = [r for r in records if r["type"] == "clear"]
     assert len(clears) == 1 and clears[0]["cleared_ms"] > 2500
@@ -251,6 +251,7 @@ def test_malformed_frames_are_survived_and_endless_garbage_is_fatal(tmp_path: Pa
         server.on("start", on_start(*bad))
         res = run_cli(*call_args(server, tmp_path, "--input", str(quiet), "--json"))
     assert res.returncode == 0, res.stderr
+    assert res.stderr == ""  # logged to --log-file only, never across the terminal
     summary = json_lines(res.stdout)[-1]
     assert summary["protocol_errors"] == 4
     assert summary["audio_s_received"] == pytest.approx(0.2, abs=0.01)

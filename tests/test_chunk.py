@@ -256,3 +256,10 @@ def test_concat_errors() -> None:
         AudioChunk.concat([a, AudioChunk(np.array([1], np.int16), 16000)])
     with pytest.raises(AudioFormatError, match="different formats"):
         AudioChunk.concat([a, AudioChunk(np.zeros((1, 2), np.int16), 8000, channels=2)])
+
+
+def test_zero_channels_and_nan_are_handled() -> None:
+    with pytest.raises(AudioFormatError, match="channel count must be positive"):
+        AudioChunk.from_bytes(b"\x00\x00", 16000, channels=0)
+    out = float32_to_pcm16(np.array([np.nan, np.inf, -np.inf, 0.5], np.float32))
+    assert out.tolist() == [0, 32767, -32768, 16384]

@@ -1,7 +1,7 @@
 """`aivoco --help`, `--version`, `devices`, and a machine where PortAudio is missing.
 
-Everything runs as a subprocess (`python -m aivoco ...`), the way a user runs it, so
-import-time behaviour (sounddevice loading PortAudio) is exercised for real.
+Everything runs as a subprocess (`python -m aivoco ...`, via clirun), the way a user runs
+it, so import-time behaviour (sounddevice loading PortAudio) is exercised for real.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from clirun import cli_env, run_cli
 
 import aivoco
 
@@ -39,26 +40,14 @@ HIDE_PORTAUDIO = textwrap.dedent(
 )
 
 
-def run_aivoco(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "aivoco", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-        check=False,
-    )
-
-
 @pytest.fixture
 def no_portaudio_env(tmp_path: Path) -> dict[str, str]:
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(HIDE_PORTAUDIO)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site), env.get("PYTHONPATH")]))
-    env.pop("AIVOCO_DEBUG", None)
-    return env
+    return cli_env(
+        PYTHONPATH=os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    )
 
 
 def one_line(text: str) -> str:
@@ -67,7 +56,7 @@ def one_line(text: str) -> str:
 
 
 def test_help_lists_the_devices_command() -> None:
-    out = run_aivoco("--help")
+    out = run_cli("--help")
     assert out.returncode == 0, out.stderr
     assert "Usage" in out.stdout
     assert "devices" in out.stdout
@@ -75,7 +64,7 @@ def test_help_lists_the_devices_command() -> None:
 
 
 def test_no_arguments_shows_help() -> None:
-    out = run_aivoco()
+    out = run_cli()
     # Typer's no_args_is_help prints usage and exits 2 (click's usage-error code) on
     # recent click versions, 0 on older ones; both show the help text.
     assert out.returncode in (0, 2)
@@ -83,13 +72,13 @@ def test_no_arguments_shows_help() -> None:
 
 
 def test_version() -> None:
-    out = run_aivoco("--version")
+    out = run_cli("--version")
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == f"aivoco {aivoco.__version__}"
 
 
 def test_devices_json_is_a_list_of_devices() -> None:
-    out = run_aivoco("devices", "--json")
+    out = run_cli("devices", "--json")
     assert out.returncode == 0, out.stderr
     devices = json.loads(out.stdout)
     assert isinstance(devices, list)
@@ -110,7 +99,7 @@ def test_devices_json_is_a_list_of_devices() -> None:
 def test_missing_portaudio_gives_exit_7_and_install_hints(
     no_portaudio_env: dict[str, str],
 ) -> None:
-    out = run_aivoco("devices", env=no_portaudio_env)
+    out = run_cli("devices", env=no_portaudio_env)
     assert out.returncode == 7, out.stdout + out.stderr
     err = one_line(out.stderr)
     assert "audio device error" in err
@@ -125,18 +114,18 @@ def test_missing_portaudio_gives_exit_7_and_install_hints(
 def test_missing_portaudio_json_mode_also_fails_cleanly(
     no_portaudio_env: dict[str, str],
 ) -> None:
-    out = run_aivoco("devices", "--json", env=no_portaudio_env)
+    out = run_cli("devices", "--json", env=no_portaudio_env)
     assert out.returncode == 7
     assert out.stdout == ""  # no half-written JSON for scripts to misread
     assert "libportaudio2" in one_line(out.stderr)
 
 
 def test_help_and_version_work_without_portaudio(no_portaudio_env: dict[str, str]) -> None:
-    out = run_aivoco("--help", env=no_portaudio_env)
+    out = run_cli("--help", env=no_portaudio_env)
     assert out.returncode == 0, out.stderr
     assert "devices" in out.stdout
-    assert run_aivoco("--version", env=no_portaudio_env).returncode == 0
-    assert run_aivoco("devices", "--help", env=no_portaudio_env).returncode == 0
+    assert run_cli("--version", env=no_portaudio_env).returncode == 0
+    assert run_cli("devices", "--help", env=no_portaudio_env).returncode == 0
 
 
 def test_hiding_portaudio_really_breaks_sounddevice(no_portaudio_env: dict[str, str]) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile
+from clirun import cli_env, run_cli
 from pulse import PulseServer, stop_client
 from tones import (
     dominant_freq,
@@ -97,26 +97,12 @@ def test_pulse_devices_are_listed(pulse: PulseServer) -> None:
 
 
 def test_aivoco_devices_command_lists_pulse(pulse: PulseServer) -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "aivoco", "devices", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=pulse.client_env(),
-        check=False,
-    )
+    out = run_cli("devices", "--json", env=cli_env(**pulse.env))
     assert out.returncode == 0, out.stderr
     by_name = {d["name"]: d for d in json.loads(out.stdout)}
     assert {"pulse", "default"} <= set(by_name)
     assert by_name["default"]["default_input"] and by_name["default"]["default_output"]
-    table = subprocess.run(
-        [sys.executable, "-m", "aivoco", "devices"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**pulse.client_env(), "COLUMNS": "120"},
-        check=False,
-    )
+    table = run_cli("devices", env=cli_env(**pulse.env))
     assert table.returncode == 0, table.stderr
     assert "pulse" in table.stdout and "default" in table.stdout
     assert "input, output" in table.stdout  # the default marks
@@ -131,7 +117,7 @@ def test_resolve_device_by_index_name_and_default(pulse: PulseServer) -> None:
     assert resolve_device(str(pulse_dev.index), "input") == pulse_dev
     assert resolve_device("puls", "input") == pulse_dev  # substring
     assert resolve_device("PULSE", "output") == pulse_dev  # case-insensitive
-    assert resolve_device(" default ", "input") == default_dev  # exact name wins
+    assert resolve_device(" default ", "input") == default_dev  # spaces are trimmed
 
 
 def test_resolve_device_errors(pulse: PulseServer) -> None:
@@ -214,9 +200,11 @@ def test_device_player_plays_a_440hz_tone(pulse: PulseServer, tmp_path: Path) ->
             for i in range(0, tone.frames, 480):
                 player.play(AudioChunk(tone.samples[i : i + 480].copy(), 24000))
             player.add_marker("end")
-            while not player.pop_reached() and time.monotonic() < deadline:
+            reached: list[str] = []
+            while not reached and time.monotonic() < deadline:
                 time.sleep(0.05)
                 taps.append(player.take_played())  # drain: the tap ring holds 2 s
+                reached = player.pop_reached()
             time.sleep(0.5)  # the tail still travels through PulseAudio to parec
             taps.append(player.take_played())
             stats = player.stats()
@@ -224,7 +212,7 @@ def test_device_player_plays_a_440hz_tone(pulse: PulseServer, tmp_path: Path) ->
             player.close()
     finally:
         stop_client(rec)
-    assert player.pop_reached() == [] and stats.jitter.played_ms > 0
+    assert reached == ["end"], f"the tone was not played within {DEADLINE_S} s"
     # The resampler holds back a few ms of the stream until more audio (or a flush) comes.
     assert stats.jitter.played_ms == pytest.approx(seconds * 1000, abs=10)
     assert stats.jitter.underruns == 0
@@ -237,11 +225,6 @@ def test_device_player_plays_a_440hz_tone(pulse: PulseServer, tmp_path: Path) ->
     assert dominant_freq(body, 48000) == pytest.approx(440, abs=FREQ_TOLERANCE_HZ)
     assert level_dbfs(body) == pytest.approx(sine_dbfs(AMPLITUDE), abs=LEVEL_TOLERANCE_DB)
     assert max_phase_jump(body, 48000, dominant_freq(body, 48000)) < MAX_PHASE_JUMP_RAD
-    loud = np.flatnonzero(np.abs(heard) > 0.05 * 32768)
-    heard_s = (loud[-1] - loud[0]) / 48000
-    # Up to ~20 ms of onset can be missing from the *monitor's* view when PulseAudio
-    # rewinds the sink to mix a new stream in early; nothing may be missing later.
-    assert seconds - 0.03 <= heard_s <= seconds + 0.01
 
     # What the player says it handed to the device: the same tone, bit-exact level.
     played = AudioChunk.concat(taps)
@@ -250,5 +233,11 @@ def test_device_player_plays_a_440hz_tone(pulse: PulseServer, tmp_path: Path) ->
     assert dominant_freq(tap_body, played.sample_rate_hz) == pytest.approx(440, abs=1)
     assert level_dbfs(tap_body) == pytest.approx(sine_dbfs(AMPLITUDE), abs=0.1)
     tap_loud = np.flatnonzero(np.abs(played.mono_samples()) > 0.05 * 32768)
-    tap_seconds = (tap_loud[-1] - tap_loud[0]) / played.sample_rate_hz
-    assert tap_seconds == pytest.approx(seconds, abs=0.01)
+    tap_s = (tap_loud[-1] - tap_loud[0]) / played.sample_rate_hz
+    assert tap_s == pytest.approx(seconds, abs=0.01)
+
+    # Nothing lost or repeated between the two: the speaker heard the tone for as long as
+    # the player played it (one lost 10 ms device block would be 0.01 s off).
+    loud = np.flatnonzero(np.abs(heard) > 0.05 * 32768)
+    heard_s = (loud[-1] - loud[0]) / 48000
+    assert heard_s == pytest.approx(tap_s, abs=0.003)

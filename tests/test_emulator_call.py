@@ -105,6 +105,9 @@ def test_barge_in_sends_clear_and_stops_media() -> None:
         record = emu.call_sessions[0]
         assert emu.wait_until(lambda: len(record.replies) == 2 and record.replies[1].finished_at)
         assert record.replies[0].interrupted and record.clears_sent == 1
+        # The mark follows the second reply's last frame on the same ordered socket:
+        # once it has arrived, every media frame has too.
+        client.wait("mark")
         # Count by position on the wire, not by arrival time: a frame sent just before
         # the clear can be read a moment after it.
         order = [m.get("event") if isinstance(m, dict) else None for _, m in client.messages]

@@ -313,23 +313,61 @@ def test_python_timeout(weather: FunctionRegistry) -> None:
     assert 150 < outcome.duration_ms < 1500
 
 
-def run_parallel(registry: FunctionRegistry, name: str, arguments: dict[str, Any]) -> float:
+MEET_PY = """
+import os, time
+
+
+def meet(me: str, other: str, folder: str) -> bool:
+    \"\"\"Mark my arrival, then wait (up to 10 s) for the other call's.\"\"\"
+    open(os.path.join(folder, me), "w").close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if os.path.exists(os.path.join(folder, other)):
+            return True
+        time.sleep(0.01)
+    return False
+"""
+
+MEET_CMD = """
+import json, os, sys, time
+
+args = json.load(sys.stdin)
+open(os.path.join(args["folder"], args["me"]), "w").close()
+deadline = time.monotonic() + 10
+while time.monotonic() < deadline:
+    if os.path.exists(os.path.join(args["folder"], args["other"])):
+        print(json.dumps(True))
+        break
+    time.sleep(0.01)
+else:
+    print(json.dumps(False))
+"""
+
+
+def run_pair(registry: FunctionRegistry, folder: Path) -> list[FunctionOutcome]:
+    """Two calls of `meet` at once. Each marks its arrival and waits for the other's:
+    run one after the other, the first would give up waiting; run concurrently, both
+    meet. No timing is asserted."""
     outcomes: list[FunctionOutcome] = []
     threads = [
-        threading.Thread(target=lambda: outcomes.append(registry.run(name, arguments)))
-        for _ in range(2)
+        threading.Thread(
+            target=lambda me=me, other=other: outcomes.append(
+                registry.run("meet", {"me": me, "other": other, "folder": str(folder)}, 20)
+            )
+        )
+        for me, other in (("a", "b"), ("b", "a"))
     ]
-    start = time.monotonic()
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(10)
-    assert len(outcomes) == 2 and all(o.ok for o in outcomes), outcomes
-    return time.monotonic() - start
+        thread.join(30)
+    return outcomes
 
 
-def test_python_calls_run_concurrently(weather: FunctionRegistry) -> None:
-    assert run_parallel(weather, "slow", {"seconds": 1.0}) < 1.7  # sequential: >= 2 s
+def test_python_calls_run_concurrently(tmp_path: Path) -> None:
+    registry = load_functions(write(tmp_path, "meet.py", MEET_PY))
+    outcomes = run_pair(registry, tmp_path)
+    assert [o.result for o in outcomes] == [True, True], outcomes
 
 
 # --- .json files: specs -------------------------------------------------------------
@@ -489,11 +527,12 @@ def test_command_timeout_kills_the_process_group(
 
 
 def test_commands_run_concurrently(tmp_path: Path) -> None:
-    script = write(tmp_path, "nap.py", "import time\ntime.sleep(1.0)\nprint('{}')\n")
+    script = write(tmp_path, "meet_cmd.py", MEET_CMD)
     registry = load_functions(
-        write_json(tmp_path, [{"name": "nap", "command": [sys.executable, str(script)]}])
+        write_json(tmp_path, [{"name": "meet", "command": [sys.executable, str(script)]}])
     )
-    assert run_parallel(registry, "nap", {}) < 1.8  # sequential: >= 2 s
+    outcomes = run_pair(registry, tmp_path)
+    assert [o.result for o in outcomes] == [True, True], outcomes
 
 
 # --- the registry itself ------------------------------------------------------------

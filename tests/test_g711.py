@@ -139,3 +139,16 @@ def test_decode_accepts_buffer_types(kind: type) -> None:
 
 def test_decode_of_160_bytes_is_20ms_at_8khz() -> None:
     assert ulaw_decode(bytes(160)).shape == (160,)
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 3, 159, 160, 4095, 4096, 4097, 10_001])
+def test_decode_paths_agree_at_every_length(n: int) -> None:
+    """Short inputs use the 256-entry table, long ones the pair table (odd tails too)."""
+    rng = np.random.default_rng(n)
+    codes = rng.integers(0, 256, n, dtype=np.uint8)
+    expected = decode_table()[codes.astype(np.intp)]
+    assert np.array_equal(ulaw_decode(codes), expected)
+    assert np.array_equal(ulaw_decode(codes.tobytes()), expected)
+    shaped = rng.integers(0, 256, (n, 2), dtype=np.uint8)
+    assert ulaw_decode(shaped).shape == (n, 2)
+    assert np.array_equal(ulaw_decode(shaped), decode_table()[shaped.astype(np.intp)])

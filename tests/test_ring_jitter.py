@@ -152,7 +152,7 @@ def test_short_tail_starts_after_waiting_prefill() -> None:
 
 
 def test_prefill_applies_again_after_running_dry() -> None:
-    jb: JitterBuffer[str] = JitterBuffer(RATE, prefill_ms=30)
+    jb: JitterBuffer[str] = JitterBuffer(RATE, prefill_ms=30, prefill_step_ms=0)
     jb.write(ramp(1, 30))
     run(jb, 40)
     assert not jb.stats().playing
@@ -174,6 +174,25 @@ def test_gap_shorter_than_stall_gap_is_an_underrun() -> None:
     s = jb.stats()
     assert s.underruns == 1
     assert s.drains == 1  # every dry-out is a drain; the resumption makes it an underrun
+
+
+def test_each_underrun_raises_the_prefill_up_to_its_cap() -> None:
+    jb: JitterBuffer[str] = JitterBuffer(
+        RATE, prefill_ms=20, prefill_step_ms=20, max_prefill_ms=50, stall_gap_ms=250
+    )
+    assert jb.stats().prefill_ms == 20
+    for expected in (40, 50, 50):  # capped at 50
+        run(jb, 400)  # a long gap first: the end of a turn, not a stall
+        jb.write(ramp(1, 60))
+        run(jb, 80)  # plays out and runs dry
+        jb.write(ramp(1, 1))  # resumes within the stall gap: an underrun
+        assert jb.stats().prefill_ms == expected
+        run(jb, 100)  # the 1 ms tail plays after waiting the pre-fill time
+    assert jb.stats().underruns == 3
+    # A long gap (end of a turn) is not a stall and leaves the pre-fill alone.
+    run(jb, 400)
+    jb.write(ramp(1, 60))
+    assert jb.stats().prefill_ms == 50
 
 
 def test_gap_longer_than_stall_gap_is_only_a_drain() -> None:

@@ -83,13 +83,46 @@ def test_credits_panel_estimate_then_final() -> None:
 
 def test_credits_panel_for_protocol_without_credits() -> None:
     text = render(credits_panel(_state(has_credits=False).snapshot()))
-    assert "not reported by this protocol" in text
+    assert "n/a for agent calls" in text
 
 
-def test_summary_table_skips_empty_values() -> None:
-    text = render(summary_table({"reason": "idle", "latency_last_ms": None, "turns": 2}))
-    assert "reason" in text and "idle" in text and "turns" in text
-    assert "latency" not in text
+def test_summary_table_groups_the_figures() -> None:
+    summary = {
+        "reason": "idle",
+        "duration_s": 10.45,
+        "turns": 2,
+        "latency_last_ms": 919.4,
+        "latency_mean_ms": 850.0,
+        "audio_s_sent": 10.4,
+        "audio_s_received": 3.71,
+        "transport": "websocket",
+        "messages_sent": 523,
+        "bytes_sent": 478700,
+        "messages_received": 45,
+        "bytes_received": 237888,
+        "playback_underruns": 1,
+        "playback_clears": 0,
+        "playback_dropped_ms": 0.0,
+        "playback_prefill_ms": 80.0,
+        "protocol_errors": 0,
+        "credits_used": 0.1732,
+        "credits_remaining": 99.8268,
+        "credits_final": True,
+    }
+    text = render(summary_table(summary))
+    for expected in (
+        "idle",
+        "10.45 s",
+        "last 919.4 ms, mean 850.0 ms over 2 turns",
+        "websocket: ↑ 523 msg 467 kB, ↓ 45 msg 232 kB",
+        "1 underruns",
+        "pre-fill 80.0 ms",
+        "used 0.1732, remaining 99.8268 (server totals)",
+    ):
+        assert expected in text, expected
+    assert "functions" not in text  # nothing called: no row
+    failed = render(summary_table({"reason": "error", "error": "connection lost"}))
+    assert "error: connection lost" in failed
 
 
 def test_plain_and_json_printers() -> None:

@@ -35,6 +35,8 @@ def pcm16_to_float32(samples: npt.ArrayLike) -> Float32Array:
 def float32_to_pcm16(samples: npt.ArrayLike) -> Int16Array:
     """float samples in [-1, 1] -> int16, rounded and clipped (never wraps)."""
     arr = np.asarray(samples, dtype=np.float32)
+    # NaN (a broken decoder or division) becomes silence rather than an arbitrary int.
+    arr = np.nan_to_num(arr, nan=0.0, posinf=1.0, neginf=-1.0)
     scaled = np.rint(arr * np.float32(_PCM16_SCALE))
     out: Int16Array = np.clip(scaled, -32768, 32767).astype(np.int16)
     return out
@@ -122,6 +124,8 @@ class AudioChunk:
     def from_bytes(
         cls, data: bytes | bytearray | memoryview, sample_rate_hz: int, channels: int = 1
     ) -> AudioChunk:
+        if channels <= 0:
+            raise AudioFormatError(f"channel count must be positive, got {channels}")
         samples = pcm16_from_bytes(data)
         if samples.size % channels:
             raise AudioFormatError(f"{samples.size} samples do not split into {channels} channels")

@@ -29,9 +29,10 @@ CAPTURE_RING_MS = 2000  # the worker drains every few ms; 2 s covers a long GC p
 FRAME_QUEUE_LIMIT = 100  # frames waiting for the sender; overflow drops the oldest
 # Output buffer asked of PortAudio. Through ALSA's pulse plugin (how PortAudio 19.6
 # reaches PulseAudio/PipeWire), "low" (20 ms) lost 20-260 ms of a 1.5 s tone in 8 of 8
-# trials, and all of it once under CPU load; "high" (40 ms) was worse. 100 ms had no
-# underflow in 13 trials, 5 of them under load (tests/test_device_audio.py plays the
-# same tone). Capture keeps "low": it showed no overflow or gap even under load.
+# idle trials, and all of it once under CPU load; "high" (40 ms) was worse. 100 ms lost
+# nothing in any idle trial (over 25); with both cores saturated by busy loops about 1
+# run in 10 still lost some (49 ms once), as did 150 ms (2 ms once). The same tone is
+# played by tests/test_device_audio.py. Capture keeps "low": no overflow or gap seen.
 OUTPUT_LATENCY_S = 0.1
 
 

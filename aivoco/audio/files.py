@@ -126,6 +126,9 @@ class FileSource:
         self._closed = False
         probe(self.path)  # fail early with a clear message, before any connection
 
+    def start(self) -> None:
+        """Nothing to open: pacing starts with the first frame taken."""
+
     def close(self) -> None:
         self._closed = True
 

@@ -11,6 +11,9 @@ Policies:
 * Running dry while playing writes silence. It counts as an *underrun* when audio
   resumes within `stall_gap_ms` (a stall mid-utterance); a longer gap is the natural end
   of an agent turn and only counts as a *drain*.
+* Adaptive pre-fill: each underrun raises the pre-fill by `prefill_step_ms`, up to
+  `max_prefill_ms`. A peer that paces 100 ms chunks exactly in real time races a 60 ms
+  pre-fill on every arrival; one stall is enough to learn the margin it needs.
 * Overflow: bounded at `capacity_ms`; the oldest frames are dropped and counted, keeping
   playback close to live when the agent sends far ahead of real time.
 * `clear()` (barge-in, Twilio `clear`): everything queued is discarded except the next
@@ -44,6 +47,7 @@ class JitterStats:
     cleared_ms: float
     clears: int
     played_ms: float
+    prefill_ms: float
 
 
 class JitterBuffer(Generic[T]):
@@ -53,6 +57,8 @@ class JitterBuffer(Generic[T]):
         channels: int = 1,
         *,
         prefill_ms: float = 60.0,
+        max_prefill_ms: float = 240.0,
+        prefill_step_ms: float = 20.0,
         capacity_ms: float = 60_000.0,
         fade_ms: float = 8.0,
         stall_gap_ms: float = 250.0,
@@ -62,6 +68,8 @@ class JitterBuffer(Generic[T]):
         self.channels = channels
         self.prefill_ms = prefill_ms
         self._prefill = max(1, round(prefill_ms * sample_rate_hz / 1000))
+        self._max_prefill = max(self._prefill, round(max_prefill_ms * sample_rate_hz / 1000))
+        self._prefill_step = round(prefill_step_ms * sample_rate_hz / 1000)
         self._fade = max(1, round(fade_ms * sample_rate_hz / 1000))
         self._stall_gap = round(stall_gap_ms * sample_rate_hz / 1000)
         self._ring = SampleRing(max(1, round(capacity_ms * sample_rate_hz / 1000)), channels)
@@ -95,6 +103,7 @@ class JitterBuffer(Generic[T]):
             if self._dry_at is not None:
                 if self._clock - self._dry_at < self._stall_gap:
                     self._underruns += 1
+                    self._prefill = min(self._max_prefill, self._prefill + self._prefill_step)
                 self._dry_at = None
             self._dry_by_clear = False
             dropped = self._ring.write(x)
@@ -192,4 +201,5 @@ class JitterBuffer(Generic[T]):
                 cleared_ms=self._cleared * ms,
                 clears=self._clears,
                 played_ms=self._played * ms,
+                prefill_ms=self._prefill * ms,
             )

@@ -65,6 +65,13 @@ class Player(Generic[T]):
         return self.jitter.clear()
 
     def add_marker(self, token: T) -> None:
+        """A mark ends a stretch of audio: flush the resamplers' few held-back ms first,
+        so the mark is reached after the very last sample queued before it."""
+        for rs in self._resamplers.values():
+            tail = rs.flush()
+            if tail.frames:
+                self.jitter.write(tail.to_float32())
+            rs.reset()
         self.jitter.add_marker(token)
 
     def pop_reached(self) -> list[T]:

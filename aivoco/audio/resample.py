@@ -1,10 +1,10 @@
 """Streaming sample-rate conversion between device rates and protocol rates.
 
-Choice, by measurement (bench/bench_resampler.py, 20 ms chunks, worst audio held back):
-soxr holds back 37-136 ms at HQ and 20-83 ms at LQ, because it filters in large
-blocks; libsamplerate's `sinc_medium` holds back 2-6 ms at 97 dB SNR and 90 %
-bandwidth, for about 1 % of one core. For a conversation the latency matters more,
-so we use libsamplerate (the `samplerate` package).
+Choice, by measurement (bench/bench_resampler.py, 20 ms chunks, worst audio held back
+for the device <-> protocol pairs): soxr holds back 37-175 ms at HQ and up to 60 ms at
+LQ, because it filters in large blocks; libsamplerate's `sinc_medium` holds back
+2-6 ms at 97 dB SNR and 90 % bandwidth, for about 1 % of one core. For a conversation
+the latency matters more, so we use libsamplerate (the `samplerate` package).
 
 Two wrinkles of libsamplerate are handled here:
 * Its read position is a float that accumulates differently depending on how the input

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from aivoco import __version__
-from aivoco.cli import call_cmd, devices_cmd, emulate_cmd, sts_cmd
+from aivoco.cli import call_cmd, demo_cmd, devices_cmd, emulate_cmd, sts_cmd
 
 app = typer.Typer(
     name="aivoco",
@@ -40,6 +40,7 @@ def root(
 
 app.command("sts")(sts_cmd.sts)
 app.command("call")(call_cmd.call)
+app.command("demo")(demo_cmd.demo)
 app.command("devices")(devices_cmd.devices)
 app.command("emulate")(emulate_cmd.emulate)
 

@@ -22,10 +22,11 @@ from rich.console import Console
 
 from aivoco.audio.files import FileSource
 from aivoco.audio.playout import ClockPlayer
-from aivoco.errors import AudioFileError, UsageError
+from aivoco.errors import AudioFileError, DeviceError, PortAudioMissingError, UsageError
 from aivoco.redact import RedactingFilter
-from aivoco.session.core import CallSession, FunctionRunner, PlayerLike, SessionOptions, Source
+from aivoco.session.core import CallSession, SessionOptions
 from aivoco.session.events import Driver
+from aivoco.session.interfaces import FunctionRunner, PlayerLike, Source
 from aivoco.session.records import RecordBus
 from aivoco.session.state import CallState
 from aivoco.ui.live import JsonPrinter, LiveView, PlainPrinter
@@ -48,6 +49,7 @@ class CommonOptions:
     log_file: Path | None = None
     function_timeout_s: float = 10.0
     connect_timeout_s: float = 10.0
+    speaker_fallback_file: Path | None = None
 
     def validate(self) -> None:
         if self.plain and self.json:
@@ -110,13 +112,25 @@ def build_source(opts: CommonOptions, rate_hz: int) -> tuple[Source, str]:
     return mic, f"mic {mic.device.name} @ {mic.device_rate_hz} Hz"
 
 
-def build_player(opts: CommonOptions, rate_hz: int) -> tuple[PlayerLike, str]:
+def build_player(opts: CommonOptions, rate_hz: int) -> tuple[PlayerLike, str, Path | None]:
+    """(player, label, file written) for --output FILE or the speaker.
+
+    With `speaker_fallback_file` (the demo), a speaker that cannot be opened is
+    replaced by that file instead of failing the call.
+    """
     if opts.output_file is not None:
-        return ClockPlayer(rate_hz, opts.output_file), str(opts.output_file)
+        return ClockPlayer(rate_hz, opts.output_file), str(opts.output_file), opts.output_file
     from aivoco.audio.engine import DevicePlayer
 
-    spk: DevicePlayer[str] = DevicePlayer(opts.output_device)
-    return spk, f"speaker {spk.device.name} @ {spk.clock_rate_hz} Hz"
+    try:
+        spk: DevicePlayer[str] = DevicePlayer(opts.output_device)
+    except (PortAudioMissingError, DeviceError) as exc:
+        fallback = opts.speaker_fallback_file
+        if fallback is None:
+            raise
+        label = f"{fallback} (no speaker: {exc})"
+        return ClockPlayer(rate_hz, fallback), label, fallback
+    return spk, f"speaker {spk.device.name} @ {spk.clock_rate_hz} Hz", None
 
 
 class _Interrupts:
@@ -158,7 +172,7 @@ def run_call(
     with log_to_file(opts.log_file):
         source, in_label = build_source(opts, driver.uplink_rate_hz)
         try:
-            player, out_label = build_player(opts, driver.downlink_rate_hz)
+            player, out_label, written = build_player(opts, driver.downlink_rate_hz)
         except BaseException:
             source.close()
             raise
@@ -195,9 +209,10 @@ def run_call(
             ),
             functions=functions,
         )
-        try:
-            session.open_files()
-            with view if view is not None else nullcontext():
+        with view if view is not None else nullcontext():
+            # close() runs inside the view, so its last frame shows the final state.
+            try:
+                session.open_files()
                 session.start()
                 with _Interrupts() as interrupts:
                     try:
@@ -207,12 +222,12 @@ def run_call(
                     except KeyboardInterrupt:
                         session.abort()
                         raise
-        finally:
-            result = session.close()
+            finally:
+                result = session.close()
     if mode != "json":
         console.print(summary_table(result.summary))
-        if opts.output_file is not None:
-            console.print(f"agent audio written to {opts.output_file}")
+        if written is not None:
+            console.print(f"agent audio written to {written}")
     if result.error is not None:
         raise result.error
     return result.summary

@@ -93,8 +93,9 @@ class CallDriver:
         self._send(self.encoder.handshake())
         self._send(self.encoder.start())
         log.info("stream %s started", self.encoder.ids.stream_sid)
-        self._reader.start()
+        # Ready first: it must precede anything the reader thread queues.
         events.put(ev.Ready(message=f"connected to agent {self.agent}"))
+        self._reader.start()
 
     def _refused(self, status: int) -> AivocoError:
         if status in (401, 403):

@@ -253,7 +253,7 @@ def _opt_str(value: Any) -> str | None:
 def _text(value: Any) -> str:
     if value is None or isinstance(value, str):
         return value or ""
-    return json.dumps(value, default=str)  # e.g. an error given as an object
+    return clip(json.dumps(value, default=str), 500)  # e.g. an error given as an object
 
 
 def _payload(event: str, data: Any) -> dict[str, Any]:

@@ -3,7 +3,8 @@
 Threads and what they own:
 * uplink: source frames (microphone or file) -> levels, turn tracking, recording (left)
   -> driver.send_audio. Frames are produced in real time by the source.
-* events: the driver's EventQueue -> player, transcript, functions, end of call.
+* events: the driver's EventQueue -> `Downlink` (player, transcript, functions), which
+  reports the end of the call back here; this module owns the lifecycle.
 * observer (every 20 ms): what the speaker played -> agent meter and recording (right);
   reached playout marks -> driver.answer_mark; counters; idle and duration timers.
 * function workers: one short-lived thread per function call (handlers may block).
@@ -18,13 +19,15 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from aivoco.audio.chunk import AudioChunk
 from aivoco.audio.levels import SILENCE_DBFS, has_audio, peak, to_dbfs
-from aivoco.errors import AivocoError, ProtocolError
+from aivoco.errors import AivocoError
 from aivoco.session import events as ev
+from aivoco.session.downlink import Downlink
 from aivoco.session.files import StereoRecorder, TranscriptWriter
+from aivoco.session.interfaces import FunctionRunner, PlayerLike, Source
 from aivoco.session.records import RecordBus
 from aivoco.session.state import CallState
 from aivoco.session.turns import TurnTracker
@@ -33,34 +36,6 @@ log = logging.getLogger("aivoco.session")
 
 OBSERVE_PERIOD_S = 0.02
 STATS_PERIOD_S = 0.1
-# A few malformed messages are logged and survived; this many in a row, with nothing
-# valid in between, means the peer is not speaking the protocol at all.
-MAX_CONSECUTIVE_PROTOCOL_ERRORS = 20
-
-
-class Source(Protocol):
-    finished: bool
-
-    def __iter__(self) -> Any: ...
-
-    def close(self) -> None: ...
-
-
-class PlayerLike(Protocol):
-    error: AivocoError | None
-
-    def start(self) -> None: ...
-    def close(self) -> None: ...
-    def play(self, chunk: AudioChunk) -> None: ...
-    def clear(self) -> int: ...
-    def add_marker(self, token: str) -> None: ...
-    def pop_reached(self) -> list[str]: ...
-    def take_played(self) -> AudioChunk: ...
-    def stats(self) -> Any: ...
-
-
-class FunctionRunner(Protocol):
-    def run(self, name: str, arguments: dict[str, Any], timeout_s: float) -> Any: ...
 
 
 @dataclass
@@ -104,18 +79,28 @@ class CallSession:
         self.events = ev.EventQueue()
         self.recorder: StereoRecorder | None = None
         self.turns = TurnTracker()
+        self._stop = threading.Event()
+        self.downlink = Downlink(
+            driver,
+            player,
+            state=state,
+            bus=bus,
+            turns=self.turns,
+            functions=functions,
+            function_timeout_s=options.function_timeout_s,
+            hanging_up=lambda: self._ending,
+            stopped=self._stop,
+        )
         self.done = threading.Event()
         self._end_lock = threading.Lock()
         self._ending = False
         self._reason = "hangup"
         self._error: AivocoError | None = None
-        self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._result: SessionResult | None = None
-        self._last_agent_activity = 0.0
+        self.downlink.last_agent_activity = 0.0
         self._input_done_at: float | None = None
         self._frame_s = options.chunk_ms / 1000.0
-        self._bad_in_a_row = 0
 
     # -- lifecycle -----------------------------------------------------------------
     def open_files(self) -> None:
@@ -130,12 +115,21 @@ class CallSession:
     def start(self) -> None:
         """Connect (blocking until live) and start the call's threads."""
         self.state.set_phase("connecting")
-        self.bus.emit("connecting", endpoint=self.driver.endpoint, protocol=self.driver.protocol)
+        self.bus.emit(
+            "connecting",
+            endpoint=self.driver.endpoint,
+            protocol=self.driver.protocol,
+            input=self.state.input_label,
+            output=self.state.output_label,
+        )
         self.driver.connect(self.events, self.options.connect_timeout_s)
         self.state.set_phase("live")
         self.bus.start_clock()
-        self._last_agent_activity = time.monotonic()
+        self.downlink.last_agent_activity = time.monotonic()
+        # Both clocks start when the call goes live, so the recording's two tracks
+        # share a time origin and no pre-call microphone audio is sent.
         self.player.start()
+        self.source.start()
         for name, target in (
             ("events", self._event_loop),
             ("uplink", self._uplink_loop),
@@ -243,6 +237,7 @@ class CallSession:
             self.state.set_levels(mic_dbfs=to_dbfs(level), user_speaking=self.turns.user_speaking)
             end = self.turns.on_user_frame(voiced, now, self._frame_s)
             if end is not None:
+                self.state.add_entry("you", f"spoke {end.duration_s:.1f} s")
                 self.bus.emit("user_speech_end", duration_s=round(end.duration_s, 3))
             if self.recorder is not None:
                 self.recorder.add_user(frame)
@@ -260,125 +255,11 @@ class CallSession:
         while True:
             item = self.events.get(timeout=0.05)
             if item is not None:
-                self._handle(item)
+                ending = self.downlink.handle(item)
+                if ending is not None:
+                    self._end(*ending)
             elif self._stop.is_set():
                 return
-
-    def _handle(self, item: ev.Timed) -> None:
-        e = item.event
-        if isinstance(e, ev.ProtocolIssue):
-            self._bad_in_a_row += 1
-        else:
-            self._bad_in_a_row = 0
-        if isinstance(e, ev.AgentAudio):
-            self._last_agent_activity = item.at
-            latency = self.turns.on_agent_audio(item.at)
-            if latency is not None:
-                self.state.add_latency(latency)
-                self.bus.emit("turn", latency_ms=round(latency, 1))
-            self.player.play(e.chunk)
-        elif isinstance(e, ev.AgentText):
-            self._last_agent_activity = item.at
-            self.state.add_entry("agent", e.text)
-            self.bus.emit("agent_text", text=e.text)
-        elif isinstance(e, ev.Ready):
-            self.state.set_credits(available=e.credits_available, cost_per_minute=e.cost_per_minute)
-            self.state.add_entry("info", e.message or "session ready")
-            self.bus.emit(
-                "ready",
-                message=e.message,
-                credits_available=e.credits_available,
-                cost_per_minute=e.cost_per_minute,
-                functions_loaded=e.functions_loaded,
-            )
-        elif isinstance(e, ev.CreditsInfo):
-            self.state.set_credits(available=e.credits)
-            self.bus.emit("credits", credits=e.credits)
-        elif isinstance(e, ev.FunctionCall):
-            self._last_agent_activity = item.at
-            self._start_function(e)
-        elif isinstance(e, ev.FunctionReport):
-            self.bus.emit("function_report", kind=e.kind, name=e.name, detail=e.detail)
-            if e.kind == "error":
-                self.state.add_entry("error", f"function error from server: {e.detail}")
-        elif isinstance(e, ev.PlaybackMark):
-            self.player.add_marker(e.name)
-            self.bus.emit("mark", name=e.name)
-        elif isinstance(e, ev.PlaybackClear):
-            cleared = self.player.clear()
-            rate = self.player.stats().clock_rate_hz
-            self.state.add_entry("info", "barge-in: agent playback cleared")
-            self.bus.emit("clear", cleared_ms=round(cleared * 1000 / rate, 1))
-        elif isinstance(e, ev.ProtocolIssue):
-            self.state.count_issue()
-            self.state.add_entry("error", e.message)
-            self.bus.emit("protocol_error", message=e.message)
-            if self._bad_in_a_row >= MAX_CONSECUTIVE_PROTOCOL_ERRORS:
-                self._end(
-                    "protocol-error",
-                    ProtocolError(
-                        f"{self.driver.endpoint} sent {self._bad_in_a_row} malformed messages "
-                        f"in a row; the last: {e.message}"
-                    ),
-                )
-        elif isinstance(e, ev.Notice):
-            log.info("%s", e.message)
-            self.bus.emit("notice", message=e.message)
-        elif isinstance(e, ev.Ended):
-            self.state.set_credits(
-                final_used=e.total_credits_used, final_remaining=e.remaining_credits
-            )
-            text = e.message or e.reason
-            self.state.add_entry("error" if e.error else "info", f"session ended: {text}")
-            self.bus.emit(
-                "session_ended",
-                reason=e.reason,
-                message=e.message,
-                total_credits_used=e.total_credits_used,
-                remaining_credits=e.remaining_credits,
-            )
-            if not self._ending or e.error is not None:
-                self._end(e.reason, e.error)
-        elif isinstance(e, ev.Failed):
-            self.state.add_entry("error", str(e.error))
-            self.bus.emit("error", message=str(e.error), kind=type(e.error).__name__)
-            self._end("error", e.error)
-
-    def _start_function(self, call: ev.FunctionCall) -> None:
-        self.state.count_function()
-        self.state.add_entry("function", f"{call.name}({_short_args(call.arguments)})")
-        self.bus.emit(
-            "function_call", call_id=call.call_id, name=call.name, arguments=call.arguments
-        )
-        threading.Thread(
-            target=self._run_function, args=(call,), name="aivoco-function", daemon=True
-        ).start()
-
-    def _run_function(self, call: ev.FunctionCall) -> None:
-        if self.functions is None:
-            failed, result = True, {"error": "no custom functions are loaded", "status": "failed"}
-            duration_ms = 0.0
-        else:
-            timeout_s = self.options.function_timeout_s
-            outcome = self.functions.run(call.name, call.arguments, timeout_s)
-            failed, result, duration_ms = not outcome.ok, outcome.result, outcome.duration_ms
-        if self._stop.is_set():
-            return
-        try:
-            self.driver.send_function_result(call.call_id, call.name, result, failed)
-        except AivocoError as exc:
-            log.warning("could not send the result of %s: %s", call.name, exc)
-            return
-        shown = f"{call.name} -> {'FAILED ' if failed else ''}{_short_args(result)}"
-        self.state.add_entry("error" if failed else "result", shown)
-        self.bus.emit(
-            "function_result",
-            call_id=call.call_id,
-            name=call.name,
-            ok=not failed,
-            result=result,
-            duration_ms=round(duration_ms, 1),
-        )
 
     def _observe_loop(self) -> None:
         self._guard(self._observe)
@@ -407,7 +288,7 @@ class CallSession:
         level = peak(played)
         speaking = level > 0.01
         if speaking:
-            self._last_agent_activity = time.monotonic()
+            self.downlink.last_agent_activity = time.monotonic()
         self.state.set_levels(
             agent_dbfs=to_dbfs(level) if speaking else SILENCE_DBFS, agent_speaking=speaking
         )
@@ -434,6 +315,7 @@ class CallSession:
                 "device_underflows": ps.device_underflows,
                 "dropped_ms": round(ps.jitter.dropped_ms, 1),
                 "clears": ps.jitter.clears,
+                "prefill_ms": round(ps.jitter.prefill_ms, 1),
             },
         )
 
@@ -446,8 +328,8 @@ class CallSession:
             return
         if self.source.finished and self._input_done_at is not None:
             if self.player.stats().jitter.buffered_ms > 0:
-                self._last_agent_activity = now
-            quiet_since = max(self._input_done_at, self._last_agent_activity)
+                self.downlink.last_agent_activity = now
+            quiet_since = max(self._input_done_at, self.downlink.last_agent_activity)
             if now - quiet_since >= self.options.idle_timeout_s:
                 self.request_hangup("idle")
 
@@ -476,13 +358,3 @@ class CallSession:
             out["recording"] = str(self.recorder.path)
             out["recording_s"] = round(self.recorder.duration_ms / 1000, 2)
         return out
-
-
-def _short_args(value: Any, limit: int = 120) -> str:
-    import json
-
-    try:
-        text = json.dumps(value, ensure_ascii=False, default=str)
-    except (TypeError, ValueError):
-        text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"

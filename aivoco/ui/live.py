@@ -55,6 +55,8 @@ def describe_record(record: dict[str, Any]) -> str | None:
     match kind:
         case "connecting":
             text = f"connecting to {r.get('endpoint')} ({r.get('protocol')})"
+            if r.get("input") or r.get("output"):
+                text += f"; in: {r.get('input')}; out: {r.get('output')}"
         case "ready":
             parts = [r.get("message") or "session ready"]
             if r.get("credits_available") is not None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
@@ -85,8 +87,7 @@ def credits_panel(snap: Snapshot) -> Panel:
     table.add_column(style="dim")
     table.add_column(justify="right")
     if not snap.has_credits:
-        table.add_row("credits", "not reported by this protocol")
-        table.add_row("billing", "per your agent's plan")
+        table.add_row("credits", "n/a for agent calls")
         return Panel(table, title="credits", title_align="left")
     c = snap.credits
     used, remaining = c.estimate(snap.elapsed_s)
@@ -105,24 +106,19 @@ def stats_panel(snap: Snapshot) -> Panel:
     last = "—" if snap.latency_last_ms is None else f"{snap.latency_last_ms:.0f} ms"
     mean = "—" if snap.latency_mean_ms is None else f"{snap.latency_mean_ms:.0f} ms"
     table.add_row("latency (last)", last)
-    table.add_row("latency (mean)", f"{mean} over {snap.turns} turns")
+    table.add_row("latency (mean)", f"{mean} ({snap.turns} turns)")
     n = snap.net
     if n:
         up_kb = n.get("bytes_sent", 0) / 1024
         down_kb = n.get("bytes_received", 0) / 1024
-        table.add_row(
-            "network",
-            f"↑ {n.get('messages_sent', 0)} msg {up_kb:,.0f} kB  "
-            f"↓ {n.get('messages_received', 0)} msg {down_kb:,.0f} kB",
-        )
+        table.add_row("sent", f"{n.get('messages_sent', 0)} msg {up_kb:,.0f} kB")
+        table.add_row("received", f"{n.get('messages_received', 0)} msg {down_kb:,.0f} kB")
         if n.get("transport"):
             table.add_row("transport", str(n["transport"]))
     p = snap.playback
     if p:
-        table.add_row(
-            "playback",
-            f"buffer {p.get('buffered_ms', 0):.0f} ms  underruns {p.get('underruns', 0)}",
-        )
+        table.add_row("buffered", f"{p.get('buffered_ms', 0):.0f} ms")
+        table.add_row("underruns", str(p.get("underruns", 0)))
     issues = Text(str(snap.protocol_issues), style="red" if snap.protocol_issues else "")
     table.add_row("protocol errors", issues)
     return Panel(table, title="call", title_align="left")
@@ -143,13 +139,65 @@ def call_view(snap: Snapshot, transcript_lines: int = 12) -> RenderableType:
     )
 
 
-def summary_table(summary: dict[str, object]) -> Table:
-    """The after-call summary, one row per figure that has a value."""
+def _kb(n: object) -> str:
+    return f"{(n if isinstance(n, (int, float)) else 0) / 1024:,.0f} kB"
+
+
+def summary_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
+    """The after-call summary as a few readable rows (JSON keeps the flat keys)."""
+    rows = [("ended", str(s.get("reason")) + (f": {s['error']}" if s.get("error") else ""))]
+    rows.append(("duration", f"{s.get('duration_s', 0)} s"))
+    turns = s.get("turns") or 0
+    if turns:
+        rows.append(
+            (
+                "latency",
+                f"last {s.get('latency_last_ms')} ms, mean {s.get('latency_mean_ms')} ms "
+                f"over {turns} turn{'s' if turns != 1 else ''}",
+            )
+        )
+    rows.append(
+        ("audio", f"sent {s.get('audio_s_sent', 0)} s, received {s.get('audio_s_received', 0)} s")
+    )
+    rows.append(
+        (
+            "network",
+            f"{s.get('transport') or '?'}: ↑ {s.get('messages_sent', 0)} msg "
+            f"{_kb(s.get('bytes_sent'))}, ↓ {s.get('messages_received', 0)} msg "
+            f"{_kb(s.get('bytes_received'))}",
+        )
+    )
+    rows.append(
+        (
+            "playback",
+            f"{s.get('playback_underruns', 0)} underruns, {s.get('playback_clears', 0)} clears, "
+            f"{s.get('playback_dropped_ms', 0)} ms dropped, "
+            f"pre-fill {s.get('playback_prefill_ms', 0)} ms",
+        )
+    )
+    if s.get("functions_called"):
+        rows.append(("functions", f"{s['functions_called']} called"))
+    rows.append(("protocol errors", str(s.get("protocol_errors", 0))))
+    if s.get("events_dropped"):
+        rows.append(("events dropped", str(s["events_dropped"])))
+    if "credits_used" in s:
+        kind = "server totals" if s.get("credits_final") else "estimate"
+        rows.append(
+            (
+                "credits",
+                f"used {_num(s.get('credits_used'), 4)}, "
+                f"remaining {_num(s.get('credits_remaining'), 4)} ({kind})",
+            )
+        )
+    if s.get("recording"):
+        rows.append(("recording", f"{s['recording']} ({s.get('recording_s')} s)"))
+    return rows
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
     table = Table(title="call summary", title_justify="left", show_header=False)
     table.add_column(style="dim")
     table.add_column()
-    for key, value in summary.items():
-        if value is None or value == "":
-            continue
-        table.add_row(key.replace("_", " "), str(value))
+    for key, value in summary_rows(summary):
+        table.add_row(key, value)
     return table

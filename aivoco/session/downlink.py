@@ -1,0 +1,184 @@
+"""The downlink: what each driver event does to the call.
+
+Agent audio goes to the player (and gives the turn latency), text and function calls to
+the transcript, marks and clears to the playout, and the end of the session back to the
+session core, which owns the call's lifecycle. Runs on the session's event thread;
+function handlers run on their own short-lived threads (they may block).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from aivoco.errors import AivocoError, ProtocolError
+from aivoco.session import events as ev
+from aivoco.session.interfaces import FunctionRunner, PlayerLike
+from aivoco.session.records import RecordBus
+from aivoco.session.state import CallState
+from aivoco.session.turns import TurnTracker
+
+log = logging.getLogger("aivoco.session")
+
+# A few malformed messages are logged and survived; this many in a row, with nothing
+# valid in between, means the peer is not speaking the protocol at all.
+MAX_CONSECUTIVE_PROTOCOL_ERRORS = 20
+
+EndRequest = tuple[str, AivocoError | None]
+
+
+class Downlink:
+    def __init__(
+        self,
+        driver: ev.Driver,
+        player: PlayerLike,
+        *,
+        state: CallState,
+        bus: RecordBus,
+        turns: TurnTracker,
+        functions: FunctionRunner | None,
+        function_timeout_s: float,
+        hanging_up: Callable[[], bool],
+        stopped: threading.Event,
+    ) -> None:
+        self.driver = driver
+        self.player = player
+        self.state = state
+        self.bus = bus
+        self.turns = turns
+        self.functions = functions
+        self.function_timeout_s = function_timeout_s
+        self.hanging_up = hanging_up  # True once we asked for the end ourselves
+        self.stopped = stopped
+        self.bad_in_a_row = 0
+        self.last_agent_activity = 0.0  # time.monotonic() of the agent's latest sign of life
+
+    def handle(self, item: ev.Timed) -> EndRequest | None:
+        """Apply one event; returns (reason, error) when it ends the call."""
+        e = item.event
+        if isinstance(e, ev.ProtocolIssue):
+            self.bad_in_a_row += 1
+        else:
+            self.bad_in_a_row = 0
+        if isinstance(e, ev.AgentAudio):
+            self.last_agent_activity = item.at
+            latency = self.turns.on_agent_audio(item.at)
+            if latency is not None:
+                self.state.add_latency(latency)
+                self.state.add_entry("agent", f"(speaking; answered after {latency:.0f} ms)")
+                self.bus.emit("turn", latency_ms=round(latency, 1))
+            self.player.play(e.chunk)
+        elif isinstance(e, ev.AgentText):
+            self.last_agent_activity = item.at
+            self.state.add_entry("agent", e.text)
+            self.bus.emit("agent_text", text=e.text)
+        elif isinstance(e, ev.Ready):
+            self.state.set_credits(available=e.credits_available, cost_per_minute=e.cost_per_minute)
+            self.state.add_entry("info", e.message or "session ready")
+            self.bus.emit(
+                "ready",
+                message=e.message,
+                credits_available=e.credits_available,
+                cost_per_minute=e.cost_per_minute,
+                functions_loaded=e.functions_loaded,
+            )
+        elif isinstance(e, ev.CreditsInfo):
+            self.state.set_credits(available=e.credits)
+            self.bus.emit("credits", credits=e.credits)
+        elif isinstance(e, ev.FunctionCall):
+            self.last_agent_activity = item.at
+            self._start_function(e)
+        elif isinstance(e, ev.FunctionReport):
+            self.bus.emit("function_report", kind=e.kind, name=e.name, detail=e.detail)
+            if e.kind == "error":
+                self.state.add_entry("error", f"function error from server: {e.detail}")
+        elif isinstance(e, ev.PlaybackMark):
+            self.player.add_marker(e.name)
+            self.bus.emit("mark", name=e.name)
+        elif isinstance(e, ev.PlaybackClear):
+            cleared = self.player.clear()
+            rate = self.player.stats().clock_rate_hz
+            self.state.add_entry("info", "barge-in: agent playback cleared")
+            self.bus.emit("clear", cleared_ms=round(cleared * 1000 / rate, 1))
+        elif isinstance(e, ev.ProtocolIssue):
+            self.state.count_issue()
+            self.state.add_entry("error", e.message)
+            self.bus.emit("protocol_error", message=e.message)
+            if self.bad_in_a_row >= MAX_CONSECUTIVE_PROTOCOL_ERRORS:
+                return (
+                    "protocol-error",
+                    ProtocolError(
+                        f"{self.driver.endpoint} sent {self.bad_in_a_row} malformed messages "
+                        f"in a row; the last: {e.message}"
+                    ),
+                )
+        elif isinstance(e, ev.Notice):
+            log.info("%s", e.message)
+            self.bus.emit("notice", message=e.message)
+        elif isinstance(e, ev.Ended):
+            self.state.set_credits(
+                final_used=e.total_credits_used, final_remaining=e.remaining_credits
+            )
+            text = e.message or e.reason
+            self.state.add_entry("error" if e.error else "info", f"session ended: {text}")
+            self.bus.emit(
+                "session_ended",
+                reason=e.reason,
+                message=e.message,
+                total_credits_used=e.total_credits_used,
+                remaining_credits=e.remaining_credits,
+            )
+            if not self.hanging_up() or e.error is not None:
+                return (e.reason, e.error)
+        elif isinstance(e, ev.Failed):
+            self.state.add_entry("error", str(e.error))
+            self.bus.emit("error", message=str(e.error), kind=type(e.error).__name__)
+            return ("error", e.error)
+        return None
+
+    def _start_function(self, call: ev.FunctionCall) -> None:
+        self.state.count_function()
+        self.state.add_entry("function", f"{call.name}({_short_args(call.arguments)})")
+        self.bus.emit(
+            "function_call", call_id=call.call_id, name=call.name, arguments=call.arguments
+        )
+        threading.Thread(
+            target=self._run_function, args=(call,), name="aivoco-function", daemon=True
+        ).start()
+
+    def _run_function(self, call: ev.FunctionCall) -> None:
+        if self.functions is None:
+            failed, result = True, {"error": "no custom functions are loaded", "status": "failed"}
+            duration_ms = 0.0
+        else:
+            timeout_s = self.function_timeout_s
+            outcome = self.functions.run(call.name, call.arguments, timeout_s)
+            failed, result, duration_ms = not outcome.ok, outcome.result, outcome.duration_ms
+        if self.stopped.is_set():
+            return
+        try:
+            self.driver.send_function_result(call.call_id, call.name, result, failed)
+        except AivocoError as exc:
+            log.warning("could not send the result of %s: %s", call.name, exc)
+            return
+        shown = f"{call.name} -> {'FAILED ' if failed else ''}{_short_args(result)}"
+        self.state.add_entry("error" if failed else "result", shown)
+        self.bus.emit(
+            "function_result",
+            call_id=call.call_id,
+            name=call.name,
+            ok=not failed,
+            result=result,
+            duration_ms=round(duration_ms, 1),
+        )
+
+
+def _short_args(value: Any, limit: int = 120) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
