@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import warnings
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
@@ -23,6 +24,21 @@ from aivoco.audio.ring import SampleRing
 from aivoco.errors import AivocoError, DeviceError
 
 T = TypeVar("T")
+
+
+def _quiet_sounddevice_deprecation() -> None:
+    """sounddevice 0.5 reshapes each callback buffer by assigning `ndarray.shape`, which
+    NumPy 2.5 deprecates. Where warnings are errors (python -W error, a test runner)
+    that warning is raised inside the PortAudio callback, aborting it and stopping the
+    stream. Installed at every stream open (filterwarnings de-duplicates), because
+    test runners reset the filters around each test."""
+    warnings.filterwarnings(
+        "ignore",
+        message="Setting the shape on a NumPy array has been deprecated",
+        category=DeprecationWarning,
+        module="sounddevice",
+    )
+
 
 BLOCK_MS = 10  # callback period: short enough for low latency, long enough for Python
 CAPTURE_RING_MS = 2000  # the worker drains every few ms; 2 s covers a long GC pause
@@ -38,6 +54,7 @@ OUTPUT_LATENCY_S = 0.1
 
 def _open_stream(sd: Any, cls: Any, device: DeviceInfo, kind: str, callback: Any) -> Any:
     """Open at the device's default rate, mono if possible, else its own channel count."""
+    _quiet_sounddevice_deprecation()
     rate = device.default_samplerate_hz
     attempts = [1]
     own = min(2, device.channels("input" if kind == "input" else "output"))
