@@ -48,6 +48,11 @@ def spawn_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen
     )
 
 
+def file_args(tmp_path: Path) -> list[str]:
+    """`--record` and `--transcript` into tmp_path (rec.wav, t.jsonl)."""
+    return ["--record", str(tmp_path / "rec.wav"), "--transcript", str(tmp_path / "t.jsonl")]
+
+
 def json_lines(text: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
 

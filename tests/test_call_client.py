@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from clirun import json_lines, read_wav, run_cli, write_tone
+from clirun import file_args, json_lines, read_wav, run_cli, write_tone
 from servers import (
     Abort,
     Action,
@@ -217,10 +217,7 @@ def test_a_drop_mid_call_reports_and_keeps_the_files(tmp_path: Path) -> None:
         )
         res = run_cli(
             *call_args(server, tmp_path, "--input", str(tone), "--plain"),
-            "--record",
-            str(tmp_path / "rec.wav"),
-            "--transcript",
-            str(tmp_path / "t.jsonl"),
+            *file_args(tmp_path),
             "--log-file",
             str(tmp_path / "log.txt"),
         )

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from clirun import cli_env, json_lines, read_wav, run_cli, spawn_cli, write_tone
+from clirun import cli_env, file_args, json_lines, read_wav, run_cli, spawn_cli, write_tone
 from servers import Action, Disconnect, Emit, RecordingStsServer, Sleep
 from tones import dominant_freq, level_dbfs, sine_chunk, sine_dbfs, steady
 
@@ -296,10 +296,7 @@ def test_credits_running_out_mid_call_keeps_files_valid(tmp_path: Path) -> None:
         )
         res = run_cli(
             *sts_args(server, tmp_path, "--input", str(tone), "--plain"),
-            "--record",
-            str(tmp_path / "rec.wav"),
-            "--transcript",
-            str(tmp_path / "t.jsonl"),
+            *file_args(tmp_path),
         )
     assert res.returncode == ExitCode.CREDITS, res.stderr
     assert "You ran out of credits" in res.stderr
@@ -337,10 +334,7 @@ def test_connection_refused_and_dropped_mid_call(tmp_path: Path) -> None:
         )
         res = run_cli(
             *sts_args(server, tmp_path, "--input", str(tone), "--plain"),
-            "--record",
-            str(tmp_path / "rec.wav"),
-            "--transcript",
-            str(tmp_path / "t.jsonl"),
+            *file_args(tmp_path),
         )
     assert res.returncode == ExitCode.CONNECTION, res.stderr
     assert "lost" in res.stderr
