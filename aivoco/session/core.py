@@ -307,7 +307,7 @@ class CallSession:
                 "bytes_received": net.bytes_received,
                 "audio_s_sent": round(net.audio_ms_sent / 1000, 2),
                 "audio_s_received": round(net.audio_ms_received / 1000, 2),
-                "events_dropped": self.events.dropped_audio,
+                "events_dropped": self.events.dropped,
             },
             {
                 "buffered_ms": round(ps.jitter.buffered_ms, 1),

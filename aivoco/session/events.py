@@ -134,13 +134,13 @@ class EventQueue:
     """Bounded FIFO from driver threads to the session's event thread.
 
     Overflow policy: agent audio that finds the queue full is dropped and counted
-    (the session thread stalled for minutes; freshness beats completeness); control
-    events are never dropped and wait up to 1 s for room.
+    (the session thread stalled for minutes; freshness beats completeness); a control
+    event waits up to 1 s for room, and only then is dropped (and counted) too.
     """
 
     def __init__(self, limit: int = EVENT_QUEUE_LIMIT) -> None:
         self._q: queue.Queue[Timed] = queue.Queue(maxsize=limit)
-        self.dropped_audio = 0
+        self.dropped = 0
         self._lock = threading.Lock()
 
     def put(self, event: Event) -> None:
@@ -150,13 +150,13 @@ class EventQueue:
                 self._q.put_nowait(item)
             except queue.Full:
                 with self._lock:
-                    self.dropped_audio += 1
+                    self.dropped += 1
             return
         try:
             self._q.put(item, timeout=1.0)
         except queue.Full:
             with self._lock:
-                self.dropped_audio += 1
+                self.dropped += 1
 
     def get(self, timeout: float) -> Timed | None:
         try:
