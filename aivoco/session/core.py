@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from aivoco.audio.chunk import AudioChunk
-from aivoco.audio.levels import SILENCE_DBFS, has_audio, peak, to_dbfs
+from aivoco.audio.levels import HAS_AUDIO_PEAK_THRESHOLD, SILENCE_DBFS, peak, to_dbfs
 from aivoco.errors import AivocoError
 from aivoco.session import events as ev
 from aivoco.session.downlink import Downlink
@@ -75,7 +75,6 @@ class CallSession:
         self.state = state
         self.bus = bus
         self.options = options
-        self.functions = functions
         self.events = ev.EventQueue()
         self.recorder: StereoRecorder | None = None
         self.turns = TurnTracker()
@@ -98,7 +97,6 @@ class CallSession:
         self._error: AivocoError | None = None
         self._threads: list[threading.Thread] = []
         self._result: SessionResult | None = None
-        self.downlink.last_agent_activity = 0.0
         self._input_done_at: float | None = None
         self._frame_s = options.chunk_ms / 1000.0
 
@@ -233,7 +231,7 @@ class CallSession:
                 return
             now = time.monotonic()
             level = peak(frame)
-            voiced = has_audio(frame)
+            voiced = level > HAS_AUDIO_PEAK_THRESHOLD  # has_audio(), without a second pass
             self.state.set_levels(mic_dbfs=to_dbfs(level), user_speaking=self.turns.user_speaking)
             end = self.turns.on_user_frame(voiced, now, self._frame_s)
             if end is not None:
@@ -286,7 +284,7 @@ class CallSession:
         if played.frames == 0:
             return
         level = peak(played)
-        speaking = level > 0.01
+        speaking = level > HAS_AUDIO_PEAK_THRESHOLD
         if speaking:
             self.downlink.last_agent_activity = time.monotonic()
         self.state.set_levels(
@@ -326,7 +324,7 @@ class CallSession:
         if limit is not None and self.state.elapsed_s(now) >= limit:
             self.request_hangup("max-duration")
             return
-        if self.source.finished and self._input_done_at is not None:
+        if self._input_done_at is not None:  # set once the input file has ended
             if self.player.stats().jitter.buffered_ms > 0:
                 self.downlink.last_agent_activity = now
             quiet_since = max(self._input_done_at, self.downlink.last_agent_activity)

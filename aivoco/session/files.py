@@ -30,7 +30,6 @@ class TranscriptWriter:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        self.lines = 0
         try:
             self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         except OSError as exc:
@@ -51,7 +50,6 @@ class TranscriptWriter:
                 raise AudioFileError(
                     f"cannot write transcript {self.path}: {exc.strerror or exc}"
                 ) from exc
-            self.lines += 1
 
     def close(self) -> None:
         with self._lock:

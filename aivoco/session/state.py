@@ -109,7 +109,6 @@ class CallState:
         self._lock = threading.Lock()
         self._m = _Mutable()
         self._entries: deque[Entry] = deque(maxlen=TRANSCRIPT_UI_LIMIT)
-        self._created = time.monotonic()
 
     # -- time ----------------------------------------------------------------------
     def elapsed_s(self, now: float | None = None) -> float:
