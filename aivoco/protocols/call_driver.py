@@ -188,7 +188,7 @@ class CallDriver:
             self.net.audio_ms_sent += chunk.duration_ms
             self._send(self.encoder.media(chunk))
 
-    def send_function_result(self, call_id: str, name: str, result: Any, failed: bool) -> None:
+    def send_function_result(self, call_id: str, name: str, result: Any) -> None:
         """The agent-call protocol has no function calls (notes section 2)."""
 
     def answer_mark(self, name: str) -> None:

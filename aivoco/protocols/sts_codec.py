@@ -131,9 +131,13 @@ def function_response(call_id: str, function_name: str, result: Any) -> Outgoing
     return _function_reply(call_id, function_name, result)
 
 
+def failure_result(error: str) -> dict[str, str]:
+    """The `result` the reference clients send for a failed call: {error, status}."""
+    return {"error": str(error), "status": "failed"}
+
+
 def function_failure(call_id: str, function_name: str, error: str) -> Outgoing:
-    """The failure shape the reference clients send: result {error, status: "failed"}."""
-    return _function_reply(call_id, function_name, {"error": str(error), "status": "failed"})
+    return _function_reply(call_id, function_name, failure_result(error))
 
 
 def stop_call() -> Outgoing:

@@ -265,8 +265,8 @@ class StsDriver:
         self.net.audio_ms_sent += chunk.duration_ms
         self._send(codec.audio_data(chunk))
 
-    def send_function_result(self, call_id: str, name: str, result: Any, failed: bool) -> None:
-        # A failure result already has the reference shape {"error", "status": "failed"}.
+    def send_function_result(self, call_id: str, name: str, result: Any) -> None:
+        # A failure result already has the reference shape (sts_codec.failure_result).
         self._send(codec.function_response(call_id, name, result))
 
     def answer_mark(self, name: str) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aivoco.errors import AivocoError, ProtocolError
+from aivoco.protocols.sts_codec import failure_result
 from aivoco.session import events as ev
 from aivoco.session.interfaces import FunctionRunner, PlayerLike
 from aivoco.session.records import RecordBus
@@ -100,9 +101,8 @@ class Downlink:
             self.bus.emit("mark", name=e.name)
         elif isinstance(e, ev.PlaybackClear):
             cleared = self.player.clear()
-            rate = self.player.stats().clock_rate_hz
             self.state.add_entry("info", "barge-in: agent playback cleared")
-            self.bus.emit("clear", cleared_ms=round(cleared * 1000 / rate, 1))
+            self.bus.emit("clear", cleared_ms=round(cleared * 1000 / self.player.clock_rate_hz, 1))
         elif isinstance(e, ev.ProtocolIssue):
             self.state.count_issue()
             self.state.add_entry("error", e.message)
@@ -151,7 +151,7 @@ class Downlink:
 
     def _run_function(self, call: ev.FunctionCall) -> None:
         if self.functions is None:
-            failed, result = True, {"error": "no custom functions are loaded", "status": "failed"}
+            failed, result = True, failure_result("no custom functions are loaded")
             duration_ms = 0.0
         else:
             timeout_s = self.function_timeout_s
@@ -160,7 +160,7 @@ class Downlink:
         if self.stopped.is_set():
             return
         try:
-            self.driver.send_function_result(call.call_id, call.name, result, failed)
+            self.driver.send_function_result(call.call_id, call.name, result)
         except AivocoError as exc:
             log.warning("could not send the result of %s: %s", call.name, exc)
             return

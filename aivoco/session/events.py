@@ -197,7 +197,8 @@ class Driver(Protocol):
 
     def send_audio(self, chunk: AudioChunk) -> None: ...
 
-    def send_function_result(self, call_id: str, name: str, result: Any, failed: bool) -> None: ...
+    def send_function_result(self, call_id: str, name: str, result: Any) -> None:
+        """Send a function's result; a failure already has the failure_result() shape."""
 
     def answer_mark(self, name: str) -> None: ...
 

@@ -24,6 +24,7 @@ class Source(Protocol):
 
 class PlayerLike(Protocol):
     error: AivocoError | None
+    clock_rate_hz: int
 
     def start(self) -> None: ...
     def close(self) -> None: ...

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from aivoco.errors import UsageError
-from aivoco.protocols.sts_codec import FunctionSpec
+from aivoco.protocols.sts_codec import FunctionSpec, failure_result
 from aivoco.session.functions._common import (
     DEFAULT_TIMEOUT_S,
     JSON_TYPES,
@@ -78,7 +78,7 @@ class FunctionRegistry:
         except Exception as exc:  # a user function may raise anything
             error = str(exc) if isinstance(exc, CallError) else describe(exc)
             elapsed = (time.perf_counter() - start) * 1000
-            return FunctionOutcome(False, {"error": error, "status": "failed"}, error, elapsed)
+            return FunctionOutcome(False, failure_result(error), error, elapsed)
         return FunctionOutcome(True, result, None, (time.perf_counter() - start) * 1000)
 
 
