@@ -123,6 +123,9 @@ def test_summary_table_groups_the_figures() -> None:
     assert "functions" not in text  # nothing called: no row
     failed = render(summary_table({"reason": "error", "error": "connection lost"}))
     assert "error: connection lost" in failed
+    assert "uplink dropped" not in text  # nothing dropped: no row
+    backed_up = render(summary_table({"reason": "idle", "uplink_dropped": 12}))
+    assert "uplink dropped" in backed_up and "12 frames" in backed_up
 
 
 def test_plain_and_json_printers() -> None:

@@ -101,7 +101,6 @@ class StsDriver:
         self._ended = threading.Event()
         self._stopping = False
         self._closed = False
-        self.uplink_dropped = 0
 
     # -- connection ----------------------------------------------------------------
     def _new_client(self) -> Any:
@@ -259,8 +258,7 @@ class StsDriver:
         sio = self._sio
         backlog = sio.eio.queue if sio is not None else None
         if backlog is not None and backlog.qsize() > UPLINK_BACKLOG_LIMIT:
-            self.uplink_dropped += 1
-            self.net.extra["uplink_dropped"] = self.uplink_dropped
+            self.net.uplink_dropped += 1
             return
         self.net.audio_ms_sent += chunk.duration_ms
         self._send(codec.audio_data(chunk))

@@ -306,6 +306,7 @@ class CallSession:
                 "audio_s_sent": round(net.audio_ms_sent / 1000, 2),
                 "audio_s_received": round(net.audio_ms_received / 1000, 2),
                 "events_dropped": self.events.dropped,
+                "uplink_dropped": net.uplink_dropped,
             },
             {
                 "buffered_ms": round(ps.jitter.buffered_ms, 1),

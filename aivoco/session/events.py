@@ -11,7 +11,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aivoco.audio.chunk import AudioChunk
@@ -176,7 +176,7 @@ class NetStats:
     audio_ms_sent: float = 0.0
     audio_ms_received: float = 0.0
     transport: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
+    uplink_dropped: int = 0  # frames not sent because the link was backed up
 
 
 class Driver(Protocol):

@@ -180,6 +180,8 @@ def summary_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
     rows.append(("protocol errors", str(s.get("protocol_errors", 0))))
     if s.get("events_dropped"):
         rows.append(("events dropped", str(s["events_dropped"])))
+    if s.get("uplink_dropped"):
+        rows.append(("uplink dropped", f"{s['uplink_dropped']} frames (link backed up)"))
     if "credits_used" in s:
         kind = "server totals" if s.get("credits_final") else "estimate"
         rows.append(
