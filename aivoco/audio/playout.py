@@ -18,7 +18,7 @@ import numpy as np
 from aivoco.audio.chunk import AudioChunk, float32_to_pcm16
 from aivoco.audio.files import Pacer
 from aivoco.audio.jitter import JitterBuffer, JitterStats
-from aivoco.audio.resample import StreamResampler
+from aivoco.audio.resample import ToRate
 from aivoco.audio.ring import SampleRing
 from aivoco.audio.wav import WavWriter
 from aivoco.errors import AivocoError
@@ -45,33 +45,23 @@ class Player(Generic[T]):
         self.jitter: JitterBuffer[T] = JitterBuffer(
             clock_rate_hz, prefill_ms=prefill_ms, monitor=self.monitor
         )
-        self._resamplers: dict[int, StreamResampler] = {}
+        self._to_clock = ToRate(clock_rate_hz)
         self.device_underflows = 0
         self.error: AivocoError | None = None
 
     def play(self, chunk: AudioChunk) -> None:
-        """Queue agent audio (any rate, mono). Call from one producer thread."""
-        mono = chunk.mono()
-        rs = self._resamplers.get(mono.sample_rate_hz)
-        if rs is None:
-            rs = StreamResampler(mono.sample_rate_hz, self.clock_rate_hz)
-            self._resamplers[mono.sample_rate_hz] = rs
-        self.jitter.write(rs.process_float(mono.to_float32()))
+        """Queue agent audio (any rate; downmixed). Call from one producer thread."""
+        self.jitter.write(self._to_clock.process(chunk).to_float32())
 
     def clear(self) -> int:
         """Barge-in: discard queued audio (short fade), including resampler state."""
-        for rs in self._resamplers.values():
-            rs.reset()
+        self._to_clock.reset()
         return self.jitter.clear()
 
     def add_marker(self, token: T) -> None:
         """A mark ends a stretch of audio: flush the resamplers' few held-back ms first,
         so the mark is reached after the very last sample queued before it."""
-        for rs in self._resamplers.values():
-            tail = rs.flush()
-            if tail.frames:
-                self.jitter.write(tail.to_float32())
-            rs.reset()
+        self.jitter.write(self._to_clock.flush().to_float32())
         self.jitter.add_marker(token)
 
     def pop_reached(self) -> list[T]:

@@ -127,6 +127,35 @@ class StreamResampler:
             self._impl.reset()
 
 
+class ToRate:
+    """Mono audio at whatever rate it arrives -> `out_rate_hz`, one stream per input
+    rate (a peer may change rates mid-call). Equal rates pass through untouched."""
+
+    def __init__(self, out_rate_hz: int) -> None:
+        self.out_rate_hz = out_rate_hz
+        self._streams: dict[int, StreamResampler] = {}
+
+    def process(self, chunk: AudioChunk) -> AudioChunk:
+        mono = chunk.mono()
+        rs = self._streams.get(mono.sample_rate_hz)
+        if rs is None:
+            rs = self._streams[mono.sample_rate_hz] = StreamResampler(
+                mono.sample_rate_hz, self.out_rate_hz
+            )
+        return rs.process(mono)
+
+    def flush(self) -> AudioChunk:
+        """Every stream's held-back tail, then a fresh start (the next audio is new)."""
+        tails = [rs.flush() for rs in self._streams.values()]
+        self.reset()
+        tails = [t for t in tails if t.frames]
+        return AudioChunk.concat(tails) if tails else AudioChunk.silence(0, self.out_rate_hz)
+
+    def reset(self) -> None:
+        for rs in self._streams.values():
+            rs.reset()
+
+
 def resample_once(chunk: AudioChunk, out_rate_hz: int) -> AudioChunk:
     """Convert a whole chunk in one go (file decoding, tests), including the tail."""
     rs = StreamResampler(chunk.sample_rate_hz, out_rate_hz, chunk.channels)

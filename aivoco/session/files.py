@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from aivoco.audio.chunk import AudioChunk
-from aivoco.audio.resample import StreamResampler
+from aivoco.audio.resample import ToRate
 from aivoco.audio.wav import WavWriter
 from aivoco.errors import AudioFileError
 
@@ -61,18 +61,11 @@ class _Track:
     def __init__(self, rate_hz: int) -> None:
         self.rate_hz = rate_hz
         self.pending = np.zeros(0, np.int16)
-        self.resamplers: dict[int, StreamResampler] = {}
+        self._to_rate = ToRate(rate_hz)
 
     def add(self, chunk: AudioChunk) -> None:
-        mono = chunk.mono()
-        if mono.sample_rate_hz != self.rate_hz:
-            rs = self.resamplers.get(mono.sample_rate_hz)
-            if rs is None:
-                rs = self.resamplers[mono.sample_rate_hz] = StreamResampler(
-                    mono.sample_rate_hz, self.rate_hz
-                )
-            mono = rs.process(mono)
-        self.pending = np.concatenate([self.pending, mono.mono_samples()])
+        converted = self._to_rate.process(chunk)
+        self.pending = np.concatenate([self.pending, converted.mono_samples()])
 
 
 class StereoRecorder:
