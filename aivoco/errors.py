@@ -74,3 +74,9 @@ class ProtocolMisuseError(RuntimeError):
     Kept apart from `ProtocolError` so a bug of ours is never reported as the server's
     fault; it is deliberately not an `AivocoError`.
     """
+
+
+class CallStateError(RuntimeError):
+    """Code asked a call for something its phase does not allow (start it twice,
+    subscribe after it started). A bug in the caller, so not an `AivocoError`; the
+    lifecycle refuses such requests in one place (aivoco/session/lifecycle.py)."""

@@ -93,6 +93,10 @@ class RecordingStsServer(_ThreadedServer):
         """Emit to every connected client, in order with any queued actions."""
         self.run(Emit(event, data), timeout=timeout)
 
+    def sio_emit_raw(self, event: str, *args: Any, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Emit `event` with several arguments (a tuple payload is sent as arguments)."""
+        self.run(Emit(event, args if len(args) != 1 else args[0]), timeout=timeout)
+
     def disconnect(self, abrupt: bool = False, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.run(Disconnect(abrupt), timeout=timeout)
 

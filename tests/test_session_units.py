@@ -14,6 +14,7 @@ from aivoco.audio.chunk import AudioChunk
 from aivoco.errors import AudioFileError
 from aivoco.redact import RedactingFilter, clear_secrets, redact, register_secret
 from aivoco.session.files import MAX_SKEW_MS, StereoRecorder, TranscriptWriter
+from aivoco.session.lifecycle import Phase
 from aivoco.session.records import RecordBus
 from aivoco.session.state import CallState, Credits
 from aivoco.session.turns import TurnTracker
@@ -87,7 +88,7 @@ def test_credit_estimate_ticks_then_uses_final_totals() -> None:
 def test_state_snapshot_is_a_copy_and_elapsed_freezes_at_end() -> None:
     st = CallState("sts", "example.org", "voice female", has_credits=True)
     assert st.elapsed_s() == 0.0
-    st.set_phase("live")
+    st.set_phase(Phase.LIVE)
     st.add_entry("agent", "hello")
     st.add_latency(500.0)
     st.add_latency(700.0)
@@ -97,7 +98,8 @@ def test_state_snapshot_is_a_copy_and_elapsed_freezes_at_end() -> None:
     assert snap.latency_last_ms == 700.0
     assert snap.latency_mean_ms == 600.0
     assert snap.turns == 2
-    st.mark_ended("idle")
+    st.set_phase(Phase.ENDED)
+    st.set_end_reason("idle")
     frozen = st.elapsed_s()
     assert st.elapsed_s(now=frozen + 1e6) == pytest.approx(frozen)
     assert st.snapshot().end_reason == "idle"

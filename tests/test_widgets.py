@@ -6,9 +6,12 @@ import io
 
 from rich.console import Console, RenderableType
 
+from aivoco.session.lifecycle import Phase
 from aivoco.session.state import CallState
+from aivoco.session.summary import CallSummary, CreditFigures, PlaybackFigures
 from aivoco.ui.live import JsonPrinter, PlainPrinter, describe_record
 from aivoco.ui.widgets import call_view, clock, credits_panel, meter, summary_table
+from aivoco.wire.driver import NetStats
 
 
 def render(r: RenderableType, width: int = 100) -> str:
@@ -26,7 +29,7 @@ def _state(has_credits: bool = True) -> CallState:
         input_label="in.wav",
         output_label="speaker pulse",
     )
-    st.set_phase("live")
+    st.set_phase(Phase.LIVE)
     return st
 
 
@@ -52,7 +55,9 @@ def test_call_view_shows_status_meters_transcript_credits_and_stats() -> None:
     st.add_entry("function", 'get_weather({"city": "Paris"})')
     st.add_latency(640.0)
     st.set_levels(mic_dbfs=-20.0, agent_dbfs=-6.0)
-    st.set_stats({"messages_sent": 50, "bytes_sent": 2048, "transport": "websocket"}, {})
+    st.set_stats(
+        NetStats(messages_sent=50, bytes_sent=2048, transport="websocket"), PlaybackFigures()
+    )
     text = render(call_view(st.snapshot()))
     for expected in (
         "live",
@@ -86,34 +91,38 @@ def test_credits_panel_for_protocol_without_credits() -> None:
     assert "n/a for agent calls" in text
 
 
-def test_summary_table_groups_the_figures() -> None:
-    summary = {
+def summary(**changes: object) -> CallSummary:
+    base: dict[str, object] = {
         "reason": "idle",
         "duration_s": 10.45,
         "turns": 2,
         "latency_last_ms": 919.4,
         "latency_mean_ms": 850.0,
-        "audio_s_sent": 10.4,
-        "audio_s_received": 3.71,
-        "transport": "websocket",
-        "messages_sent": 523,
-        "bytes_sent": 478700,
-        "messages_received": 45,
-        "bytes_received": 237888,
-        "playback_underruns": 1,
-        "playback_clears": 0,
-        "playback_dropped_ms": 0.0,
-        "playback_prefill_ms": 80.0,
+        "functions_called": 0,
         "protocol_errors": 0,
-        "credits_used": 0.1732,
-        "credits_remaining": 99.8268,
-        "credits_final": True,
+        "net": NetStats(
+            messages_sent=523,
+            bytes_sent=478700,
+            messages_received=45,
+            bytes_received=237888,
+            audio_ms_sent=10400,
+            audio_ms_received=3710,
+            transport="websocket",
+        ),
+        "events_dropped": 0,
+        "playback": PlaybackFigures(underruns=1, prefill_ms=80.0),
+        "credits": CreditFigures(0.1732, 99.8268, final=True),
     }
-    text = render(summary_table(summary))
+    return CallSummary(**{**base, **changes})  # type: ignore[arg-type]
+
+
+def test_summary_table_groups_the_figures() -> None:
+    text = render(summary_table(summary()))
     for expected in (
         "idle",
         "10.45 s",
         "last 919.4 ms, mean 850.0 ms over 2 turns",
+        "sent 10.4 s, received 3.71 s",
         "websocket: ↑ 523 msg 467 kB, ↓ 45 msg 232 kB",
         "1 underruns",
         "pre-fill 80.0 ms",
@@ -121,11 +130,19 @@ def test_summary_table_groups_the_figures() -> None:
     ):
         assert expected in text, expected
     assert "functions" not in text  # nothing called: no row
-    failed = render(summary_table({"reason": "error", "error": "connection lost"}))
+    failed = render(summary_table(summary(reason="error", error="connection lost")))
     assert "error: connection lost" in failed
     assert "uplink dropped" not in text  # nothing dropped: no row
-    backed_up = render(summary_table({"reason": "idle", "uplink_dropped": 12}))
+    backed_up = render(summary_table(summary(net=NetStats(uplink_dropped=12))))
     assert "uplink dropped" in backed_up and "12 frames" in backed_up
+
+
+def test_summary_record_keeps_the_flat_keys_scripts_read() -> None:
+    record = summary(recording="r.wav", recording_s=10.4).to_record()
+    assert record["playback_underruns"] == 1 and record["playback_prefill_ms"] == 80.0
+    assert record["audio_s_sent"] == 10.4 and record["credits_final"] is True
+    assert record["recording"] == "r.wav" and "error" not in record
+    assert "credits_used" not in summary(credits=None).to_record()
 
 
 def test_plain_and_json_printers() -> None:

@@ -1,7 +1,7 @@
 """PortAudio device discovery and selection (by index or by name substring).
 
 `sounddevice` is imported lazily through `load_sounddevice()`: its import raises
-OSError when the PortAudio shared library is missing (protocol notes section 3), and
+OSError when the PortAudio shared library is missing (docs/protocols.md#pitfall-portaudio), and
 `--help`, file-only runs and the pure tests must work without it.
 """
 

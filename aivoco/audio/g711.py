@@ -6,7 +6,7 @@ every possible input: encoding becomes one table gather over all 65,536 int16 va
 decoding one gather over 256 codes. The tests check both tables against `audioop` where
 it exists and against stored SHA-256 fingerprints everywhere.
 
-The agent-call protocol (protocol notes section 2) carries mu-law at 8 kHz; decoding
+The agent-call protocol (docs/protocols.md#call-format) carries mu-law at 8 kHz; decoding
 yields -32124..+32124 as the notes state.
 """
 

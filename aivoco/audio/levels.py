@@ -1,7 +1,7 @@
 """Signal levels per chunk: peak, RMS, dBFS and the `has_audio` decision.
 
 Full scale is 32768 (the reference clients compute `max_amplitude` as peak |s| / 32768,
-protocol notes section 1). `has_audio` follows the terminal reference client: a chunk
+docs/protocols.md#sts-audio-data). `has_audio` follows the terminal reference client: a chunk
 has audio when its peak exceeds HAS_AUDIO_PEAK_THRESHOLD = 0.01 of full scale (-40 dBFS;
 the browser playground uses 0.001). Silence, line hiss and dither stay below it.
 """

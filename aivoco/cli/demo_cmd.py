@@ -8,90 +8,60 @@ when one can be opened, else goes to a WAV file whose path is printed.
 from __future__ import annotations
 
 import tempfile
-from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from aivoco.cli import options as o
-from aivoco.cli.callrun import CommonOptions, run_call
 from aivoco.cli.errors import guarded
-from aivoco.redact import register_secret
+from aivoco.cli.options import call_options
+from aivoco.wire.driver import ProtocolName
 
 DEMO_KEY = "aivoco-demo-key"
 DEMO_AGENT = "demo-agent"
 DEMO_SYSTEM = "You are the aivoco demo agent. Answer briefly."
 
 
-class Protocol(str, Enum):
-    sts = "sts"
-    call = "call"
-
-
+@call_options("demo")
 def demo(
     protocol: Annotated[
-        Protocol, typer.Argument(help="sts: Speech-to-Speech API; call: agent call.")
-    ] = Protocol.sts,
-    output_device: o.OutputDevice = None,
-    output_file: Annotated[
-        Path | None,
-        typer.Option(
-            "--output",
-            metavar="FILE",
-            help="Write the reply here instead of the speaker. Without a speaker it goes "
-            "to a file in the temporary directory.",
-        ),
-    ] = None,
-    record: o.RecordFile = None,
-    transcript: o.TranscriptFile = None,
+        ProtocolName, typer.Argument(help="sts: Speech-to-Speech API; call: agent call.")
+    ] = ProtocolName.STS,
     latency_ms: Annotated[
         int,
         typer.Option("--latency-ms", min=0, max=10_000, help="The emulated agent's delay."),
     ] = 300,
-    plain: o.Plain = False,
-    as_json: o.Json = False,
-    log_file: o.LogFile = None,
+    **options: Any,
 ) -> None:
     """Run a call against the built-in emulator: no key, no network needed."""
 
     def body() -> None:
+        from aivoco.cli.options import split_options
+        from aivoco.cli.run import run_call
         from aivoco.emulator import Emulator, EmulatorConfig, demo_functions
         from aivoco.emulator.assets import demo_utterance_path
-        from aivoco.protocols.call_driver import CallDriver
-        from aivoco.protocols.sts_driver import StsDriver
-        from aivoco.session.functions import load_functions
+        from aivoco.session.options import CallOptions
 
-        register_secret(DEMO_KEY)  # a key is a key: treated like a real one
+        fields, output = split_options(dict(options))
         fallback = Path(tempfile.gettempdir()) / f"aivoco-demo-{protocol.value}-reply.wav"
-        opts = CommonOptions(
-            input_file=demo_utterance_path(),
-            output_file=output_file,
-            output_device=output_device,
-            record_file=record,
-            transcript_file=transcript,
-            idle_timeout_s=2.0,
-            max_duration_s=60.0,
-            plain=plain,
-            json=as_json,
-            log_file=log_file,
-            speaker_fallback_file=None if output_file else fallback,
-        )
-        opts.validate()
         config = EmulatorConfig(host="127.0.0.1", port=0, latency_ms=latency_ms)
+        output.mode()  # a usage error before the emulator starts
         with Emulator(config) as emu:
-            if protocol is Protocol.sts:
-                registry = load_functions(Path(demo_functions.__file__))
-                driver = StsDriver(
-                    emu.sts_url,
-                    DEMO_KEY,
-                    "female",
-                    system_message=DEMO_SYSTEM,
-                    functions=registry.specs,
-                )
-                run_call(driver, opts, label="voice female (emulator)", functions=registry)
-            else:
-                call = CallDriver(emu.call_url, DEMO_KEY, DEMO_AGENT)
-                run_call(call, opts, label=f"agent {DEMO_AGENT} (emulator)")
+            sts = protocol is ProtocolName.STS
+            opts = CallOptions(
+                protocol=protocol,
+                key=DEMO_KEY,  # a key is a key: registered and masked like a real one
+                url=emu.sts_url if sts else emu.call_url,
+                agent=DEMO_AGENT,
+                system=DEMO_SYSTEM,
+                functions=Path(demo_functions.__file__) if sts else None,
+                input_file=demo_utterance_path(),
+                idle_timeout_s=2.0,
+                max_duration_s=60.0,
+                speaker_fallback_file=None if fields.get("output_file") else fallback,
+                label="voice female (emulator)" if sts else f"agent {DEMO_AGENT} (emulator)",
+                **fields,
+            )
+            run_call(opts, output)
 
     guarded(body)

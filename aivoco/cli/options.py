@@ -1,114 +1,31 @@
-"""Options shared by `aivoco sts` and `aivoco call`, declared once as Annotated types."""
+"""Command-line options: generated from `CallOptions`' declarations, plus output modes.
+
+Each call option is declared once, as a field of `aivoco.session.options.CallOptions`
+with its flag, help and limits in the field's metadata. `call_options(command)` turns
+the fields a command takes into Typer parameters and appends them to the command
+function's own signature; the command receives them as keyword arguments named like
+the fields, so `CallOptions(**values)` needs no copying by hand.
+"""
 
 from __future__ import annotations
 
+import inspect
+import sys
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 import typer
 
-_AUDIO = "Audio"
-_FILES = "Files and headless use"
+from aivoco.errors import UsageError
+from aivoco.session.options import CallOptions, OptionInfo, cli_fields
+
+F = TypeVar("F", bound=Callable[..., Any])
 _OUT = "Output"
 
-Key = Annotated[
-    str | None,
-    typer.Option(
-        "--key",
-        metavar="KEY",
-        envvar="AIVOCO_API_KEY",
-        show_envvar=True,
-        help="API key (never printed or logged).",
-        show_default=False,
-    ),
-]
-InputDevice = Annotated[
-    str | None,
-    typer.Option(
-        "--input-device",
-        metavar="ID|NAME",
-        help="Microphone: index or name substring (see `aivoco devices`).",
-        rich_help_panel=_AUDIO,
-    ),
-]
-OutputDevice = Annotated[
-    str | None,
-    typer.Option(
-        "--output-device",
-        metavar="ID|NAME",
-        help="Speaker: index or name substring (see `aivoco devices`).",
-        rich_help_panel=_AUDIO,
-    ),
-]
-ChunkMs = Annotated[
-    int,
-    typer.Option(
-        "--chunk-ms",
-        min=10,
-        max=200,
-        metavar="MS",
-        help="Uplink frame length. Lower is lower latency; 20 ms is what telephony uses.",
-        rich_help_panel=_AUDIO,
-    ),
-]
-InputFile = Annotated[
-    Path | None,
-    typer.Option(
-        "--input",
-        metavar="FILE",
-        help="Audio file instead of the microphone (any format libsndfile reads), "
-        "sent in real time, then silence until the agent is quiet.",
-        rich_help_panel=_FILES,
-    ),
-]
-OutputFile = Annotated[
-    Path | None,
-    typer.Option(
-        "--output",
-        metavar="FILE",
-        help="Write the agent's audio to this WAV instead of the speaker "
-        "(real-time timeline, as a speaker would play it).",
-        rich_help_panel=_FILES,
-    ),
-]
-RecordFile = Annotated[
-    Path | None,
-    typer.Option(
-        "--record",
-        metavar="FILE",
-        help="Stereo WAV of the call: you on the left, the agent on the right, time-aligned.",
-        rich_help_panel=_FILES,
-    ),
-]
-TranscriptFile = Annotated[
-    Path | None,
-    typer.Option(
-        "--transcript",
-        metavar="FILE",
-        help="Append the call's events to this file as JSON Lines, as they happen.",
-        rich_help_panel=_FILES,
-    ),
-]
-IdleTimeout = Annotated[
-    float,
-    typer.Option(
-        "--idle-timeout",
-        min=0.1,
-        metavar="SECONDS",
-        help="With --input: hang up once the input ended and the agent was quiet this long.",
-        rich_help_panel=_FILES,
-    ),
-]
-MaxDuration = Annotated[
-    float | None,
-    typer.Option(
-        "--max-duration",
-        min=0.1,
-        metavar="SECONDS",
-        help="Hang up after this many seconds.",
-        rich_help_panel=_FILES,
-    ),
-]
 Plain = Annotated[
     bool,
     typer.Option(
@@ -130,12 +47,93 @@ LogFile = Annotated[
         rich_help_panel=_OUT,
     ),
 ]
-ConnectTimeout = Annotated[
-    float,
-    typer.Option(
-        "--connect-timeout",
-        min=0.1,
-        metavar="SECONDS",
-        help="Give up if the call is not live after this long (the reference uses 10 s).",
-    ),
-]
+_OUTPUT_PARAMS: tuple[tuple[str, Any, Any], ...] = (
+    ("plain", Plain, False),
+    ("as_json", Json, False),
+    ("log_file", LogFile, None),
+)
+
+
+class OutputMode(Enum):
+    LIVE = "live"
+    PLAIN = "plain"
+    JSON = "json"
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    plain: bool = False
+    as_json: bool = False
+    log_file: Path | None = None
+
+    def mode(self) -> OutputMode:
+        if self.plain and self.as_json:
+            raise UsageError("--plain and --json cannot be used together")
+        if self.as_json:
+            return OutputMode.JSON
+        if self.plain or not sys.stdout.isatty():
+            return OutputMode.PLAIN
+        return OutputMode.LIVE
+
+
+def split_options(values: dict[str, Any]) -> tuple[dict[str, Any], OutputOptions]:
+    """A command's keyword arguments -> (CallOptions fields, output options)."""
+    output = OutputOptions(**{name: values.pop(name) for name, _, _ in _OUTPUT_PARAMS})
+    return values, output
+
+
+def _typer_option(annotation: Any, info: OptionInfo) -> Any:
+    option = typer.Option(
+        info.flag,
+        help=info.help,
+        metavar=info.metavar,
+        rich_help_panel=info.panel,
+        envvar=info.envvar,
+        show_envvar=info.envvar is not None,
+        min=info.min,
+        max=info.max,
+        show_default=info.show_default,
+    )
+    return Annotated[annotation, option]
+
+
+def _call_parameters(command: str) -> list[inspect.Parameter]:
+    hints = typing.get_type_hints(CallOptions)
+    params = []
+    for name, default, info in cli_fields(command):
+        annotation, value = hints[name], default
+        if info.required:
+            annotation, value = str, inspect.Parameter.empty
+        params.append(
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=value,
+                annotation=_typer_option(annotation, info),
+            )
+        )
+    for name, annotation, default in _OUTPUT_PARAMS:
+        params.append(
+            inspect.Parameter(
+                name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+            )
+        )
+    return params
+
+
+def call_options(command: str) -> Callable[[F], F]:
+    """Give a command function the call options `command` takes and the output options,
+    after its own parameters; it receives them as `**options`."""
+
+    def decorate(fn: F) -> F:
+        own = [
+            p
+            for p in inspect.signature(fn, eval_str=True).parameters.values()
+            if p.kind is not inspect.Parameter.VAR_KEYWORD
+        ]
+        params = own + _call_parameters(command)
+        fn.__signature__ = inspect.Signature(params, return_annotation=None)  # type: ignore[attr-defined]
+        fn.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
+        return fn
+
+    return decorate

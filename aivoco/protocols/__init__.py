@@ -1,7 +1,9 @@
-"""Wire protocols: pure message codecs (no sockets), one module per protocol.
+"""Wire protocols: one pure codec and one driver per protocol, all of one shape.
 
-`sts_codec` speaks the Speech-to-Speech Socket.IO events (protocol notes section 1) and
-`call_codec` the Twilio-Media-Streams style agent-call WebSocket (section 2). Drivers in
-`aivoco.session` own the sockets and use these codecs to build and parse every message,
-in the style of `h11` / `websockets.protocol`.
+`sts_codec` / `sts_driver` speak the Speech-to-Speech Socket.IO events
+(docs/protocols.md#sts) and `call_codec` / `call_driver` the Twilio-Media-Streams style
+agent-call WebSocket (docs/protocols.md#call). Codecs build and decode messages and own
+no sockets (`_codec.Codec`); drivers own the sockets and threads (`_driver.DriverBase`),
+in the style of `websockets`' `protocol.py` and `sync/connection.py`. Both translate the
+wire into the shared events of `aivoco.wire`, and never import `aivoco.session`.
 """

@@ -1,7 +1,6 @@
-"""Helpers shared by the codecs: short error snippets and one-line log summaries.
+"""One-line log summaries shared by the codecs (audio replaced by its size).
 
-Peer payloads can be megabytes of base64, so error messages quote at most SNIPPET_LIMIT
-characters of an offending value, and log summaries replace audio with its size.
+Peer payloads can be megabytes of base64, so summaries are bounded in items and text.
 """
 
 from __future__ import annotations
@@ -9,31 +8,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-SNIPPET_LIMIT = 80
+from aivoco.text import clip, snippet, type_name
+
+__all__ = ["Abbreviator", "base64_size", "clip", "snippet", "summarize", "type_name"]
+
 # Log summaries keep ordinary strings readable but bounded (a system prompt can be long).
 _TEXT_LIMIT = 60
 _MAX_ITEMS = 8
 
 # Returns a replacement summary for (key, value), or None to summarise normally.
 Abbreviator = Callable[[str, Any], "str | None"]
-
-
-def snippet(value: Any, limit: int = SNIPPET_LIMIT) -> str:
-    """A repr of `value` cut to about `limit` characters (slicing strings before repr)."""
-    sliceable = isinstance(value, (str, bytes, bytearray))
-    text = repr(value[: limit + 1]) if sliceable else repr(value)
-    if len(text) > limit:
-        text = text[: limit - 1] + "…"
-    return text
-
-
-def clip(text: str, limit: int = SNIPPET_LIMIT) -> str:
-    """Plain text cut to `limit` characters (for messages that are already readable)."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def type_name(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
 
 
 def base64_size(text: str) -> int:

@@ -1,9 +1,9 @@
-"""Speech-to-Speech API messages (Socket.IO events), protocol notes section 1.
+"""Speech-to-Speech API messages (Socket.IO events), docs/protocols.md#sts.
 
-Pure codec: builders return `Outgoing(event, payload)` for the driver to emit, and
-`parse_event()` turns a received (event, data) pair into a typed event. No sockets.
+Pure codec (`StsCodec`): builds the events a driver emits and decodes a received
+`(event, args)` pair into the shared events of `aivoco.wire.events`. No sockets.
 
-Leniency (each one harmless; the event keeps its meaning):
+Leniency (each one harmless; the event keeps its meaning), docs/protocols.md#leniency:
 - a payload given as JSON text holding an object is decoded; a missing payload is `{}`;
 - numbers may arrive as numeric strings; booleans and non-finite values are not numbers;
 - optional fields that are missing or of the wrong type become None (an event's meaning
@@ -13,34 +13,44 @@ Leniency (each one harmless; the event keeps its meaning):
 - an `error` payload may be bare text (taken as its message); `auth_failed`, `error`
   and `function_error` without a message get "".
 Strict where it matters: required fields (`text`, `audio_data`, `function_name`,
-`call_id`, an object `arguments`) missing or mistyped, and bad audio, raise
-`ProtocolError` naming the event and quoting at most ~80 characters of the value.
+`call_id`, an object `arguments`) missing or mistyped, bad audio, and an event with
+more than one argument raise `ProtocolError` naming the event and quoting at most ~80
+characters of the value.
 """
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
 
 from aivoco.audio import levels
 from aivoco.audio.chunk import AudioChunk
-from aivoco.errors import AudioFormatError, ProtocolError, ProtocolMisuseError, UsageError
+from aivoco.errors import (
+    AivocoError,
+    AuthError,
+    CreditsError,
+    ProtocolError,
+    ProtocolMisuseError,
+    ServiceError,
+    UsageError,
+)
+from aivoco.protocols._codec import Codec, Outgoing
+from aivoco.protocols._sts_parse import PARSERS, decode_payload
 from aivoco.protocols._summary import base64_size, clip, snippet, summarize, type_name
+from aivoco.wire import events as ev
+from aivoco.wire.driver import ProtocolName
+from aivoco.wire.functions import FunctionSpec
 
-# Re-exported (explicitly, for strict mypy): the function specs are part of this API.
-from aivoco.protocols.sts_functions import FunctionParam as FunctionParam  # noqa: PLC0414
-from aivoco.protocols.sts_functions import FunctionSpec as FunctionSpec  # noqa: PLC0414
-
-INPUT_RATE_HZ = 16000  # audio_data: PCM s16le 16 kHz mono (notes section 1)
-OUTPUT_RATE_HZ = 24000  # audio_response: PCM s16le 24 kHz mono (notes section 1)
+INPUT_RATE_HZ = 16000  # audio_data: PCM s16le 16 kHz mono (docs/protocols.md#sts-audio-data)
+OUTPUT_RATE_HZ = 24000  # audio_response: PCM s16le 24 kHz mono
 # A Socket.IO JS server drops the connection on a message over maxHttpBufferSize (1 MB
-# by default) and base64 adds a third (notes section 3): 10 s is ~427 KB of base64.
+# by default) and base64 adds a third (docs/protocols.md#pitfall-max-buffer): 10 s is
+# ~427 KB of base64.
 MAX_AUDIO_DATA_MS = 10_000
 
-# voice_choice is a free string passed through unchanged; these are the values seen.
+# voice_choice is a free string passed through unchanged; these are the values seen
+# (docs/protocols.md#sts-voices).
 VOICE_ALIASES: Mapping[str, str] = {
     "female": "API documentation",
     "male": "API documentation",
@@ -54,16 +64,11 @@ CREDIT_EXHAUSTION_CODES = frozenset(
 )
 AUTH_ERROR_CODES = frozenset({"invalid_api_key"})
 
+# A received Socket.IO event: its name and the arguments it carried.
+StsIncoming: TypeAlias = tuple[str, tuple[Any, ...]]
+
 
 # -- client -> server -------------------------------------------------------------------
-@dataclass(frozen=True)
-class Outgoing:
-    """One event to emit; `payload` is None for `stop_call` (sent without data)."""
-
-    event: str
-    payload: dict[str, Any] | None
-
-
 def start_call(
     auth_key: str,
     system_message: str,
@@ -89,7 +94,7 @@ def start_call(
         "voice_choice": voice_choice,
         "custom_functions": [spec.to_wire() for spec in custom_functions],
     }
-    return Outgoing("start_call", payload)
+    return Outgoing("start", ("start_call", payload))
 
 
 def audio_data(chunk: AudioChunk) -> Outgoing:
@@ -110,10 +115,11 @@ def audio_data(chunk: AudioChunk) -> Outgoing:
         "has_audio": levels.has_audio(chunk),
         "max_amplitude": levels.peak(chunk),
     }
-    return Outgoing("audio_data", payload)
+    return Outgoing("audio", ("audio_data", payload), chunk.duration_ms)
 
 
-def _function_reply(call_id: str, function_name: str, result: Any) -> Outgoing:
+def function_response(call_id: str, function_name: str, result: Any) -> Outgoing:
+    """A function's result (a failure already has the `failure_result()` shape)."""
     if not isinstance(call_id, str) or not call_id:
         raise ProtocolMisuseError(f"call_id must be a non-empty str, got {snippet(call_id)}")
     if not isinstance(function_name, str) or not function_name:
@@ -124,261 +130,103 @@ def _function_reply(call_id: str, function_name: str, result: Any) -> Outgoing:
     except (TypeError, ValueError) as exc:
         raise ProtocolMisuseError(f"function result is not JSON-serialisable: {exc}") from exc
     payload = {"call_id": call_id, "function_name": function_name, "result": result}
-    return Outgoing("function_response", payload)
-
-
-def function_response(call_id: str, function_name: str, result: Any) -> Outgoing:
-    return _function_reply(call_id, function_name, result)
-
-
-def failure_result(error: str) -> dict[str, str]:
-    """The `result` the reference clients send for a failed call: {error, status}."""
-    return {"error": str(error), "status": "failed"}
-
-
-def function_failure(call_id: str, function_name: str, error: str) -> Outgoing:
-    return _function_reply(call_id, function_name, failure_result(error))
+    return Outgoing("function_response", ("function_response", payload))
 
 
 def stop_call() -> Outgoing:
-    return Outgoing("stop_call", None)
+    return Outgoing("stop", ("stop_call", None))
 
 
-# -- server -> client -------------------------------------------------------------------
-@dataclass(frozen=True)
-class AuthSuccess:
-    credits: float | None
+# -- server errors -> our error types (the one place, docs/protocols.md#sts-errors) ------
+def _is_code(code: str | None, codes: frozenset[str]) -> bool:
+    return code is not None and code.strip().lower() in codes
 
 
-@dataclass(frozen=True)
-class AuthFailed:
-    message: str
-    credits: float | None
-
-
-@dataclass(frozen=True)
-class SessionReady:
-    message: str | None
-    credits_available: float | None
-    cost_per_minute: float | None
-    functions_loaded: int | None
-
-
-@dataclass(frozen=True)
-class SessionEnded:
-    reason: str | None
-    message: str | None
-    total_credits_used: float | None
-    remaining_credits: float | None
-
-
-@dataclass(frozen=True)
-class TextResponse:
-    text: str
-
-
-@dataclass(frozen=True)
-class AudioResponse:
-    chunk: AudioChunk  # 24 kHz mono
-
-
-@dataclass(frozen=True)
-class FunctionCalled:
-    function_name: str
-    arguments: dict[str, Any]
-    call_id: str
-
-
-@dataclass(frozen=True)
-class FunctionResult:
-    function_name: str | None
-    result: Any
-
-
-@dataclass(frozen=True)
-class FunctionError:
-    error: str
-
-
-@dataclass(frozen=True)
-class FunctionResponseSent:
-    function_name: str | None
-    admin_units_deducted: float | None
-    remaining_admin_units: float | None
-
-
-@dataclass(frozen=True)
-class ServerError:
-    """The server's `error` event (named so as not to shadow builtins)."""
-
-    message: str
-    type: str | None
-
-
-@dataclass(frozen=True)
-class UnknownEvent:
-    """An event name not in the notes' table: not an error, drivers log and ignore it."""
-
-    name: str
-    data: Any
-
-
-StsEvent: TypeAlias = (
-    AuthSuccess | AuthFailed | SessionReady | SessionEnded | TextResponse | AudioResponse
-    | FunctionCalled | FunctionResult | FunctionError | FunctionResponseSent | ServerError
-    | UnknownEvent
-)  # fmt: skip
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        f = float(value)
-    elif isinstance(value, str):
-        try:
-            f = float(value.strip())
-        except ValueError:
-            return None
-    else:
-        return None
-    return f if math.isfinite(f) else None
-
-
-def _integer(value: Any) -> int | None:
-    f = _number(value)
-    return int(f) if f is not None and f.is_integer() else None
-
-
-def _opt_str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
-
-
-def _text(value: Any) -> str:
-    if value is None or isinstance(value, str):
-        return value or ""
-    return clip(json.dumps(value, default=str), 500)  # e.g. an error given as an object
-
-
-def _payload(event: str, data: Any) -> dict[str, Any]:
-    if data is None:
-        return {}
-    if isinstance(data, str):
-        try:
-            data = json.loads(data)
-        except ValueError:
-            raise ProtocolError(
-                f"{event}: payload is neither an object nor JSON text: {snippet(data)}"
-            ) from None
-    if not isinstance(data, dict):
-        raise ProtocolError(f"{event}: payload must be an object, got {type_name(data)}")
-    return data
-
-
-def _audio_response(p: dict[str, Any]) -> AudioResponse:
-    text = p.get("audio_data")
-    if not isinstance(text, str):
-        raise ProtocolError(
-            f"audio_response: 'audio_data' must be base64 text, got {type_name(text)}"
-        )
-    try:
-        return AudioResponse(AudioChunk.from_base64(text, OUTPUT_RATE_HZ, 1))
-    except AudioFormatError as exc:
-        raise ProtocolError(f"audio_response: {clip(str(exc), 120)}") from None
-
-
-def _text_response(p: dict[str, Any]) -> TextResponse:
-    text = p.get("text")
-    if not isinstance(text, str):
-        raise ProtocolError(f"text_response: 'text' must be a string, got {snippet(text)}")
-    return TextResponse(text)
-
-
-def _function_called(p: dict[str, Any]) -> FunctionCalled:
-    name = p.get("function_name")
-    if not isinstance(name, str) or not name:
-        raise ProtocolError(f"function_called: no 'function_name' (got {snippet(name)})")
-    where = f"function_called {snippet(name, 40)}"  # names can be long too
-    call_id = p.get("call_id")
-    if isinstance(call_id, int) and not isinstance(call_id, bool):
-        call_id = str(call_id)
-    if not isinstance(call_id, str) or not call_id:
-        raise ProtocolError(f"{where}: no 'call_id' (got {snippet(call_id)})")
-    args = p.get("arguments")
-    if isinstance(args, str):
-        try:
-            args = json.loads(args)
-        except ValueError:
-            raise ProtocolError(f"{where}: 'arguments' is not JSON: {snippet(args)}") from None
-    if args is None:
-        args = {}
-    if not isinstance(args, dict):
-        raise ProtocolError(f"{where}: 'arguments' must be an object, got {snippet(args)}")
-    return FunctionCalled(name, args, call_id)
-
-
-_PARSERS: dict[str, Callable[[dict[str, Any]], StsEvent]] = {
-    "auth_success": lambda p: AuthSuccess(_number(p.get("credits"))),
-    "auth_failed": lambda p: AuthFailed(_text(p.get("message")), _number(p.get("credits"))),
-    "session_ready": lambda p: SessionReady(
-        _opt_str(p.get("message")),
-        _number(p.get("credits_available")),
-        _number(p.get("cost_per_minute")),
-        _integer(p.get("functions_loaded")),
-    ),
-    "session_ended": lambda p: SessionEnded(
-        _opt_str(p.get("reason")),
-        _opt_str(p.get("message")),
-        _number(p.get("total_credits_used")),
-        _number(p.get("remaining_credits")),
-    ),
-    "text_response": _text_response,
-    "audio_response": _audio_response,
-    "function_called": _function_called,
-    "function_result": lambda p: FunctionResult(_opt_str(p.get("function_name")), p.get("result")),
-    "function_error": lambda p: FunctionError(_text(p.get("error"))),
-    "function_response_sent": lambda p: FunctionResponseSent(
-        _opt_str(p.get("function_name")),
-        _number(p.get("admin_units_deducted")),
-        _number(p.get("remaining_admin_units")),
-    ),
-    "error": lambda p: ServerError(_text(p.get("message")), _opt_str(p.get("type"))),
-}
-
-# Every server event the notes list; drivers register a handler for each of these.
-SERVER_EVENTS: tuple[str, ...] = tuple(_PARSERS)
-
-
-def parse_event(event: str, data: Any) -> StsEvent:
-    """A received Socket.IO event -> typed event; ProtocolError if malformed."""
-    parser = _PARSERS.get(event)
-    if parser is None:
-        return UnknownEvent(event, data)
-    if event == "error" and isinstance(data, str):
-        try:
-            decoded = json.loads(data)
-        except ValueError:
-            decoded = None
-        if not isinstance(decoded, dict):
-            return ServerError(data, None)  # leniency: `error` sent as bare text
-    return parser(_payload(event, data))
-
-
-# -- classification for the session ----------------------------------------------------
-def is_credit_exhaustion(event: SessionEnded | ServerError) -> bool:
-    code = event.reason if isinstance(event, SessionEnded) else event.type
-    return code is not None and code.strip().lower() in CREDIT_EXHAUSTION_CODES
-
-
-def is_auth_error(event: ServerError) -> bool:
-    return event.type is not None and event.type.strip().lower() in AUTH_ERROR_CODES
-
-
-def is_stopped_by_user(event: SessionEnded) -> bool:
+def is_stopped_by_user(reason: str | None, message: str | None) -> bool:
     """The normal end after our stop_call (reference servers say "stopped by user")."""
-    if event.reason is not None and event.reason.strip().lower() == "stopped_by_user":
+    if reason is not None and reason.strip().lower() == "stopped_by_user":
         return True
-    return event.message is not None and "stopped by user" in event.message.lower()
+    return message is not None and "stopped by user" in message.lower()
+
+
+def error_for(kind: str, code: str | None, text: str) -> AivocoError:
+    """`auth_failed`, `error` or `session_ended` (with its code) -> our error type."""
+    if kind == "auth_failed" or (kind == "error" and _is_code(code, AUTH_ERROR_CODES)):
+        return AuthError(f"the server refused the API key: {text or 'no reason given'}")
+    if kind == "session_ended":
+        if _is_code(code, CREDIT_EXHAUSTION_CODES):
+            return CreditsError(f"the server ended the session: {text}")
+        return ServiceError(f"the server ended the session: {text}")
+    if _is_code(code, CREDIT_EXHAUSTION_CODES):
+        return CreditsError(f"out of credits: {text}")
+    return ServiceError(f"the server reported an error ({code or 'error'}): {text}")
+
+
+def _session_ended(p: dict[str, Any]) -> ev.Ended:
+    reason, message, used, remaining = PARSERS["session_ended"](p)
+    text = message or reason or "no reason given"
+    error = error_for("session_ended", reason, text)
+    credits_out = isinstance(error, CreditsError)
+    return ev.Ended(
+        reason or "ended",
+        message,
+        used,
+        remaining,
+        error=error if credits_out else None,
+        error_unless_hung_up=None if credits_out else error,
+    )
+
+
+def _server_error(data: Any, p: dict[str, Any] | None) -> ev.Failed:
+    if p is None:  # leniency: `error` sent as bare text
+        return ev.Failed(error_for("error", None, str(data) or "unknown error"))
+    message, code = PARSERS["error"](p)
+    return ev.Failed(error_for("error", code, message or code or "unknown error"))
+
+
+def _to_event(event: str, data: Any) -> ev.Event:
+    if event == "error":
+        return _server_error(data, decode_payload(event, data, lenient_text=True))
+    p = decode_payload(event, data)
+    if event == "session_ended":
+        return _session_ended(p)
+    fields = PARSERS[event](p)
+    if event == "audio_response":
+        return ev.AgentAudio(fields)
+    if event == "text_response":
+        return ev.AgentText(fields)
+    if event == "session_ready":
+        return ev.Ready(*fields)
+    if event == "auth_success":
+        return ev.CreditsInfo(fields)
+    if event == "auth_failed":
+        message, _credits = fields
+        return ev.Failed(error_for("auth_failed", None, message))
+    if event == "function_called":
+        name, args, call_id = fields
+        return ev.FunctionCall(call_id, name, args)
+    if event == "function_result":
+        return ev.FunctionReport("result", *fields)
+    if event == "function_error":
+        return ev.FunctionReport("error", None, fields)
+    name, deducted, remaining = fields  # function_response_sent
+    detail = {"admin_units_deducted": deducted, "remaining_admin_units": remaining}
+    return ev.FunctionReport("billed", name, detail)
+
+
+def decode(event: Any, args: tuple[Any, ...]) -> ev.Event:
+    """A received Socket.IO event -> a shared event; ProtocolError if malformed."""
+    if not isinstance(event, str):
+        raise ProtocolError(f"event name must be text, got {type_name(event)}")
+    if event not in PARSERS:
+        return ev.UnknownEvent(event, args[0] if len(args) == 1 else (args or None))
+    if len(args) > 1:
+        raise ProtocolError(f"{clip(event, 40)}: {len(args)} arguments, expected one payload")
+    return _to_event(event, args[0] if args else None)
+
+
+# Every server event the reference lists (docs/protocols.md#sts-server-events).
+SERVER_EVENTS: tuple[str, ...] = tuple(PARSERS)
 
 
 # -- one-line log summaries ------------------------------------------------------------
@@ -391,21 +239,71 @@ def _abbreviate(key: str, value: Any) -> str | None:
     return None
 
 
-def describe_outgoing(o: Outgoing) -> str:
-    if o.payload is None:
-        return o.event
-    return f"{o.event} {summarize(o.payload, _abbreviate)}"
-
-
-def describe_incoming(event: str, data: Any) -> str:
-    name = event if len(event) <= 40 else snippet(event, 40)
+def describe_incoming(event: Any, args: tuple[Any, ...]) -> str:
+    name = event if isinstance(event, str) and len(event) <= 40 else snippet(event, 40)
+    data: Any = args[0] if len(args) == 1 else (list(args) if args else None)
     if isinstance(data, str):
         try:
             decoded = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             decoded = None
         if isinstance(decoded, dict):
             data = decoded
     if data is None:
         return name
     return f"{name} {summarize(data, _abbreviate)}"
+
+
+class StsCodec(Codec[StsIncoming]):
+    """One Speech-to-Speech session: `start_call`, audio, function results, `stop_call`."""
+
+    protocol = ProtocolName.STS
+    uplink_rate_hz = INPUT_RATE_HZ
+    downlink_rate_hz = OUTPUT_RATE_HZ
+    has_credits = True
+
+    def __init__(
+        self,
+        auth_key: str,
+        voice_choice: str,
+        system_message: str = "",
+        custom_functions: Sequence[FunctionSpec] = (),
+    ) -> None:
+        # Built now, so a bad key, voice or function set is a usage error before connecting.
+        self._start = start_call(auth_key, system_message, voice_choice, custom_functions)
+        self.started = False
+        self.closed = False
+
+    def opening(self) -> list[Outgoing]:
+        self._refuse_if_closed("start_call")
+        if self.started:
+            raise ProtocolMisuseError("start_call sent twice")
+        self.started = True
+        return [self._start]
+
+    def audio(self, chunk: AudioChunk) -> Outgoing:
+        self._refuse_if_closed("audio_data")
+        return audio_data(chunk)
+
+    def function_result(self, call_id: str, name: str, result: Any) -> Outgoing:
+        self._refuse_if_closed("function_response")
+        return function_response(call_id, name, result)
+
+    def closing(self) -> Outgoing:
+        self._refuse_if_closed("stop_call")
+        self.closed = True
+        return stop_call()
+
+    def _refuse_if_closed(self, what: str) -> None:
+        if self.closed:
+            raise ProtocolMisuseError(f"{what} after stop_call")
+
+    def decode(self, raw: StsIncoming) -> ev.Event:
+        return decode(*raw)
+
+    def describe_outgoing(self, out: Outgoing) -> str:
+        event, payload = out.data
+        return event if payload is None else f"{event} {summarize(payload, _abbreviate)}"
+
+    def describe_incoming(self, raw: StsIncoming) -> str:
+        return describe_incoming(*raw)

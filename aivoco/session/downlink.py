@@ -1,9 +1,10 @@
 """The downlink: what each driver event does to the call.
 
 Agent audio goes to the player (and gives the turn latency), text and function calls to
-the transcript, marks and clears to the playout, and the end of the session back to the
-session core, which owns the call's lifecycle. Runs on the session's event thread;
-function handlers run on their own short-lived threads (they may block).
+the transcript, marks and clears to the playout. What the call itself must do (go live,
+end, reset the idle timer) comes back as intents (`intents.py`); the downlink never
+touches the lifecycle. Runs on the call's event thread; function handlers run on their
+own short-lived threads (they may block).
 """
 
 from __future__ import annotations
@@ -11,16 +12,18 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from aivoco.errors import AivocoError, ProtocolError
-from aivoco.protocols.sts_codec import failure_result
-from aivoco.session import events as ev
+from aivoco.session import intents as it
 from aivoco.session.interfaces import FunctionRunner, PlayerLike
+from aivoco.session.lifecycle import EndReason, Lifecycle, Op
 from aivoco.session.records import RecordBus
 from aivoco.session.state import CallState
 from aivoco.session.turns import TurnTracker
+from aivoco.wire import events as ev
+from aivoco.wire.driver import Driver
+from aivoco.wire.functions import failure_result
 
 log = logging.getLogger("aivoco.session")
 
@@ -28,55 +31,62 @@ log = logging.getLogger("aivoco.session")
 # valid in between, means the peer is not speaking the protocol at all.
 MAX_CONSECUTIVE_PROTOCOL_ERRORS = 20
 
-EndRequest = tuple[str, AivocoError | None]
+Intents = list[it.Intent]
 
 
 class Downlink:
     def __init__(
         self,
-        driver: ev.Driver,
+        driver: Driver,
         player: PlayerLike,
+        lifecycle: Lifecycle,
         *,
         state: CallState,
         bus: RecordBus,
         turns: TurnTracker,
         functions: FunctionRunner | None,
         function_timeout_s: float,
-        hanging_up: Callable[[], bool],
-        stopped: threading.Event,
     ) -> None:
         self.driver = driver
         self.player = player
+        self.lifecycle = lifecycle
         self.state = state
         self.bus = bus
         self.turns = turns
         self.functions = functions
         self.function_timeout_s = function_timeout_s
-        self.hanging_up = hanging_up  # True once we asked for the end ourselves
-        self.stopped = stopped
         self.bad_in_a_row = 0
-        self.last_agent_activity = 0.0  # time.monotonic() of the agent's latest sign of life
 
-    def handle(self, item: ev.Timed) -> EndRequest | None:
-        """Apply one event; returns (reason, error) when it ends the call."""
+    def handle(self, item: ev.Timed) -> Intents:
+        """Apply one event; returns what the call must do about it."""
         e = item.event
         if isinstance(e, ev.ProtocolIssue):
-            self.bad_in_a_row += 1
-        else:
-            self.bad_in_a_row = 0
+            return self._protocol_issue(e)
+        self.bad_in_a_row = 0
         if isinstance(e, ev.AgentAudio):
-            self.last_agent_activity = item.at
-            latency = self.turns.on_agent_audio(item.at)
-            if latency is not None:
-                self.state.add_latency(latency)
-                self.state.add_entry("agent", f"(speaking; answered after {latency:.0f} ms)")
-                self.bus.emit("turn", latency_ms=round(latency, 1))
-            self.player.play(e.chunk)
+            self._agent_audio(e, item.at)
         elif isinstance(e, ev.AgentText):
-            self.last_agent_activity = item.at
             self.state.add_entry("agent", e.text)
             self.bus.emit("agent_text", text=e.text)
-        elif isinstance(e, ev.Ready):
+        elif isinstance(e, ev.FunctionCall):
+            self._start_function(e)
+        elif isinstance(e, (ev.Ready, ev.Ended, ev.Failed, ev.Disconnected)):
+            return self._session(e)
+        else:
+            self._information(e)
+            return []
+        return [it.AgentActive(item.at)]
+
+    def _agent_audio(self, e: ev.AgentAudio, at: float) -> None:
+        latency = self.turns.on_agent_audio(at)
+        if latency is not None:
+            self.state.add_latency(latency)
+            self.state.add_entry("agent", f"(speaking; answered after {latency:.0f} ms)")
+            self.bus.emit("turn", latency_ms=round(latency, 1))
+        self.player.play(e.chunk)
+
+    def _session(self, e: ev.Ready | ev.Ended | ev.Failed | ev.Disconnected) -> Intents:
+        if isinstance(e, ev.Ready):
             self.state.set_credits(available=e.credits_available, cost_per_minute=e.cost_per_minute)
             self.state.add_entry("info", e.message or "session ready")
             self.bus.emit(
@@ -86,12 +96,43 @@ class Downlink:
                 cost_per_minute=e.cost_per_minute,
                 functions_loaded=e.functions_loaded,
             )
-        elif isinstance(e, ev.CreditsInfo):
+            return [it.GoLive()]
+        if isinstance(e, ev.Ended):
+            self.state.set_credits(
+                final_used=e.total_credits_used, final_remaining=e.remaining_credits
+            )
+            kind = "error" if e.error else "info"
+            self.state.add_entry(kind, f"session ended: {e.message or e.reason}")
+            self.bus.emit(
+                "session_ended",
+                reason=e.reason,
+                message=e.message,
+                total_credits_used=e.total_credits_used,
+                remaining_credits=e.remaining_credits,
+            )
+            return [it.ServerEnded(e)]
+        if isinstance(e, ev.Failed):
+            return [it.Fail(e.error)]
+        log.info("connection gone: %s", e.detail)
+        return [it.ConnectionLost(e)]
+
+    def _protocol_issue(self, e: ev.ProtocolIssue) -> Intents:
+        self.bad_in_a_row += 1
+        self.state.count_issue()
+        self.state.add_entry("error", e.message)
+        self.bus.emit("protocol_error", message=e.message)
+        if self.bad_in_a_row < MAX_CONSECUTIVE_PROTOCOL_ERRORS:
+            return []
+        error = ProtocolError(
+            f"{self.driver.endpoint} sent {self.bad_in_a_row} malformed messages "
+            f"in a row; the last: {e.message}"
+        )
+        return [it.Fail(error, EndReason.PROTOCOL_ERROR)]
+
+    def _information(self, e: ev.Event) -> None:
+        if isinstance(e, ev.CreditsInfo):
             self.state.set_credits(available=e.credits)
             self.bus.emit("credits", credits=e.credits)
-        elif isinstance(e, ev.FunctionCall):
-            self.last_agent_activity = item.at
-            self._start_function(e)
         elif isinstance(e, ev.FunctionReport):
             self.bus.emit("function_report", kind=e.kind, name=e.name, detail=e.detail)
             if e.kind == "error":
@@ -103,42 +144,14 @@ class Downlink:
             cleared = self.player.clear()
             self.state.add_entry("info", "barge-in: agent playback cleared")
             self.bus.emit("clear", cleared_ms=round(cleared * 1000 / self.player.clock_rate_hz, 1))
-        elif isinstance(e, ev.ProtocolIssue):
-            self.state.count_issue()
-            self.state.add_entry("error", e.message)
-            self.bus.emit("protocol_error", message=e.message)
-            if self.bad_in_a_row >= MAX_CONSECUTIVE_PROTOCOL_ERRORS:
-                return (
-                    "protocol-error",
-                    ProtocolError(
-                        f"{self.driver.endpoint} sent {self.bad_in_a_row} malformed messages "
-                        f"in a row; the last: {e.message}"
-                    ),
-                )
         elif isinstance(e, ev.Notice):
             log.info("%s", e.message)
             self.bus.emit("notice", message=e.message)
-        elif isinstance(e, ev.Ended):
-            self.state.set_credits(
-                final_used=e.total_credits_used, final_remaining=e.remaining_credits
-            )
-            text = e.message or e.reason
-            self.state.add_entry("error" if e.error else "info", f"session ended: {text}")
-            self.bus.emit(
-                "session_ended",
-                reason=e.reason,
-                message=e.message,
-                total_credits_used=e.total_credits_used,
-                remaining_credits=e.remaining_credits,
-            )
-            if not self.hanging_up() or e.error is not None:
-                return (e.reason, e.error)
-        elif isinstance(e, ev.Failed):
-            self.state.add_entry("error", str(e.error))
-            self.bus.emit("error", message=str(e.error), kind=type(e.error).__name__)
-            return ("error", e.error)
-        return None
+        elif isinstance(e, ev.UnknownEvent):
+            log.info("ignored unknown event %r", e.name)
+            self.bus.emit("notice", message=f"ignored unknown event {e.name!r}")
 
+    # -- custom functions ------------------------------------------------------------
     def _start_function(self, call: ev.FunctionCall) -> None:
         self.state.count_function()
         self.state.add_entry("function", f"{call.name}({_short_args(call.arguments)})")
@@ -154,10 +167,9 @@ class Downlink:
             failed, result = True, failure_result("no custom functions are loaded")
             duration_ms = 0.0
         else:
-            timeout_s = self.function_timeout_s
-            outcome = self.functions.run(call.name, call.arguments, timeout_s)
+            outcome = self.functions.run(call.name, call.arguments, self.function_timeout_s)
             failed, result, duration_ms = not outcome.ok, outcome.result, outcome.duration_ms
-        if self.stopped.is_set():
+        if not self.lifecycle.permits(Op.SEND_FUNCTION_RESULT):
             return
         try:
             self.driver.send_function_result(call.call_id, call.name, result)

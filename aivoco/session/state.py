@@ -11,9 +11,11 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from aivoco.audio.levels import SILENCE_DBFS
+from aivoco.session.lifecycle import Phase
+from aivoco.session.summary import PlaybackFigures
+from aivoco.wire.driver import NetStats
 
 TRANSCRIPT_UI_LIMIT = 200  # entries kept for display; files get everything
 
@@ -50,7 +52,7 @@ class Snapshot:
     protocol: str
     endpoint: str
     label: str  # voice (sts) or agent (call)
-    phase: str
+    phase: Phase
     elapsed_s: float
     mic_dbfs: float
     agent_dbfs: float
@@ -64,8 +66,8 @@ class Snapshot:
     turns: int
     protocol_issues: int
     functions_called: int
-    net: dict[str, Any]
-    playback: dict[str, Any]
+    net: NetStats | None  # None until the first figures arrive
+    playback: PlaybackFigures | None
     input_label: str
     output_label: str
     end_reason: str | None
@@ -73,7 +75,7 @@ class Snapshot:
 
 @dataclass
 class _Mutable:
-    phase: str = "connecting"
+    phase: Phase = Phase.NEW
     live_at: float | None = None
     ended_at: float | None = None
     mic_dbfs: float = SILENCE_DBFS
@@ -84,8 +86,8 @@ class _Mutable:
     latencies_ms: list[float] = field(default_factory=list)
     protocol_issues: int = 0
     functions_called: int = 0
-    net: dict[str, Any] = field(default_factory=dict)
-    playback: dict[str, Any] = field(default_factory=dict)
+    net: NetStats | None = None
+    playback: PlaybackFigures | None = None
     end_reason: str | None = None
 
 
@@ -123,17 +125,19 @@ class CallState:
         return max(0.0, end - self._m.live_at)
 
     # -- updates -------------------------------------------------------------------
-    def set_phase(self, phase: str) -> None:
+    def set_phase(self, phase: Phase) -> None:
+        """Mirrors the lifecycle (the call subscribes this to it); the clock starts at
+        LIVE and stops at ENDED."""
         with self._lock:
             self._m.phase = phase
-            if phase == "live" and self._m.live_at is None:
-                self._m.live_at = time.monotonic()
+            now = time.monotonic()
+            if phase is Phase.LIVE and self._m.live_at is None:
+                self._m.live_at = now
+            if phase is Phase.ENDED and self._m.ended_at is None:
+                self._m.ended_at = now
 
-    def mark_ended(self, reason: str) -> None:
+    def set_end_reason(self, reason: str) -> None:
         with self._lock:
-            if self._m.ended_at is None:
-                self._m.ended_at = time.monotonic()
-            self._m.phase = "ended"
             self._m.end_reason = reason
 
     def add_entry(self, kind: str, text: str) -> Entry:
@@ -175,7 +179,7 @@ class CallState:
         with self._lock:
             self._m.latencies_ms.append(ms)
 
-    def set_stats(self, net: dict[str, Any], playback: dict[str, Any]) -> None:
+    def set_stats(self, net: NetStats, playback: PlaybackFigures) -> None:
         with self._lock:
             self._m.net = net
             self._m.playback = playback
@@ -203,8 +207,8 @@ class CallState:
                 turns=len(lat),
                 protocol_issues=m.protocol_issues,
                 functions_called=m.functions_called,
-                net=dict(m.net),
-                playback=dict(m.playback),
+                net=m.net,
+                playback=m.playback,
                 input_label=self.input_label,
                 output_label=self.output_label,
                 end_reason=m.end_reason,

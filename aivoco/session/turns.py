@@ -2,7 +2,7 @@
 
 Latency of a turn = arrival of the first agent audio of an agent turn minus the end of
 the user speech it answers. "End of user speech" is the moment the last voiced frame
-(`has_audio`, protocol notes section 1) was sent. An agent turn starts with agent audio
+(`has_audio`, docs/protocols.md#sts-audio-data) was sent. An agent turn starts with agent audio
 after at least `agent_gap_s` without any; audio that starts while the user is still
 talking (overlap, echo) gives no latency figure.
 """

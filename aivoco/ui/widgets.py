@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from aivoco.audio.levels import SILENCE_DBFS
+from aivoco.session.lifecycle import Phase
 from aivoco.session.state import Entry, Snapshot
+from aivoco.session.summary import CallSummary
 
 METER_FLOOR_DBFS = -60.0
 _PHASE_STYLE = {
-    "connecting": "yellow",
-    "live": "green",
-    "ending": "yellow",
-    "ended": "dim",
+    Phase.NEW: "dim",
+    Phase.CONNECTING: "yellow",
+    Phase.LIVE: "green",
+    Phase.ENDING: "yellow",
+    Phase.ENDED: "dim",
 }
 _KIND_STYLE = {
     "agent": "cyan",
@@ -57,7 +58,7 @@ def meter(label: str, dbfs: float, width: int = 30, active: bool = False) -> Tex
 def status_line(snap: Snapshot) -> Text:
     text = Text()
     text.append("● ", style=_PHASE_STYLE.get(snap.phase, "white"))
-    text.append(f"{snap.phase:<10}", style="bold")
+    text.append(f"{snap.phase.value:<10}", style="bold")
     text.append(f" {snap.protocol}  {snap.endpoint}  ")
     text.append(snap.label, style="cyan")
     text.append(f"  {clock(snap.elapsed_s)}")
@@ -108,17 +109,15 @@ def stats_panel(snap: Snapshot) -> Panel:
     table.add_row("latency (last)", last)
     table.add_row("latency (mean)", f"{mean} ({snap.turns} turns)")
     n = snap.net
-    if n:
-        up_kb = n.get("bytes_sent", 0) / 1024
-        down_kb = n.get("bytes_received", 0) / 1024
-        table.add_row("sent", f"{n.get('messages_sent', 0)} msg {up_kb:,.0f} kB")
-        table.add_row("received", f"{n.get('messages_received', 0)} msg {down_kb:,.0f} kB")
-        if n.get("transport"):
-            table.add_row("transport", str(n["transport"]))
+    if n is not None:
+        table.add_row("sent", f"{n.messages_sent} msg {n.bytes_sent / 1024:,.0f} kB")
+        table.add_row("received", f"{n.messages_received} msg {n.bytes_received / 1024:,.0f} kB")
+        if n.transport:
+            table.add_row("transport", n.transport)
     p = snap.playback
-    if p:
-        table.add_row("buffered", f"{p.get('buffered_ms', 0):.0f} ms")
-        table.add_row("underruns", str(p.get("underruns", 0)))
+    if p is not None:
+        table.add_row("buffered", f"{p.buffered_ms:.0f} ms")
+        table.add_row("underruns", str(p.underruns))
     issues = Text(str(snap.protocol_issues), style="red" if snap.protocol_issues else "")
     table.add_row("protocol errors", issues)
     return Panel(table, title="call", title_align="left")
@@ -139,64 +138,66 @@ def call_view(snap: Snapshot, transcript_lines: int = 12) -> RenderableType:
     )
 
 
-def _kb(n: object) -> str:
-    return f"{(n if isinstance(n, (int, float)) else 0) / 1024:,.0f} kB"
+def _kb(n: int) -> str:
+    return f"{n / 1024:,.0f} kB"
 
 
-def summary_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
+def summary_rows(s: CallSummary) -> list[tuple[str, str]]:
     """The after-call summary as a few readable rows (JSON keeps the flat keys)."""
-    rows = [("ended", str(s.get("reason")) + (f": {s['error']}" if s.get("error") else ""))]
-    rows.append(("duration", f"{s.get('duration_s', 0)} s"))
-    turns = s.get("turns") or 0
-    if turns:
+    rows = [("ended", s.reason + (f": {s.error}" if s.error else ""))]
+    rows.append(("duration", f"{round(s.duration_s, 2)} s"))
+    if s.turns:
         rows.append(
             (
                 "latency",
-                f"last {s.get('latency_last_ms')} ms, mean {s.get('latency_mean_ms')} ms "
-                f"over {turns} turn{'s' if turns != 1 else ''}",
+                f"last {_num(s.latency_last_ms, 1)} ms, mean {_num(s.latency_mean_ms, 1)} ms "
+                f"over {s.turns} turn{'s' if s.turns != 1 else ''}",
             )
         )
+    n, p = s.net, s.playback
     rows.append(
-        ("audio", f"sent {s.get('audio_s_sent', 0)} s, received {s.get('audio_s_received', 0)} s")
+        (
+            "audio",
+            f"sent {round(n.audio_ms_sent / 1000, 2)} s, "
+            f"received {round(n.audio_ms_received / 1000, 2)} s",
+        )
     )
     rows.append(
         (
             "network",
-            f"{s.get('transport') or '?'}: ↑ {s.get('messages_sent', 0)} msg "
-            f"{_kb(s.get('bytes_sent'))}, ↓ {s.get('messages_received', 0)} msg "
-            f"{_kb(s.get('bytes_received'))}",
+            f"{n.transport or '?'}: ↑ {n.messages_sent} msg {_kb(n.bytes_sent)}, "
+            f"↓ {n.messages_received} msg {_kb(n.bytes_received)}",
         )
     )
     rows.append(
         (
             "playback",
-            f"{s.get('playback_underruns', 0)} underruns, {s.get('playback_clears', 0)} clears, "
-            f"{s.get('playback_dropped_ms', 0)} ms dropped, "
-            f"pre-fill {s.get('playback_prefill_ms', 0)} ms",
+            f"{p.underruns} underruns, {p.clears} clears, {round(p.dropped_ms, 1)} ms dropped, "
+            f"pre-fill {round(p.prefill_ms, 1)} ms",
         )
     )
-    if s.get("functions_called"):
-        rows.append(("functions", f"{s['functions_called']} called"))
-    rows.append(("protocol errors", str(s.get("protocol_errors", 0))))
-    if s.get("events_dropped"):
-        rows.append(("events dropped", str(s["events_dropped"])))
-    if s.get("uplink_dropped"):
-        rows.append(("uplink dropped", f"{s['uplink_dropped']} frames (link backed up)"))
-    if "credits_used" in s:
-        kind = "server totals" if s.get("credits_final") else "estimate"
+    if s.functions_called:
+        rows.append(("functions", f"{s.functions_called} called"))
+    rows.append(("protocol errors", str(s.protocol_errors)))
+    if s.events_dropped:
+        rows.append(("events dropped", str(s.events_dropped)))
+    if n.uplink_dropped:
+        rows.append(("uplink dropped", f"{n.uplink_dropped} frames (link backed up)"))
+    if s.credits is not None:
+        kind = "server totals" if s.credits.final else "estimate"
         rows.append(
             (
                 "credits",
-                f"used {_num(s.get('credits_used'), 4)}, "
-                f"remaining {_num(s.get('credits_remaining'), 4)} ({kind})",
+                f"used {_num(s.credits.used, 4)}, "
+                f"remaining {_num(s.credits.remaining, 4)} ({kind})",
             )
         )
-    if s.get("recording"):
-        rows.append(("recording", f"{s['recording']} ({s.get('recording_s')} s)"))
+    if s.recording:
+        rows.append(("recording", f"{s.recording} ({s.recording_s} s)"))
     return rows
 
 
-def summary_table(summary: dict[str, Any]) -> Table:
+def summary_table(summary: CallSummary) -> Table:
     table = Table(title="call summary", title_justify="left", show_header=False)
     table.add_column(style="dim")
     table.add_column()

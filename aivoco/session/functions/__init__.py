@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from aivoco.errors import UsageError
-from aivoco.protocols.sts_codec import FunctionSpec, failure_result
 from aivoco.session.functions._common import (
     DEFAULT_TIMEOUT_S,
     JSON_TYPES,
@@ -32,6 +31,7 @@ from aivoco.session.functions._common import (
 )
 from aivoco.session.functions._json import _load_json
 from aivoco.session.functions._python import _load_python
+from aivoco.wire.functions import FunctionSpec, failure_result
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aivoco.errors import UsageError
-from aivoco.protocols.sts_codec import FunctionParam, FunctionSpec
+from aivoco.wire.functions import FunctionParam, FunctionSpec
 
 DEFAULT_TIMEOUT_S = 10.0
 JSON_TYPES = ("string", "integer", "number", "boolean", "array", "object")

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from aivoco.errors import UsageError
-from aivoco.protocols.sts_codec import FunctionSpec
 from aivoco.session.functions._common import (
     JSON_TYPES,
     STDERR_TAIL_LINES,
@@ -21,6 +20,7 @@ from aivoco.session.functions._common import (
     describe,
     make_spec,
 )
+from aivoco.wire.functions import FunctionSpec
 
 # --- .json files --------------------------------------------------------------------
 

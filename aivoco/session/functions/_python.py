@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from aivoco.errors import UsageError
-from aivoco.protocols.sts_codec import FunctionSpec
 from aivoco.session.functions._common import (
     CallError,
     Handler,
     describe,
     make_spec,
 )
+from aivoco.wire.functions import FunctionSpec
 
 # --- .py files ----------------------------------------------------------------------
 

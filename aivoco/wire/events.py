@@ -1,9 +1,13 @@
-"""What protocol drivers hand to the session: one vocabulary for both protocols.
+"""What a protocol codec makes of the peer's messages: one vocabulary for both protocols.
 
-Drivers translate their wire messages (protocol notes sections 1 and 2) into these
-events, so the session, UI and files are written once. Events go through one bounded
-`EventQueue` (python-socketio and websocket-client call handlers on their own threads;
-handlers only enqueue).
+Codecs decode wire messages (docs/protocols.md#sts-server-events, #call-media) into
+these events, drivers queue them, and the session, UI and files are written once
+against them. An event says what the peer did; what it means for the call (is a
+dropped connection an error, or the end we asked for?) is decided by the session's
+lifecycle (`aivoco/session/lifecycle.py`), never by a driver.
+
+Events go through one bounded `EventQueue`: python-socketio and websocket-client call
+handlers on their own threads, and handlers only decode and enqueue.
 """
 
 from __future__ import annotations
@@ -11,8 +15,8 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any
 
 from aivoco.audio.chunk import AudioChunk
 from aivoco.errors import AivocoError
@@ -20,7 +24,12 @@ from aivoco.errors import AivocoError
 
 @dataclass(frozen=True)
 class Ready:
-    """The call is live. Credit fields are None where the protocol has no credits."""
+    """The call is live: audio may flow both ways.
+
+    sts: the server's `session_ready`. call: the WebSocket is open and `start` went
+    out (the protocol has no acknowledgement, docs/protocols.md#call-handshake).
+    Credit fields are None where the protocol has no credits.
+    """
 
     message: str | None = None
     credits_available: float | None = None
@@ -30,6 +39,8 @@ class Ready:
 
 @dataclass(frozen=True)
 class CreditsInfo:
+    """The account balance the server reported on authentication (sts)."""
+
     credits: float | None
 
 
@@ -45,6 +56,8 @@ class AgentText:
 
 @dataclass(frozen=True)
 class FunctionCall:
+    """The agent asks the client to run a custom function (docs/protocols.md#sts-functions)."""
+
     call_id: str
     name: str
     arguments: dict[str, Any]
@@ -61,31 +74,45 @@ class FunctionReport:
 
 @dataclass(frozen=True)
 class PlaybackMark:
-    """Answer `name` once the audio queued before it has played (call protocol)."""
+    """Answer `name` once the audio queued before it has played (docs/protocols.md#call-mark)."""
 
     name: str
 
 
 @dataclass(frozen=True)
 class PlaybackClear:
-    """Barge-in: flush queued playback now."""
+    """Barge-in: flush queued playback now (docs/protocols.md#call-clear)."""
 
 
 @dataclass(frozen=True)
 class Ended:
-    """The session ended. `error` is set when the end is a failure (exit non-zero)."""
+    """The server ended the session.
+
+    `error` applies whatever we did (e.g. credits ran out); `error_unless_hung_up`
+    applies only when we had not asked for the end ourselves (sts: a session the server
+    ended by itself is a service error; after our `stop_call` it is the normal end).
+    """
 
     reason: str
     message: str | None = None
     total_credits_used: float | None = None
     remaining_credits: float | None = None
     error: AivocoError | None = None
+    error_unless_hung_up: AivocoError | None = None
 
 
 @dataclass(frozen=True)
 class Failed:
-    """The call cannot go on: refused credentials, service error, dropped connection."""
+    """The call cannot go on: refused credentials, a service error."""
 
+    error: AivocoError
+
+
+@dataclass(frozen=True)
+class Disconnected:
+    """The connection is gone. `error` is what it means if we were not hanging up."""
+
+    detail: str
     error: AivocoError
 
 
@@ -98,9 +125,17 @@ class ProtocolIssue:
 
 @dataclass(frozen=True)
 class Notice:
-    """Informational (unknown events, transport details)."""
+    """Informational (a server greeting, transport details)."""
 
     message: str
+
+
+@dataclass(frozen=True)
+class UnknownEvent:
+    """An event the protocol reference does not list: not an error, noted and ignored."""
+
+    name: str
+    data: Any = field(default=None, compare=False)
 
 
 Event = (
@@ -114,8 +149,10 @@ Event = (
     | PlaybackClear
     | Ended
     | Failed
+    | Disconnected
     | ProtocolIssue
     | Notice
+    | UnknownEvent
 )
 
 
@@ -149,61 +186,19 @@ class EventQueue:
             try:
                 self._q.put_nowait(item)
             except queue.Full:
-                with self._lock:
-                    self.dropped += 1
+                self._count_drop()
             return
         try:
             self._q.put(item, timeout=1.0)
         except queue.Full:
-            with self._lock:
-                self.dropped += 1
+            self._count_drop()
+
+    def _count_drop(self) -> None:
+        with self._lock:
+            self.dropped += 1
 
     def get(self, timeout: float) -> Timed | None:
         try:
             return self._q.get(timeout=timeout)
         except queue.Empty:
             return None
-
-
-@dataclass
-class NetStats:
-    """Wire counters, updated by the driver's threads (plain int adds)."""
-
-    messages_sent: int = 0
-    messages_received: int = 0
-    bytes_sent: int = 0
-    bytes_received: int = 0
-    audio_ms_sent: float = 0.0
-    audio_ms_received: float = 0.0
-    transport: str = ""
-    uplink_dropped: int = 0  # frames not sent because the link was backed up
-
-
-class Driver(Protocol):
-    """A protocol driver owns the connection and its threads (codecs stay pure)."""
-
-    protocol: str  # "sts" | "call"
-    endpoint: str  # display form: host (and agent), never the key
-    uplink_rate_hz: int
-    downlink_rate_hz: int
-    has_credits: bool
-    net: NetStats
-
-    def connect(self, events: EventQueue, timeout_s: float) -> None:
-        """Connect and start the session; return once it is live (Ready was queued).
-
-        Raises AuthError, CreditsError, ConnectionFailedError, ProtocolError, ServiceError.
-        """
-
-    def send_audio(self, chunk: AudioChunk) -> None: ...
-
-    def send_function_result(self, call_id: str, name: str, result: Any) -> None:
-        """Send a function's result; a failure already has the failure_result() shape."""
-
-    def answer_mark(self, name: str) -> None: ...
-
-    def hang_up(self, timeout_s: float) -> None:
-        """Graceful end: tell the server, wait up to timeout_s for its final word."""
-
-    def close(self) -> None:
-        """Release the connection at once (idempotent)."""

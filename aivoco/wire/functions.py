@@ -1,4 +1,9 @@
-"""Custom function definitions for `start_call` (protocol notes section 1).
+"""Custom functions as both sides of the call see them: definitions and failures.
+
+Definitions go to the server in `start_call` (docs/protocols.md#sts-functions); the
+session's function runner builds them from the user's file and answers calls with a
+result or `failure_result()`. Living here, below both `protocols/` and `session/`, they
+are defined once and neither package imports the other for them.
 
 Wire shape: `{name, description, parameters: [{name, type, description, required}]}`.
 Specs come from the user's file, so an invalid one raises `UsageError` (a message for
@@ -13,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aivoco.errors import UsageError
-from aivoco.protocols._summary import snippet, type_name
+from aivoco.text import snippet, type_name
 
 _FUNCTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}")
 _PARAM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
@@ -106,3 +111,8 @@ class FunctionSpec:
             )
         name: Any = data.get("name")  # validated by __post_init__
         return cls(name, data.get("description", ""), tuple(built))
+
+
+def failure_result(error: str) -> dict[str, str]:
+    """The `result` the reference clients send for a failed call: {error, status}."""
+    return {"error": str(error), "status": "failed"}

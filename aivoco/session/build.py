@@ -1,0 +1,126 @@
+"""Building a call from its options: driver, source, player, functions (`open_call`).
+
+Everything the commands used to assemble by hand lives here, so code and tests get the
+same call the CLI runs. Parts may be passed in (a scripted fake driver, a file source)
+to replace what the options would build.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aivoco.errors import DeviceError, PortAudioMissingError, UsageError
+from aivoco.redact import register_secret
+from aivoco.session.call import Call
+from aivoco.session.interfaces import FunctionRunner, PlayerLike, Source
+from aivoco.session.options import CallOptions
+from aivoco.wire.driver import Driver, ProtocolName
+
+
+def text_or_file(value: str | None) -> str:
+    """`--system TEXT` or `--system @FILE` (the file's contents, UTF-8)."""
+    if not value:
+        return ""
+    if not value.startswith("@"):
+        return value
+    path = Path(value[1:])
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise UsageError(f"cannot read {path}: {reason}") from exc
+
+
+def load_functions(options: CallOptions) -> FunctionRunner | None:
+    if options.functions is None:
+        return None
+    from aivoco.session.functions import load_functions as load
+
+    return load(options.functions)
+
+
+def build_driver(options: CallOptions, functions: FunctionRunner | None) -> Driver:
+    key = (options.key or "").strip()
+    url = options.resolved_url()
+    if options.protocol is ProtocolName.CALL:
+        from aivoco.protocols.call_driver import CallDriver
+
+        return CallDriver(url, key, (options.agent or "").strip())
+    from aivoco.protocols.sts_codec import StsCodec
+    from aivoco.protocols.sts_driver import StsDriver
+
+    specs = functions.specs if functions is not None else ()
+    codec = StsCodec(key, options.voice, text_or_file(options.system), specs)
+    return StsDriver(url, codec)
+
+
+def build_source(options: CallOptions, rate_hz: int) -> tuple[Source, str]:
+    if options.input_file is not None:
+        from aivoco.audio.files import FileSource
+
+        return FileSource(options.input_file, rate_hz, options.chunk_ms), str(options.input_file)
+    from aivoco.audio.engine import MicCapture
+
+    mic = MicCapture(options.input_device, rate_hz, options.chunk_ms)
+    return mic, f"mic {mic.device.name} @ {mic.device_rate_hz} Hz"
+
+
+def build_player(options: CallOptions, rate_hz: int) -> tuple[PlayerLike, str, Path | None]:
+    """The player for --output FILE or the speaker, its label and the file it writes.
+
+    With `speaker_fallback_file` (the demo), a speaker that cannot be opened is
+    replaced by that file instead of failing the call.
+    """
+    from aivoco.audio.playout import ClockPlayer
+
+    if options.output_file is not None:
+        path = options.output_file
+        return ClockPlayer(rate_hz, path), str(path), path
+    from aivoco.audio.engine import DevicePlayer
+
+    try:
+        spk: DevicePlayer[str] = DevicePlayer(options.output_device)
+    except (PortAudioMissingError, DeviceError) as exc:
+        fallback = options.speaker_fallback_file
+        if fallback is None:
+            raise
+        return ClockPlayer(rate_hz, fallback), f"{fallback} (no speaker: {exc})", fallback
+    return spk, f"speaker {spk.device.name} @ {spk.clock_rate_hz} Hz", None
+
+
+def open_call(
+    options: CallOptions,
+    *,
+    driver: Driver | None = None,
+    source: Source | None = None,
+    player: PlayerLike | None = None,
+    functions: FunctionRunner | None = None,
+) -> Call:
+    """A call ready to `start()`: options checked, the key registered as a secret,
+    parts built (usage, file and device errors raise here, before any connection)."""
+    options.check()
+    register_secret((options.key or "").strip())
+    if functions is None:
+        functions = load_functions(options)
+    if driver is None:
+        driver = build_driver(options, functions)
+    in_label = out_label = ""
+    written: Path | None = None
+    if source is None:
+        source, in_label = build_source(options, driver.uplink_rate_hz)
+    if player is None:
+        try:
+            player, out_label, written = build_player(options, driver.downlink_rate_hz)
+        except BaseException:
+            source.close()
+            raise
+    return Call(
+        options,
+        driver,
+        source,
+        player,
+        functions=functions,
+        input_label=in_label,
+        output_label=out_label,
+        output_path=written,
+    )

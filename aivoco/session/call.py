@@ -1,0 +1,368 @@
+"""`Call`: one call from start to end, for both protocols, runnable from code.
+
+    call = open_call(CallOptions(key=..., input_file=Path("q.wav"), output_file=...))
+    call.subscribe(printer)          # records, as --json prints them
+    result = call.run()              # start(), wait(), close()
+
+Threads and what they own:
+* events: the driver's EventQueue -> `Downlink`, whose intents are applied here;
+* uplink: source frames -> levels, turns, recording (left) -> driver (`Uplink`);
+* observer (every 20 ms): what the speaker played, marks, counters, timers (`Observer`);
+* goodbye: started when the call starts ending; sends the protocol's goodbye and
+  waits, bounded, for the server's final word;
+* function workers: one short-lived thread per function call (handlers may block).
+Every change of phase goes through `lifecycle.py`; the UI reads `state.snapshot()`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from aivoco.errors import AivocoError, ConnectionFailedError
+from aivoco.session import intents as it
+from aivoco.session.downlink import Downlink
+from aivoco.session.files import StereoRecorder, TranscriptWriter
+from aivoco.session.interfaces import FunctionRunner, PlayerLike, Source
+from aivoco.session.lifecycle import EndReason, Lifecycle, Outcome, Phase
+from aivoco.session.observer import OBSERVE_PERIOD_S, Observer, Timers
+from aivoco.session.options import CallOptions
+from aivoco.session.records import RecordBus, RecordConsumer
+from aivoco.session.state import CallState
+from aivoco.session.summary import CallSummary, CreditFigures, PlaybackFigures
+from aivoco.session.turns import TurnTracker
+from aivoco.session.uplink import Uplink
+from aivoco.wire.driver import Driver, NetStats
+from aivoco.wire.events import EventQueue
+
+log = logging.getLogger("aivoco.session")
+
+_JOIN_S = 2.0
+
+
+@dataclass(frozen=True)
+class CallResult:
+    outcome: Outcome
+    error: AivocoError | None  # the outcome's, or a file that failed while closing
+    summary: CallSummary
+
+
+class Call:
+    def __init__(
+        self,
+        options: CallOptions,
+        driver: Driver,
+        source: Source,
+        player: PlayerLike,
+        *,
+        functions: FunctionRunner | None = None,
+        input_label: str = "",
+        output_label: str = "",
+        output_path: Path | None = None,
+    ) -> None:
+        self.options = options
+        self.output_path = output_path  # the WAV the agent's audio goes to, if not a speaker
+        self.driver = driver
+        self.source = source
+        self.player = player
+        self.lifecycle = Lifecycle()
+        self.state = CallState(
+            driver.protocol.value,
+            driver.endpoint,
+            options.display_label,
+            has_credits=driver.has_credits,
+            input_label=input_label,
+            output_label=output_label,
+        )
+        self.bus = RecordBus()
+        self.events = EventQueue()
+        self.turns = TurnTracker()
+        self.timers = Timers(options.idle_timeout_s, options.max_duration_s)
+        self.recorder: StereoRecorder | None = None
+        self.downlink = Downlink(
+            driver,
+            player,
+            self.lifecycle,
+            state=self.state,
+            bus=self.bus,
+            turns=self.turns,
+            functions=functions,
+            function_timeout_s=options.function_timeout_s,
+        )
+        self._ended = threading.Event()  # stops the uplink and the observer
+        self._closing = threading.Event()  # the event thread stops once the queue is empty
+        self._threads: list[threading.Thread] = []
+        self._close_lock = threading.Lock()
+        self._result: CallResult | None = None
+        self.lifecycle.subscribe(self._on_phase)
+
+    # -- public ----------------------------------------------------------------------
+    @property
+    def phase(self) -> Phase:
+        return self.lifecycle.phase
+
+    @property
+    def result(self) -> CallResult | None:
+        return self._result
+
+    def subscribe(self, consumer: RecordConsumer) -> None:
+        """Receive every record (the `--json` objects) as it happens, on call threads."""
+        self.bus.subscribe(consumer)
+
+    def start(self, wait: bool = True) -> None:
+        """Open the files and connect (on the call's own thread); with `wait`, return
+        once the call is live or over.
+
+        Failures (files, refused key, timeouts) end the call: see `result` after
+        `close()`. Starting a call twice raises `CallStateError`.
+        """
+        self.lifecycle.start()
+        connecting = self._spawn("connect", self._connect)
+        if wait:
+            connecting.join()
+
+    def _connect(self) -> None:
+        opts = self.options
+        deadline = time.monotonic() + opts.connect_timeout_s
+        try:
+            self._open_files()
+            self.bus.emit(
+                "connecting",
+                endpoint=self.driver.endpoint,
+                protocol=self.driver.protocol.value,
+                input=self.state.input_label,
+                output=self.state.output_label,
+            )
+            self._spawn("events", self._event_loop)
+            self.driver.open(self.events, opts.connect_timeout_s)
+        except AivocoError as exc:
+            self.lifecycle.end(EndReason.ERROR, exc)
+            return
+        if self._closing.is_set():
+            return
+        remaining = deadline - time.monotonic()
+        if not self.lifecycle.wait_until(lambda p: p is not Phase.CONNECTING, remaining):
+            self.lifecycle.end(
+                EndReason.ERROR,
+                ConnectionFailedError(
+                    f"{self.driver.endpoint} accepted the connection but did not start the "
+                    f"session within {opts.connect_timeout_s:g} s"
+                ),
+            )
+        if self.phase is Phase.LIVE:
+            self._start_media()
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until the call is over (or `timeout_s` passed); True once it is."""
+        return self.lifecycle.wait_until(lambda p: p is Phase.ENDED, timeout_s)
+
+    def hang_up(self, reason: EndReason = EndReason.HANGUP) -> bool:
+        """End gracefully, from any thread: the protocol's goodbye, then the server's
+        final word (bounded by `hangup_timeout_s`). False if already ending or over."""
+        return self.lifecycle.hang_up(reason)
+
+    def abort(self) -> CallResult:
+        """End now without a goodbye (a second Ctrl-C); files stay valid."""
+        self.lifecycle.end(EndReason.ABORTED)
+        return self.close()
+
+    def run(self) -> CallResult:
+        self.start()
+        self.wait()
+        return self.close()
+
+    def close(self) -> CallResult:
+        """Release devices, sockets and files and build the summary (idempotent).
+
+        A call that is not over yet is aborted first."""
+        with self._close_lock:
+            if self._result is None:
+                self.lifecycle.end(EndReason.ABORTED)
+                self._result = self._release()
+            return self._result
+
+    def __enter__(self) -> Call:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- phases ----------------------------------------------------------------------
+    def _on_phase(self, old: Phase, new: Phase) -> None:
+        self.state.set_phase(new)
+        if new is Phase.LIVE:
+            self.bus.start_clock()  # records' `t` counts from here
+        elif new is Phase.ENDING:
+            reason = self.lifecycle.reason or EndReason.HANGUP
+            self.bus.emit("hangup", reason=reason.value)
+            self._spawn("goodbye", self._goodbye)
+        elif new is Phase.ENDED:
+            self._ended.set()
+            outcome = self.lifecycle.outcome
+            if outcome is not None and outcome.error is not None:
+                self.state.add_entry("error", str(outcome.error))
+                self.bus.emit(
+                    "error", message=str(outcome.error), kind=type(outcome.error).__name__
+                )
+
+    def _start_media(self) -> None:
+        # Both clocks start when the call goes live, so the recording's two tracks share
+        # a time origin and no pre-call microphone audio is sent.
+        self.player.start()
+        self.source.start()
+        self._spawn("uplink", self._uplink_loop)
+        self._spawn("observer", self._observe_loop)
+
+    def _goodbye(self) -> None:
+        try:
+            self.driver.hang_up()
+        except AivocoError as exc:
+            log.warning("hang-up did not complete cleanly: %s", exc)
+        timeout_s = self.options.hangup_timeout_s
+        if not self.wait(timeout_s):
+            log.info("no final word from the server within %.1f s of the goodbye", timeout_s)
+            self.lifecycle.end(EndReason.HANGUP)
+
+    # -- intents ---------------------------------------------------------------------
+    def _apply(self, intent: it.Intent) -> None:
+        lc = self.lifecycle
+        if isinstance(intent, it.AgentActive):
+            self.timers.agent_active(intent.at)
+        elif isinstance(intent, it.GoLive):
+            lc.went_live()
+        elif isinstance(intent, it.ServerEnded):
+            lc.server_ended(intent.event)
+        elif isinstance(intent, it.ConnectionLost):
+            lc.disconnected(intent.event)
+        elif isinstance(intent, it.Fail):
+            lc.end(intent.reason, intent.error)
+        else:
+            lc.hang_up(intent.reason)
+
+    # -- threads ---------------------------------------------------------------------
+    def _spawn(self, name: str, target: Callable[[], None]) -> threading.Thread:
+        t = threading.Thread(target=self._guard, args=(target,), name=f"aivoco-{name}")
+        t.daemon = True
+        self._threads.append(t)
+        t.start()
+        return t
+
+    def _guard(self, fn: Callable[[], None]) -> None:
+        """No call thread dies silently: what it raises ends the call with an error."""
+        try:
+            fn()
+        except AivocoError as exc:
+            self.lifecycle.end(EndReason.ERROR, exc)
+        except Exception as exc:
+            log.exception("internal error in a call thread")
+            internal = AivocoError(f"internal error: {type(exc).__name__}: {exc}")
+            self.lifecycle.end(EndReason.ERROR, internal)
+
+    def _event_loop(self) -> None:
+        # After close() closed the driver, keep going until the queue is empty, so
+        # every event the server sent is accounted for in records and the summary.
+        while True:
+            item = self.events.get(timeout=0.05)
+            if item is not None:
+                for intent in self.downlink.handle(item):
+                    self._apply(intent)
+            elif self._closing.is_set():
+                return
+
+    def _uplink_loop(self) -> None:
+        Uplink(
+            self.source,
+            self.driver,
+            self.lifecycle,
+            state=self.state,
+            bus=self.bus,
+            turns=self.turns,
+            recorder=self.recorder,
+            frame_ms=self.options.chunk_ms,
+            input_finished=self.timers.input_finished,
+        ).run()
+
+    def _observe_loop(self) -> None:
+        observer = self._observer()
+        while not self._ended.wait(OBSERVE_PERIOD_S):
+            for intent in observer.tick(time.monotonic()):
+                self._apply(intent)
+
+    def _observer(self) -> Observer:
+        return Observer(
+            self.player,
+            self.driver,
+            self.lifecycle,
+            state=self.state,
+            bus=self.bus,
+            recorder=self.recorder,
+            timers=self.timers,
+        )
+
+    # -- files and the end -------------------------------------------------------------
+    def _open_files(self) -> None:
+        """Outputs open before connecting, so a bad path fails before any call starts."""
+        opts = self.options
+        if opts.transcript_file is not None:
+            self.bus.add_writer(TranscriptWriter(opts.transcript_file))
+        if opts.record_file is not None:
+            rate = max(self.driver.uplink_rate_hz, self.driver.downlink_rate_hz)
+            self.recorder = StereoRecorder(opts.record_file, rate)
+
+    def _release(self) -> CallResult:
+        self._closing.set()
+        try:
+            self.driver.close()
+        finally:
+            self.source.close()
+            for t in self._threads:
+                if t is not threading.current_thread():
+                    t.join(timeout=_JOIN_S)
+            self.player.close()
+            observer = self._observer()
+            observer.drain_played()
+            if self.recorder is not None:
+                self.recorder.close()
+        observer.publish_stats()
+        outcome = self.lifecycle.outcome
+        assert outcome is not None  # close() ended the call first
+        self.state.set_end_reason(outcome.label)
+        error = outcome.error or self.bus.error
+        summary = self._summary(outcome, error)
+        self.bus.emit("summary", **summary.to_record())
+        self.bus.close()
+        return CallResult(outcome, error, summary)
+
+    def _summary(self, outcome: Outcome, error: AivocoError | None) -> CallSummary:
+        snap = self.state.snapshot()
+        credits = None
+        if self.driver.has_credits:
+            used, remaining = snap.credits.estimate(snap.elapsed_s)
+            credits = CreditFigures(used, remaining, snap.credits.final_used is not None)
+        recorder = self.recorder
+        return CallSummary(
+            reason=outcome.label,
+            duration_s=snap.elapsed_s,
+            turns=snap.turns,
+            latency_last_ms=snap.latency_last_ms,
+            latency_mean_ms=snap.latency_mean_ms,
+            functions_called=snap.functions_called,
+            protocol_errors=snap.protocol_issues,
+            net=snap.net or NetStats(),
+            events_dropped=self.events.dropped,
+            playback=snap.playback or PlaybackFigures(),
+            credits=credits,
+            error=None if error is None else str(error),
+            recording=None if recorder is None else str(recorder.path),
+            recording_s=None if recorder is None else round(recorder.duration_ms / 1000, 2),
+        )

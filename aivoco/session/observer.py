@@ -1,0 +1,123 @@
+"""The observer: what the speaker played, marks reached, counters, and the call's timers.
+
+One tick every `OBSERVE_PERIOD_S` on the observer thread. What it finds out that the
+call must act on (a timer ran out, a part failed, the agent is audible) comes back as
+intents; the tick itself only feeds meters, the recording and the mark answers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+
+from aivoco.audio.levels import HAS_AUDIO_PEAK_THRESHOLD, SILENCE_DBFS, peak, to_dbfs
+from aivoco.session import intents as it
+from aivoco.session.files import StereoRecorder
+from aivoco.session.interfaces import PlayerLike
+from aivoco.session.lifecycle import EndReason, Lifecycle, Op
+from aivoco.session.records import RecordBus
+from aivoco.session.state import CallState
+from aivoco.session.summary import PlaybackFigures
+from aivoco.wire.driver import Driver
+
+OBSERVE_PERIOD_S = 0.02
+STATS_PERIOD_S = 0.1
+
+
+class Timers:
+    """Idle and maximum-duration hang-ups (pure: fed with times, asked when due)."""
+
+    def __init__(self, idle_timeout_s: float, max_duration_s: float | None) -> None:
+        self.idle_timeout_s = idle_timeout_s
+        self.max_duration_s = max_duration_s
+        self._lock = threading.Lock()
+        self._input_done_at: float | None = None  # set once the input file has ended
+        self._agent_active_at = 0.0
+
+    def input_finished(self, at: float) -> None:
+        with self._lock:
+            self._input_done_at = at
+
+    def agent_active(self, at: float) -> None:
+        with self._lock:
+            self._agent_active_at = max(self._agent_active_at, at)
+
+    def due(self, now: float, elapsed_s: float) -> it.HangUp | None:
+        if self.max_duration_s is not None and elapsed_s >= self.max_duration_s:
+            return it.HangUp(EndReason.MAX_DURATION)
+        with self._lock:
+            if self._input_done_at is None:
+                return None
+            quiet_since = max(self._input_done_at, self._agent_active_at)
+        if now - quiet_since >= self.idle_timeout_s:
+            return it.HangUp(EndReason.IDLE)
+        return None
+
+
+class Observer:
+    def __init__(
+        self,
+        player: PlayerLike,
+        driver: Driver,
+        lifecycle: Lifecycle,
+        *,
+        state: CallState,
+        bus: RecordBus,
+        recorder: StereoRecorder | None,
+        timers: Timers,
+    ) -> None:
+        self.player = player
+        self.driver = driver
+        self.lifecycle = lifecycle
+        self.state = state
+        self.bus = bus
+        self.recorder = recorder
+        self.timers = timers
+        self._next_stats = 0.0
+
+    def tick(self, now: float) -> list[it.Intent]:
+        intents: list[it.Intent] = []
+        if self.drain_played():
+            self.timers.agent_active(now)
+        for name in self.player.pop_reached():
+            if self.lifecycle.permits(Op.ANSWER_MARK):
+                self.driver.answer_mark(name)
+            self.bus.emit("mark_played", name=name)
+        failure = self.player.error or self.bus.error
+        if failure is not None:
+            intents.append(it.Fail(failure))
+        if now >= self._next_stats:
+            self._next_stats = now + STATS_PERIOD_S
+            self.publish_stats()
+        if self.player.stats().jitter.buffered_ms > 0:
+            self.timers.agent_active(now)  # audio still queued: the agent is not done
+        due = self.timers.due(now, self.state.elapsed_s(now))
+        if due is not None:
+            intents.append(due)
+        return intents
+
+    def drain_played(self) -> bool:
+        """Meter and record what the speaker played; True if the agent was audible."""
+        played = self.player.take_played()
+        if played.frames == 0:
+            return False
+        level = peak(played)
+        speaking = level > HAS_AUDIO_PEAK_THRESHOLD
+        self.state.set_levels(
+            agent_dbfs=to_dbfs(level) if speaking else SILENCE_DBFS, agent_speaking=speaking
+        )
+        if self.recorder is not None:
+            self.recorder.add_agent(played)
+        return speaking
+
+    def publish_stats(self) -> None:
+        j = self.player.stats()
+        playback = PlaybackFigures(
+            buffered_ms=j.jitter.buffered_ms,
+            underruns=j.jitter.underruns,
+            device_underflows=j.device_underflows,
+            dropped_ms=j.jitter.dropped_ms,
+            clears=j.jitter.clears,
+            prefill_ms=j.jitter.prefill_ms,
+        )
+        self.state.set_stats(dataclasses.replace(self.driver.net), playback)

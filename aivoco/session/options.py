@@ -1,0 +1,189 @@
+"""Everything a call can be told, declared once.
+
+Each field of `CallOptions` carries its command-line declaration (`OptionInfo`) in its
+metadata: the CLI builds the options of `sts`, `call` and `demo` from these fields
+(aivoco/cli/options.py), code builds `CallOptions` directly, and both go through the
+same checks here. The metadata is plain data, so this module imports no CLI library.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from aivoco.errors import UsageError
+from aivoco.wire.driver import ProtocolName
+
+STS_DEFAULT_URL = "wss://sts.aivoco.on.cloud.vispark.in"
+CALL_DEFAULT_URL = "wss://call.aivoco.on.cloud.vispark.in/ws"
+_URLS: dict[ProtocolName, tuple[str, str, tuple[str, ...]]] = {
+    ProtocolName.STS: ("AIVOCO_STS_URL", STS_DEFAULT_URL, ("http", "https", "ws", "wss")),
+    ProtocolName.CALL: ("AIVOCO_CALL_URL", CALL_DEFAULT_URL, ("ws", "wss")),
+}
+
+AUDIO = "Audio"
+FILES = "Files and headless use"
+STS_ONLY = frozenset({"sts"})
+CALLS = frozenset({"sts", "call"})
+
+
+@dataclass(frozen=True)
+class OptionInfo:
+    """How an option appears on the command line; `variants` override per command."""
+
+    flag: str
+    help: str
+    metavar: str | None = None
+    panel: str | None = None
+    commands: frozenset[str] = CALLS
+    envvar: str | None = None
+    min: float | None = None
+    max: float | None = None
+    required: bool = False
+    show_default: bool = True
+    variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def for_command(self, command: str) -> OptionInfo:
+        changes = self.variants.get(command, {})
+        return OptionInfo(**{**self.__dict__, **changes, "variants": {}})
+
+
+def _opt(default: Any, flag: str, help: str, **info: Any) -> Any:
+    return field(default=default, metadata={"cli": OptionInfo(flag, help, **info)})
+
+
+@dataclass
+class CallOptions:
+    protocol: ProtocolName = ProtocolName.STS
+    agent: str | None = _opt(
+        None, "--agent", "The agent to call.", metavar="ID", commands=frozenset({"call"}),
+        required=True, show_default=False,
+    )  # fmt: skip
+    voice: str = _opt(
+        "female", "--voice", "Voice, passed through as voice_choice. Seen: female, male, "
+        "Girl, Boy, alloy.", metavar="NAME", commands=STS_ONLY,
+    )  # fmt: skip
+    system: str | None = _opt(
+        None, "--system", "System message, or @FILE.", metavar="TEXT|@FILE", commands=STS_ONLY
+    )
+    functions: Path | None = _opt(
+        None, "--functions", "Custom functions: a .py file (public functions) or a .json list.",
+        metavar="FILE", commands=STS_ONLY,
+    )  # fmt: skip
+    function_timeout_s: float = _opt(
+        10.0, "--function-timeout", "Per function call.", metavar="SECONDS", min=0.1,
+        commands=STS_ONLY,
+    )  # fmt: skip
+    key: str | None = _opt(
+        None, "--key", "API key (never printed or logged).", metavar="KEY",
+        envvar="AIVOCO_API_KEY", show_default=False,
+    )  # fmt: skip
+    url: str | None = _opt(
+        None, "--url", "", variants={
+            "sts": {"metavar": "URL", "envvar": "AIVOCO_STS_URL",
+                    "help": f"Service URL (http/https/ws/wss). Default: {STS_DEFAULT_URL}"},
+            "call": {"metavar": "BASE", "envvar": "AIVOCO_CALL_URL",
+                     "help": "Base URL (ws/wss); the call goes to BASE/KEY/AGENT. "
+                     f"Default: {CALL_DEFAULT_URL}"},
+        },
+    )  # fmt: skip
+    input_device: str | None = _opt(
+        None, "--input-device", "Microphone: index or name substring (see `aivoco devices`).",
+        metavar="ID|NAME", panel=AUDIO,
+    )  # fmt: skip
+    output_device: str | None = _opt(
+        None, "--output-device", "Speaker: index or name substring (see `aivoco devices`).",
+        metavar="ID|NAME", panel=AUDIO, commands=CALLS | {"demo"},
+    )  # fmt: skip
+    input_file: Path | None = _opt(
+        None, "--input", "Audio file instead of the microphone (any format libsndfile reads), "
+        "sent in real time, then silence until the agent is quiet.", metavar="FILE", panel=FILES,
+    )  # fmt: skip
+    output_file: Path | None = _opt(
+        None, "--output", "Write the agent's audio to this WAV instead of the speaker "
+        "(real-time timeline, as a speaker would play it).", metavar="FILE", panel=FILES,
+        commands=CALLS | {"demo"}, variants={"demo": {"help": "Write the reply here instead "
+        "of the speaker. Without a speaker it goes to a file in the temporary directory."}},
+    )  # fmt: skip
+    record_file: Path | None = _opt(
+        None, "--record", "Stereo WAV of the call: you on the left, the agent on the right, "
+        "time-aligned.", metavar="FILE", panel=FILES, commands=CALLS | {"demo"},
+    )  # fmt: skip
+    transcript_file: Path | None = _opt(
+        None, "--transcript", "Append the call's events to this file as JSON Lines, as they "
+        "happen.", metavar="FILE", panel=FILES, commands=CALLS | {"demo"},
+    )  # fmt: skip
+    idle_timeout_s: float = _opt(
+        3.0, "--idle-timeout", "With --input: hang up once the input ended and the agent was "
+        "quiet this long.", metavar="SECONDS", panel=FILES, min=0.1,
+    )  # fmt: skip
+    max_duration_s: float | None = _opt(
+        None, "--max-duration", "Hang up after this many seconds.", metavar="SECONDS",
+        panel=FILES, min=0.1,
+    )  # fmt: skip
+    chunk_ms: int = _opt(
+        20, "--chunk-ms", "Uplink frame length. Lower is lower latency; 20 ms is what "
+        "telephony uses.", metavar="MS", panel=AUDIO, min=10, max=200,
+    )  # fmt: skip
+    connect_timeout_s: float = _opt(
+        10.0, "--connect-timeout", "Give up if the call is not live after this long (the "
+        "reference uses 10 s).", metavar="SECONDS", min=0.1,
+    )  # fmt: skip
+    # Not on the command line:
+    hangup_timeout_s: float = 2.0  # how long to wait for the server's final word
+    speaker_fallback_file: Path | None = None  # the demo: no speaker -> this WAV
+    label: str | None = None  # shown in the view; default "voice X" / "agent X"
+
+    # -- derived ---------------------------------------------------------------------
+    @property
+    def display_label(self) -> str:
+        if self.label:
+            return self.label
+        if self.protocol is ProtocolName.CALL:
+            return f"agent {self.agent}"
+        return f"voice {self.voice}"
+
+    def resolved_url(self) -> str:
+        """--url, else the protocol's environment variable, else its default."""
+        env_var, default, schemes = _URLS[self.protocol]
+        chosen = self.url or os.environ.get(env_var) or default
+        parts = urlsplit(chosen)
+        if parts.scheme not in schemes or not parts.netloc:
+            expected = " or ".join(s + "://" for s in schemes)
+            raise UsageError(f"invalid URL {chosen!r}: expected {expected}HOST")
+        return chosen.rstrip("/")
+
+    def check(self) -> None:
+        """Usage errors that need no file system or network, before anything opens."""
+        if self.key is None or not self.key.strip():
+            raise UsageError("no API key: pass --key KEY or set AIVOCO_API_KEY")
+        if self.protocol is ProtocolName.CALL and not (self.agent or "").strip():
+            raise UsageError("--agent must not be empty")
+        if self.input_file is not None and self.input_device is not None:
+            raise UsageError("--input and --input-device cannot be used together")
+        if self.output_file is not None and self.output_device is not None:
+            raise UsageError("--output and --output-device cannot be used together")
+        outputs = [p for p in (self.output_file, self.record_file, self.transcript_file) if p]
+        if self.input_file is not None and any(_same_file(self.input_file, p) for p in outputs):
+            raise UsageError("an output file would overwrite the --input file")
+
+
+def cli_fields(command: str) -> list[tuple[str, Any, OptionInfo]]:
+    """(field name, default, declaration) of every option `command` takes, in order."""
+    out = []
+    for f in fields(CallOptions):
+        info = f.metadata.get("cli")
+        if isinstance(info, OptionInfo) and command in info.commands:
+            out.append((f.name, f.default, info.for_command(command)))
+    return out
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return False

@@ -1,0 +1,72 @@
+"""The uplink: source frames (microphone or file) -> levels, turns, recording -> driver.
+
+Runs on its own thread; frames arrive in real time from the source. It reads the
+lifecycle only through `permits()` (no audio before live or after the goodbye) and
+reports what the rest of the call must know through the shared records and state,
+never through the call's attributes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+
+from aivoco.audio.chunk import AudioChunk
+from aivoco.audio.levels import HAS_AUDIO_PEAK_THRESHOLD, peak, to_dbfs
+from aivoco.session.files import StereoRecorder
+from aivoco.session.interfaces import Source
+from aivoco.session.lifecycle import Lifecycle, Op
+from aivoco.session.records import RecordBus
+from aivoco.session.state import CallState
+from aivoco.session.turns import TurnTracker
+from aivoco.wire.driver import Driver
+
+
+class Uplink:
+    def __init__(
+        self,
+        source: Source,
+        driver: Driver,
+        lifecycle: Lifecycle,
+        *,
+        state: CallState,
+        bus: RecordBus,
+        turns: TurnTracker,
+        recorder: StereoRecorder | None,
+        frame_ms: int,
+        input_finished: Callable[[float], None],
+    ) -> None:
+        self.source = source
+        self.driver = driver
+        self.lifecycle = lifecycle
+        self.state = state
+        self.bus = bus
+        self.turns = turns
+        self.recorder = recorder
+        self.frame_s = frame_ms / 1000.0
+        self._input_finished = input_finished
+        self._finished_reported = False
+
+    def run(self) -> None:
+        """Send frames until the call stops taking audio; raises what the source raises."""
+        frames: Iterable[AudioChunk] = self.source
+        for frame in frames:
+            if not self.lifecycle.permits(Op.SEND_AUDIO):
+                return
+            self.send(frame, time.monotonic())
+
+    def send(self, frame: AudioChunk, now: float) -> None:
+        level = peak(frame)
+        voiced = level > HAS_AUDIO_PEAK_THRESHOLD  # has_audio(), without a second pass
+        self.state.set_levels(mic_dbfs=to_dbfs(level), user_speaking=self.turns.user_speaking)
+        end = self.turns.on_user_frame(voiced, now, self.frame_s)
+        if end is not None:
+            self.state.add_entry("you", f"spoke {end.duration_s:.1f} s")
+            self.bus.emit("user_speech_end", duration_s=round(end.duration_s, 3))
+        if self.recorder is not None:
+            self.recorder.add_user(frame)
+        self.driver.send_audio(frame)
+        if self.source.finished and not self._finished_reported:
+            self._finished_reported = True
+            self._input_finished(now)
+            self.bus.emit("input_finished")
