@@ -27,3 +27,31 @@ def clip(text: str, limit: int = SNIPPET_LIMIT) -> str:
 
 def type_name(value: Any) -> str:
     return "null" if value is None else type(value).__name__
+
+
+# -- text from the network, on its way to a sink ------------------------------------------
+# Control characters a peer could use to drive the user's terminal (ESC sequences, BEL,
+# backspace, carriage return over a line, NUL), C1 controls, and the bidirectional
+# overrides that reorder what is shown (CVE-2021-42574 style). Newline and tab are kept
+# apart: callers that print one line per record replace them too.
+_C0 = {c: f"\\x{c:02x}" for c in range(0x20) if c not in (0x09, 0x0A)}
+_C1 = {c: f"\\x{c:02x}" for c in range(0x7F, 0xA0)}
+_BIDI = {c: f"\\u{c:04x}" for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+_TERMINAL = {**_C0, **_C1, **_BIDI}
+_ONE_LINE = {**_TERMINAL, 0x09: "\\t", 0x0A: "\\n"}
+
+
+def terminal_safe(text: str, one_line: bool = True) -> str:
+    """`text` with every control character shown as a visible escape (`\\x1b`), lone
+    surrogates as `\\udcxx`: what a peer sent can be read but never drive the terminal."""
+    shown = text.translate(_ONE_LINE if one_line else _TERMINAL)
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in shown):
+        shown = "".join(f"\\u{ord(ch):04x}" if 0xD800 <= ord(ch) <= 0xDFFF else ch for ch in shown)
+    return shown
+
+
+def utf8_line(text: str) -> bytes:
+    """A JSON line as UTF-8 bytes. A lone surrogate (only possible inside a JSON string)
+    becomes its own JSON escape `\\udcxx`, so the line stays valid UTF-8 and valid JSON
+    and the peer's text survives exactly."""
+    return text.encode("utf-8", "backslashreplace")
