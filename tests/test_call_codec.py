@@ -1,4 +1,4 @@
-"""The agent-call message codec (protocol notes section 2): pure, no sockets."""
+"""The agent-call message codec (docs/protocols.md#call): pure, no sockets."""
 
 from __future__ import annotations
 
@@ -183,7 +183,7 @@ def server_media(payload: str, chunk: Any = 1, timestamp: Any = 0) -> str:
 def test_mu_law_round_trip_through_media_and_parser() -> None:
     sent = tone(100)
     message = json.loads(started().media(sent))
-    # The server's media shape (notes section 2) carrying the client's payload.
+    # The server's media shape (docs/protocols.md#call-media) carrying the client's payload.
     event = codec.parse_server_message(server_media(message["media"]["payload"], 7, 140))
     assert isinstance(event, ServerMedia)
     assert (event.chunk_number, event.timestamp_ms) == (7, 140)

@@ -1,4 +1,4 @@
-"""The emulator's agent-call service, driven by websocket-client (protocol notes section 2)."""
+"""The emulator's agent-call service (docs/protocols.md#call), driven by websocket-client."""
 
 from __future__ import annotations
 

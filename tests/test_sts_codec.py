@@ -1,4 +1,4 @@
-"""The Speech-to-Speech message codec (protocol notes section 1): pure, no sockets."""
+"""The Speech-to-Speech message codec (docs/protocols.md#sts): pure, no sockets."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One agent call: a Twilio-Media-Streams-style conversation (protocol notes section 2).
+"""One agent call: a Twilio-Media-Streams-style conversation (docs/protocols.md#call).
 
 What the emulator expects from a client, and checks (each miss is a counted, logged
 deviation; the call goes on, as a lenient production server would let it):
@@ -6,10 +6,10 @@ deviation; the call goes on, as a lenient production server would let it):
   ["inbound"], `mediaFormat` audio/x-mulaw 8000 Hz mono, AC/MZ/CA-prefixed SIDs and a
   top-level `streamSid` equal to `start.streamSid`;
 * `media` with `track` "inbound", `chunk` counting 1, 2, 3..., `sequenceNumber` one
-  more than the previous message's (the first media may carry 1 or 2: the notes show
-  `start` as "1" but also a client that numbers media chunks from 1 with the same
-  counter), a numeric `timestamp` (ms, string or number) that never goes back, and a
-  base64 payload of mu-law bytes;
+  more than the previous message's (the first media may carry 1 or 2: the call doc
+  shows `start` as "1" but also fills `chunk` and `sequenceNumber` from one variable,
+  docs/protocols.md#call-media), a numeric `timestamp` (ms, string or number) that
+  never goes back, and a base64 payload of mu-law bytes;
 * `mark` echoes of the marks we sent, and finally `stop`.
 
 What it sends: `media` frames of 160 mu-law bytes (20 ms at 8 kHz) with `chunk`

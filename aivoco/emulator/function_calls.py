@@ -1,4 +1,6 @@
-"""STS function calls: `function_called` out, `function_response` back (notes section 1).
+"""STS function calls: `function_called` out, `function_response` back.
+
+Protocol and billing: docs/protocols.md#sts-functions.
 
 Per utterance the agent calls the session's next function (round robin) with arguments
 made from its parameter schema, and waits up to `function_timeout_s`:

@@ -6,7 +6,7 @@ Server options, and why:
   audio chunks to the VAD out of order; handlers here only do quick work and start
   tasks for anything that waits (replies, function calls, credit timers).
 * `max_http_buffer_size` = 1 MB, the JS server's default `maxHttpBufferSize`: a larger
-  message closes the connection there, and so it does here (protocol notes section 3).
+  message closes the connection there, and so it does here (docs/protocols.md#pitfall-max-buffer).
 * `cors_allowed_origins="*"`: the browser playground may be served from anywhere; the
   emulator holds no secrets worth an origin check.
 * Both transports (websocket and long-polling, with upgrade) stay enabled, as on the

@@ -1,8 +1,9 @@
-"""One Speech-to-Speech connection: call state, billing, functions (protocol notes section 1).
+"""One Speech-to-Speech connection: call state, billing, functions.
 
-Decisions where the notes leave room, chosen to be what a strict real server would do:
+Protocol: docs/protocols.md#sts (flow: docs/protocols.md#sts-flow). Decisions where the
+sources leave room, chosen to be what a strict real server would do:
 * A bad key (empty, or not in `--accept-key`) gets `auth_failed {message, credits: 0}`
-  and nothing else: the notes' flow answers `start_call` with `auth_success` *or*
+  and nothing else: the documented flow answers `start_call` with `auth_success` *or*
   `auth_failed`, and also sending `error {type: invalid_api_key}` would make a client
   report one failure twice. The connection stays open, so a client may retry.
 * A valid key with no credits left gets `auth_success {credits: 0}` then
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 IN_RATE_HZ = 16_000  # audio_data: PCM16 16 kHz mono
 OUT_RATE_HZ = 24_000  # audio_response: PCM16 24 kHz mono
 # Reference clients: has_audio = peak above 0.01 (terminal) or 0.001 (browser), and
-# max_amplitude = peak/32768 (protocol notes section 1). Flags outside what either
+# max_amplitude = peak/32768 (docs/protocols.md#sts-audio-data). Flags outside what either
 # client could have computed are deviations; the chunk is still used.
 _HAS_AUDIO_MIN = 0.001
 _HAS_AUDIO_MAX = 0.01
