@@ -81,7 +81,7 @@ class CallSession:
         self.record = record
         self.ws = ws
         self.log = log
-        self.plan = GarbagePlan(config.garbage_every, CALL_GARBAGE_KINDS)
+        self.plan = GarbagePlan(config.garbage_every, CALL_GARBAGE_KINDS, record, log)
         self.agent = CallAgent(self)
         self.shutting_down = False
         self._started_at: float | None = None
@@ -97,26 +97,23 @@ class CallSession:
 
     # -- sending -----------------------------------------------------------------------
     async def _send(self, message: dict[str, Any], *, stream: bool) -> None:
+        """Send one message to the client, through the --garbage-every plan."""
+        if self.ws.closed:
+            return
         try:
-            await self._send_unguarded(message, stream=stream)
+            await self.plan.send(
+                self._send_text, json.dumps(message), stream=stream, garbage=self._garbage
+            )
         except ConnectionError as exc:
             # The peer vanished mid-reply; the receive loop notices and ends the session.
             self.log.debug("send failed: %s", exc)
 
-    async def _send_unguarded(self, message: dict[str, Any], *, stream: bool) -> None:
-        if self.ws.closed:
-            return
-        kind = self.plan.take_slot()
-        if kind is not None:
-            self.record.garbage_sent += 1
-            self.record.garbage_kinds[kind] += 1
-            self.record.messages_sent += 1
-            await self.ws.send_str(call_garbage(kind, self.record.stream_sid))
-            if stream:
-                return
-            self.plan.take_slot()  # N >= 2: the slot after garbage is never garbage
+    async def _send_text(self, text: str) -> None:
         self.record.messages_sent += 1
-        await self.ws.send_str(json.dumps(message))
+        await self.ws.send_str(text)
+
+    def _garbage(self, kind: str) -> str:
+        return call_garbage(kind, self.record.stream_sid)
 
     async def send_media(self, frame: bytes) -> None:
         self._chunk_out += 1

@@ -98,7 +98,7 @@ class StsSession:
         self.sid = sid
         self.record = record
         self.log = SessionLog(record.id)
-        self.plan = GarbagePlan(self.config.garbage_every, STS_GARBAGE_KINDS)
+        self.plan = GarbagePlan(self.config.garbage_every, STS_GARBAGE_KINDS, record, self.log)
         self.connected = True
         self.agent: StsAgent | None = None
         self.key: str | None = None
@@ -114,21 +114,14 @@ class StsSession:
 
     # -- sending -----------------------------------------------------------------------
     async def emit(self, event: str, data: Any) -> None:
+        """Send one event to the client, through the --garbage-every plan."""
         if not self.connected:
             return
-        kind = self.plan.take_slot()
-        if kind is not None:
-            bad_event, bad_data = sts_garbage(kind)
-            self.record.garbage_sent += 1
-            self.record.garbage_kinds[kind] += 1
-            self.log.debug("garbage #%d (%s) instead of %s", self.record.garbage_sent, kind, event)
-            await self._send(bad_event, bad_data)
-            if event in STREAM_EVENTS:
-                return
-            self.plan.take_slot()  # N >= 2, so the slot after garbage is never garbage
-        await self._send(event, data)
+        stream = event in STREAM_EVENTS
+        await self.plan.send(self._send, (event, data), stream=stream, garbage=sts_garbage)
 
-    async def _send(self, event: str, data: Any) -> None:
+    async def _send(self, message: tuple[str, Any]) -> None:
+        event, data = message
         self.record.messages_sent += 1
         self.record.events_sent[event] += 1
         await self.service.sio.emit(event, data, to=self.sid)
