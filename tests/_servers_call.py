@@ -1,6 +1,6 @@
 """`RecordingCallServer`: a real aiohttp WebSocket server for the `aivoco call` tests.
 
-Serves `/ws/{key}/{agent}` (protocol notes section 2), records every frame received and
+Serves `/ws/{key}/{agent}` (docs/protocols.md#call-endpoint), records every frame received and
 the key/agent as seen in the path (URL-unescaped), and can refuse the upgrade with an
 HTTP status, close right after accepting, or send media/mark/clear/stop on demand.
 """
@@ -288,7 +288,7 @@ def media_actions(chunk: AudioChunk, frame_ms: int | None = None) -> list[Action
 
 
 def _media_message(conn: CallConnection, codes: bytes) -> str:
-    """Server media as in the notes (section 2), numbered per connection like Twilio."""
+    """Server media (docs/protocols.md#call-media), numbered per connection like Twilio."""
     conn.chunks_sent += 1
     media = {
         "chunk": conn.chunks_sent,

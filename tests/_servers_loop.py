@@ -7,7 +7,7 @@ cancels background tasks and closes the loop, so tests stay free of ResourceWarn
 Replies are *actions* executed in order by one worker task per server, whether queued by
 a hook (on the loop thread, in arrival order) or by the test thread via `run()`, which
 waits until they are done. Ordering matters: the client tests check that bursts of
-events arrive in order (protocol notes section 3).
+events arrive in order (docs/protocols.md#pitfall-engineio-order).
 """
 
 from __future__ import annotations

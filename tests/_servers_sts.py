@@ -1,6 +1,6 @@
 """`RecordingStsServer`: a real python-socketio server for the `aivoco sts` tests.
 
-Default flow as in protocol notes section 1: start_call -> auth_success + session_ready
+Default flow as in docs/protocols.md#sts-flow: start_call -> auth_success + session_ready
 (auth_failed for a key not in `valid_keys`); stop_call -> session_ended, then
 disconnect. Everything received is recorded in arrival order (handlers run in order).
 """
@@ -29,7 +29,7 @@ StsHook = Callable[["RecordingStsServer", str, Any], "Iterable[Action] | None"]
 
 
 class RecordingStsServer(_ThreadedServer):
-    """Socket.IO server recording every event; defaults follow the notes' flow.
+    """Socket.IO server recording every event; defaults follow the documented flow.
 
     Also records pseudo-events `connect` (data: {"transport", "auth"}) and `disconnect`
     (data: the reason). `on(event, hook)` replaces the default handling of `event`.

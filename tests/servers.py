@@ -1,9 +1,9 @@
 """Recording, scriptable test servers for the client tests (real sockets on 127.0.0.1).
 
 - `RecordingStsServer` (`_servers_sts`): python-socketio `AsyncServer` on aiohttp,
-  protocol notes section 1.
+  docs/protocols.md#sts.
 - `RecordingCallServer` (`_servers_call`): aiohttp WebSocket on `/ws/{key}/{agent}`,
-  notes section 2.
+  docs/protocols.md#call.
 
 Each runs its own asyncio loop in a background thread (`_servers_loop`): `start()`
 returns the URL, `stop()` shuts down cleanly; both are context managers. Every message

@@ -12,7 +12,7 @@ import pytest
 from clirun import file_args, json_lines, read_wav, run_cli, write_tone
 
 from aivoco.cli.errors import ExitCode
-from aivoco.emulator import Emulator, EmulatorConfig
+from aivoco.emulator import CallSessionRecord, Emulator, EmulatorConfig
 from aivoco.emulator.assets import demo_utterance_path
 
 KEY = "emu-key-123456"
@@ -48,6 +48,25 @@ def test_garbage_every_n_is_survived_and_counted(protocol: str, tmp_path: Path) 
     assert summary["turns"] == 1
     reply = read_wav(tmp_path / "agent.wav")
     assert reply.frames > 0
+
+
+@pytest.mark.parametrize("protocol", ["sts", "call"])
+def test_a_correct_client_is_never_flagged(protocol: str, tmp_path: Path) -> None:
+    """A full call, the agent's reply and (call) our mark answer included, without one
+    protocol deviation; the call client keeps streaming after the mark it answered."""
+    with Emulator(EmulatorConfig(port=0, latency_ms=0)) as emu:
+        args = sts(emu, tmp_path) if protocol == "sts" else call(emu, tmp_path)
+        res = run_cli(*args)
+        record = (emu.sts_sessions if protocol == "sts" else emu.call_sessions)[0]
+        assert emu.wait_until(lambda: record.closed)
+    assert res.returncode == 0, res.stderr
+    assert record.replies and record.replies[0].finished_at is not None
+    if protocol == "call":
+        assert isinstance(record, CallSessionRecord)
+        assert record.marks and all(m.answered_at is not None for m in record.marks)
+        assert record.stop_received
+    assert record.deviation_counts["sequence_number"] == 0, record.deviations
+    assert record.deviation_total == 0, record.deviations
 
 
 @pytest.mark.parametrize("protocol", ["sts", "call"])

@@ -1,4 +1,4 @@
-"""The emulator's agent-call service, driven by websocket-client (protocol notes section 2)."""
+"""The emulator's agent-call service (docs/protocols.md#call), driven by websocket-client."""
 
 from __future__ import annotations
 
@@ -91,6 +91,42 @@ def test_utterance_echoed_as_realtime_mulaw_then_mark_then_stop() -> None:
         assert record.deviation_total == 0, record.deviations
         assert [round(u.duration_s, 2) for u in record.utterances] == [0.5]
         assert record.media_received == len(media_messages(utterance(0.5, 8000)))
+
+
+def _renumbered(message: str, shift: int) -> str:
+    data = json.loads(message)
+    data["sequenceNumber"] += shift
+    return json.dumps(data)
+
+
+@pytest.mark.parametrize(("mark_seq_error", "flagged"), [(0, 0), (5, 2)])
+def test_one_sequence_counter_over_media_mark_and_stop(mark_seq_error: int, flagged: int) -> None:
+    """One counter over start ("1"), media, mark and stop, as aivoco's CallEncoder
+    numbers them, is correct; a mark numbered wrong is flagged (and the media after it,
+    which no longer follows on)."""
+    with running() as emu, call_client(emu) as client:
+        client.answer_marks = False
+        client.ws.send("")
+        client.ws.send(json.dumps(start_message()))
+        before = media_messages(utterance(0.5, 8000))  # sequenceNumber 2..n+1
+        after = media_messages(np.concatenate([utterance(0.5, 8000), silence(0.3, 8000)]))
+        after = [_renumbered(m, 1) for m in after[len(before) :]]  # n+3...: the mark took n+2
+        paced(before, 0.02, client.ws.send)
+        client.wait("mark")
+        mark = {
+            "event": "mark",
+            "sequenceNumber": len(before) + 2 + mark_seq_error,
+            "mark": {"name": "reply-1"},
+        }
+        client.ws.send(json.dumps(mark))
+        paced(after, 0.02, client.ws.send)  # the old check flagged the first of these
+        stop_seq = json.loads(after[-1])["sequenceNumber"] + 1
+        client.ws.send(json.dumps({"event": "stop", "sequenceNumber": stop_seq}))
+        record = emu.call_sessions[0]
+        assert emu.wait_until(lambda: record.closed)
+        assert record.marks[0].answered_at is not None and record.close_reason == "stop"
+        assert record.deviation_counts["sequence_number"] == flagged, record.deviations
+        assert record.deviation_total == flagged
 
 
 def test_barge_in_sends_clear_and_stops_media() -> None:

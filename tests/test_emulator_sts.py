@@ -1,4 +1,4 @@
-"""The emulator's Speech-to-Speech service, driven by python-socketio's Client (notes section 1)."""
+"""The emulator's Speech-to-Speech service (docs/protocols.md#sts), via python-socketio."""
 
 from __future__ import annotations
 
@@ -260,7 +260,7 @@ def test_garbage_every_n_messages() -> None:
 
 
 def test_oversized_message_closes_the_connection() -> None:
-    # The Socket.IO 1 MB limit (notes section 3): ~1.4 MB of base64 audio.
+    # The Socket.IO 1 MB limit (docs/protocols.md#pitfall-max-buffer): ~1.4 MB of base64 audio.
     big = {"audio_data": "A" * 1_400_000, "has_audio": False, "max_amplitude": 0.0}
     with running() as emu, sts_client(emu) as client:
         start_call(client)

@@ -1,7 +1,7 @@
 """Helpers for the emulator tests (this module holds no tests itself).
 
 Raw clients only: python-socketio's `Client` for Speech-to-Speech and websocket-client
-for agent calls, so the emulator is checked against the protocol notes, not against
+for agent calls, so the emulator is checked against docs/protocols.md, not against
 aivoco's own client codecs.
 """
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 import sys
@@ -21,8 +22,10 @@ from aivoco.audio.levels import peak_dbfs
 from aivoco.cli.app import app
 from aivoco.emulator import EmulatorConfig, key_fingerprint
 from aivoco.emulator.assets import demo_utterance_path
+from aivoco.emulator.common import SessionLog
 from aivoco.emulator.faults import STS_GARBAGE_KINDS, GarbagePlan
 from aivoco.emulator.functions import build_arguments, parse_functions
+from aivoco.emulator.records import SessionRecord
 from aivoco.emulator.vad import EnergyVad, SpeechStarted, UtteranceEnded, VadEvent
 from aivoco.errors import UsageError
 
@@ -120,12 +123,35 @@ def test_function_arguments_follow_the_schema() -> None:
     assert parse_functions(None) == ([], [])
 
 
+def _plan(every: int | None) -> GarbagePlan:
+    return GarbagePlan(every, STS_GARBAGE_KINDS, SessionRecord("t#1", "sts"), SessionLog("t#1"))
+
+
 def test_garbage_plan_rate_and_rotation() -> None:
-    plan = GarbagePlan(3, STS_GARBAGE_KINDS)
+    plan = _plan(3)
     kinds = [plan.take_slot() for _ in range(24)]
     assert [i + 1 for i, k in enumerate(kinds) if k] == list(range(3, 25, 3))
     assert [k for k in kinds if k] == list(STS_GARBAGE_KINDS) * 2
-    assert GarbagePlan(None, STS_GARBAGE_KINDS).take_slot() is None
+    assert _plan(None).take_slot() is None
+
+
+def test_garbage_plan_send_replaces_stream_and_delays_control_messages() -> None:
+    plan = _plan(2)
+    wire: list[str] = []
+
+    async def raw(message: str) -> None:
+        wire.append(message)
+
+    async def send_all() -> None:
+        for name, stream in (("a1", True), ("c1", False), ("a2", True), ("a3", True)):
+            await plan.send(raw, name, stream=stream, garbage=lambda kind: f"garbage:{kind}")
+
+    asyncio.run(send_all())
+    # Slot 2 is garbage: control c1 follows it in slot 3. Slot 4 is garbage too and
+    # replaces stream a2, which is lost.
+    assert wire == ["a1", "garbage:audio_bad_base64", "c1", "garbage:audio_odd_bytes", "a3"]
+    assert plan.record.garbage_sent == 2 and plan.slots == 5
+    assert plan.record.garbage_kinds == {"audio_bad_base64": 1, "audio_odd_bytes": 1}
 
 
 def test_config_validation_and_keys() -> None:

@@ -148,7 +148,7 @@ def test_sts_disconnect(make_client: Any, abrupt: bool) -> None:
 
 def test_sts_burst_arrives_in_order() -> None:
     """The server emits a burst in order (checked with the asyncio client, which keeps
-    arrival order when handlers enqueue synchronously, protocol notes section 3)."""
+    arrival order when handlers enqueue synchronously, docs/protocols.md#pitfall-engineio-order)."""
     with RecordingStsServer() as server:
         got: list[int] = []
 

@@ -1,9 +1,9 @@
 """A faithful local stand-in for both Aivoco services (`aivoco emulate`).
 
-One aiohttp server hosts the Speech-to-Speech Socket.IO service (protocol notes section
-1) and the agent-call raw WebSocket route (section 2). Its agent echoes: it detects the
-end of each utterance, describes it in text, and plays it back in real time; faults can
-be injected to test clients. The implementation is independent of the client-side
+One aiohttp server hosts the Speech-to-Speech Socket.IO service (docs/protocols.md#sts)
+and the agent-call raw WebSocket route (docs/protocols.md#call). Its agent echoes: it
+detects the end of each utterance, describes it in text, and plays it back in real
+time; faults can be injected to test clients. The implementation is independent of the client-side
 codecs in `aivoco.protocols`, so the two can check each other.
 
     with Emulator(EmulatorConfig(port=0, latency_ms=0)) as emu:

@@ -1,4 +1,6 @@
-"""The agent-call service: a raw WebSocket route, `/ws/{key}/{agent}` (protocol notes section 2).
+"""The agent-call service: a raw WebSocket route, `/ws/{key}/{agent}`.
+
+See docs/protocols.md#call-endpoint and docs/protocols.md#call-rejections.
 
 Credentials live in the URL path, so they are checked *before* the WebSocket upgrade: a
 refused client gets a plain HTTP answer it can report precisely (401 for the key, 404

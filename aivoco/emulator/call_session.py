@@ -1,16 +1,17 @@
-"""One agent call: a Twilio-Media-Streams-style conversation (protocol notes section 2).
+"""One agent call: a Twilio-Media-Streams-style conversation (docs/protocols.md#call).
 
 What the emulator expects from a client, and checks (each miss is a counted, logged
 deviation; the call goes on, as a lenient production server would let it):
 * an empty text message first, then `start` with `sequenceNumber` "1", `tracks`
   ["inbound"], `mediaFormat` audio/x-mulaw 8000 Hz mono, AC/MZ/CA-prefixed SIDs and a
   top-level `streamSid` equal to `start.streamSid`;
-* `media` with `track` "inbound", `chunk` counting 1, 2, 3..., `sequenceNumber` one
-  more than the previous message's (the first media may carry 1 or 2: the notes show
-  `start` as "1" but also a client that numbers media chunks from 1 with the same
-  counter), a numeric `timestamp` (ms, string or number) that never goes back, and a
-  base64 payload of mu-law bytes;
-* `mark` echoes of the marks we sent, and finally `stop`.
+* `media` with `track` "inbound", `chunk` counting 1, 2, 3..., a numeric `timestamp`
+  (ms, string or number) that never goes back, and a base64 payload of mu-law bytes;
+* `mark` echoes of the marks we sent, and finally `stop`;
+* one `sequenceNumber` counter over every numbered message after `start` (media, and
+  mark or stop when they carry one): each is the previous one plus 1. The first may be
+  1 or 2, since the call doc shows `start` as "1" but also fills `chunk` and
+  `sequenceNumber` from one variable (docs/protocols.md#call-media).
 
 What it sends: `media` frames of 160 mu-law bytes (20 ms at 8 kHz) with `chunk`
 counting from 1 over the whole call and `timestamp` = ms since `start`, a `mark`
@@ -81,15 +82,14 @@ class CallSession:
         self.record = record
         self.ws = ws
         self.log = log
-        self.plan = GarbagePlan(config.garbage_every, CALL_GARBAGE_KINDS)
+        self.plan = GarbagePlan(config.garbage_every, CALL_GARBAGE_KINDS, record, log)
         self.agent = CallAgent(self)
         self.shutting_down = False
         self._started_at: float | None = None
         self._texts = 0
-        self._media_seen = 0
         self._chunk_out = 0
         self._expect_chunk = 1
-        self._last_seq: int | None = None
+        self._last_seq: int | None = None  # of the last numbered message after start
         self._last_ts: float | None = None
 
     def _deviate(self, kind: str, detail: str) -> None:
@@ -97,26 +97,23 @@ class CallSession:
 
     # -- sending -----------------------------------------------------------------------
     async def _send(self, message: dict[str, Any], *, stream: bool) -> None:
+        """Send one message to the client, through the --garbage-every plan."""
+        if self.ws.closed:
+            return
         try:
-            await self._send_unguarded(message, stream=stream)
+            await self.plan.send(
+                self._send_text, json.dumps(message), stream=stream, garbage=self._garbage
+            )
         except ConnectionError as exc:
             # The peer vanished mid-reply; the receive loop notices and ends the session.
             self.log.debug("send failed: %s", exc)
 
-    async def _send_unguarded(self, message: dict[str, Any], *, stream: bool) -> None:
-        if self.ws.closed:
-            return
-        kind = self.plan.take_slot()
-        if kind is not None:
-            self.record.garbage_sent += 1
-            self.record.garbage_kinds[kind] += 1
-            self.record.messages_sent += 1
-            await self.ws.send_str(call_garbage(kind, self.record.stream_sid))
-            if stream:
-                return
-            self.plan.take_slot()  # N >= 2: the slot after garbage is never garbage
+    async def _send_text(self, text: str) -> None:
         self.record.messages_sent += 1
-        await self.ws.send_str(json.dumps(message))
+        await self.ws.send_str(text)
+
+    def _garbage(self, kind: str) -> str:
+        return call_garbage(kind, self.record.stream_sid)
 
     async def send_media(self, frame: bytes) -> None:
         self._chunk_out += 1
@@ -166,16 +163,18 @@ class CallSession:
         self.record.events_received[str(event)] += 1
         if event == "start":
             self._on_start(msg)
-        elif self._started_at is None and event in ("media", "mark", "stop"):
-            self._deviate("before_start", f"{event} before start")
-        elif event == "media":
-            self._on_media(msg)
-        elif event == "mark":
-            self._on_mark(msg)
-        elif event == "stop":
-            await self._on_stop(msg)
-        else:
+        elif event not in ("media", "mark", "stop"):
             self._deviate("unknown_event", short(event))
+        elif self._started_at is None:
+            self._deviate("before_start", f"{event} before start")
+        else:
+            self._check_seq(event, msg)
+            if event == "media":
+                self._on_media(msg)
+            elif event == "mark":
+                self._on_mark(msg)
+            else:
+                await self._on_stop(msg)
 
     def _on_start(self, msg: dict[str, Any]) -> None:
         if self._started_at is not None:
@@ -195,12 +194,10 @@ class CallSession:
         call_sid = start.get("callSid")
         self.record.call_sid = call_sid if isinstance(call_sid, str) else None
         self._started_at = time.monotonic()
-        self._last_seq = 1
         self.agent.start()
         self.log.info("start: streamSid %s, callSid %s", self.record.stream_sid, call_sid)
 
     def _on_media(self, msg: dict[str, Any]) -> None:
-        self._media_seen += 1
         media = msg.get("media")
         if not isinstance(media, dict):
             self._deviate("media", "no media object")
@@ -212,7 +209,6 @@ class CallSession:
             got = short(media.get("chunk"))
             self._deviate("media_chunk", f"chunk {got}, expected {self._expect_chunk}")
         self._expect_chunk = (chunk if chunk is not None else self._expect_chunk) + 1
-        self._check_seq(msg.get("sequenceNumber"))
         self._check_timestamp(media.get("timestamp"))
         payload = media.get("payload")
         try:
@@ -227,14 +223,24 @@ class CallSession:
         if codes:
             self.agent.feed(ulaw_decode(codes))
 
-    def _check_seq(self, value: Any) -> None:
+    def _check_seq(self, event: str, msg: dict[str, Any]) -> None:
+        """One counter over media, mark and stop, as a client numbers what it sends.
+
+        Checking media alone flagged a correct client (aivoco's `CallEncoder` numbers
+        its mark answers too) on every media message after a mark. Media must carry a
+        number; a mark or stop without one is accepted and leaves the counter alone: no
+        source shows their shape, and a Twilio-style echo of our mark has no number.
+        """
+        if event != "media" and "sequenceNumber" not in msg:
+            return
+        value = msg.get("sequenceNumber")
         seq = _as_int(value)
         if seq is None:
-            self._deviate("sequence_number", f"not a number: {short(value)}")
+            self._deviate("sequence_number", f"{event}: not a number: {short(value)}")
             return
-        allowed = {1, 2} if self._media_seen == 1 else {(self._last_seq or 0) + 1}
+        allowed = {1, 2} if self._last_seq is None else {self._last_seq + 1}
         if seq not in allowed:
-            self._deviate("sequence_number", f"{seq}, expected {sorted(allowed)}")
+            self._deviate("sequence_number", f"{event}: {seq}, expected {sorted(allowed)}")
         self._last_seq = seq
 
     def _check_timestamp(self, value: Any) -> None:

@@ -1,9 +1,9 @@
-"""Helpers both protocol sessions share: tagged log lines and deviation bookkeeping."""
+"""Helpers the sessions share: tagged log lines, deviation bookkeeping, the emit type."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from aivoco.emulator.records import SessionRecord
@@ -15,6 +15,10 @@ LOGGER = logging.getLogger("aivoco.emulator")
 # frame would otherwise drown the log.
 DEVIATION_LOG_LIMIT = 5
 DEVIATION_KEEP_LIMIT = 100
+
+# Sends one Socket.IO event (name, payload) to one client: what an STS session and its
+# function broker are given instead of the server object.
+EmitEvent = Callable[[str, Any], Awaitable[None]]
 
 
 if TYPE_CHECKING:

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 from aivoco.errors import UsageError
 
-DEFAULT_PORT = 11002  # the port the STS docs use for a local server (protocol notes section 1)
+DEFAULT_PORT = 11002  # the STS docs' local server port (docs/protocols.md#sts-endpoint)
 
 # Socket.IO servers refuse messages above maxHttpBufferSize: 1 MB by default in the JS
-# server and in python-engineio (protocol notes section 3). We keep the same limit so a
-# client that works against the emulator does not trip the real service.
+# server and in python-engineio (docs/protocols.md#pitfall-max-buffer). We keep the same
+# limit so a client that works against the emulator does not trip the real service.
 MAX_MESSAGE_BYTES = 1_000_000
 
 
@@ -33,7 +33,7 @@ class EmulatorConfig:
     credits: float = 100.0
     cost_per_minute: float = 1.0
     # Admin units pay for functions: 0.05 per definition + 0.5 per 1000 definition
-    # tokens at session start, 0.05 per call (protocol notes section 1, playground).
+    # tokens at session start, 0.05 per call (docs/protocols.md#sts-functions).
     admin_units: float = 100.0
 
     # -- agent behaviour -------------------------------------------------------------------

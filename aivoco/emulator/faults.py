@@ -19,19 +19,35 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from aivoco.emulator.common import SessionLog
+from aivoco.emulator.records import SessionRecord
 
 STS_GARBAGE_KINDS = ("audio_bad_base64", "audio_odd_bytes", "text_missing", "unknown_event")
 CALL_GARBAGE_KINDS = ("not_json", "not_object", "media_bad_base64", "unknown_event")
 UNKNOWN_EVENT = "emulator_unknown_event"
 
 
-class GarbagePlan:
-    """Counts outgoing messages and says which slots carry garbage, and of what kind."""
+# One wire message of either protocol: (event, payload) for sts, a text frame for call.
+M = TypeVar("M")
 
-    def __init__(self, every: int | None, kinds: tuple[str, ...]) -> None:
+
+class GarbagePlan:
+    """Counts a session's outgoing messages and puts garbage in every Nth slot.
+
+    `send()` is the one send path of both protocols' sessions, so the slot rules above
+    cannot drift apart between them.
+    """
+
+    def __init__(
+        self, every: int | None, kinds: tuple[str, ...], record: SessionRecord, log: SessionLog
+    ) -> None:
         self.every = every
         self.kinds = kinds
+        self.record = record
+        self.log = log
         self.slots = 0  # messages put on the wire so far, garbage included
         self._made = 0
 
@@ -43,6 +59,30 @@ class GarbagePlan:
         kind = self.kinds[self._made % len(self.kinds)]
         self._made += 1
         return kind
+
+    async def send(
+        self,
+        raw: Callable[[M], Awaitable[None]],
+        message: M,
+        *,
+        stream: bool,
+        garbage: Callable[[str], M],
+    ) -> None:
+        """Put `message` on the wire with `raw`, unless its slot is garbage.
+
+        A garbage slot sends `garbage(kind)` instead; a control message (`stream`
+        False) then still goes out, in the next slot.
+        """
+        kind = self.take_slot()
+        if kind is not None:
+            self.record.garbage_sent += 1
+            self.record.garbage_kinds[kind] += 1
+            self.log.debug("garbage #%d (%s)", self.record.garbage_sent, kind)
+            await raw(garbage(kind))
+            if stream:
+                return  # lost, as wire corruption would lose it
+            self.take_slot()  # N >= 2, so the slot after garbage is never garbage
+        await raw(message)
 
 
 def sts_garbage(kind: str) -> tuple[str, Any]:

@@ -1,4 +1,6 @@
-"""STS function calls: `function_called` out, `function_response` back (notes section 1).
+"""STS function calls: `function_called` out, `function_response` back.
+
+Protocol and billing: docs/protocols.md#sts-functions.
 
 Per utterance the agent calls the session's next function (round robin) with arguments
 made from its parameter schema, and waits up to `function_timeout_s`:
@@ -19,68 +21,58 @@ import asyncio
 import json
 import secrets
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from aivoco.emulator.common import note_deviation, short
+from aivoco.emulator.billing import Account
+from aivoco.emulator.common import EmitEvent, SessionLog, note_deviation, short
 from aivoco.emulator.functions import UNITS_PER_CALL, FunctionSpec, build_arguments
-from aivoco.emulator.records import FunctionCall
-
-if TYPE_CHECKING:
-    from aivoco.emulator.sts_session import StsSession
+from aivoco.emulator.records import FunctionCall, StsSessionRecord
 
 
 class FunctionBroker:
-    def __init__(self, session: StsSession) -> None:
-        self.session = session
+    """The function round trips of one session.
+
+    Given only what it uses: `emit` (the session's send path, faults included), the
+    record it reports into, and the session's log.
+    """
+
+    def __init__(
+        self, emit: EmitEvent, record: StsSessionRecord, log: SessionLog, timeout_s: float
+    ) -> None:
+        self.emit = emit
+        self.record = record
+        self.log = log
+        self.timeout_s = timeout_s
         self._pending: dict[str, tuple[FunctionCall, asyncio.Future[bool]]] = {}
 
-    async def call(self, spec: FunctionSpec) -> str:
-        """One round trip; returns text to append to the reply."""
-        session = self.session
-        key = session.key
-        assert key is not None
-        if session.service.admin_balance(key) < UNITS_PER_CALL:
-            await session.end_call("insufficient_admin_units", "Insufficient admin units")
-            await session.service.disconnect(session)
-            return ""
+    async def call(self, spec: FunctionSpec, account: Account) -> str:
+        """One round trip, billed to `account`; returns text to append to the reply."""
         call = FunctionCall(
             name=spec.name,
             call_id=f"call_{secrets.token_hex(6)}",
             arguments=build_arguments(spec),
             called_at=time.monotonic(),
         )
-        session.record.function_calls.append(call)
+        self.record.function_calls.append(call)
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending[call.call_id] = (call, future)
-        session.log.info(
-            "function_called %s %s (%s)", call.name, short(call.arguments), call.call_id
-        )
-        await session.emit(
+        self.log.info("function_called %s %s (%s)", call.name, short(call.arguments), call.call_id)
+        await self.emit(
             "function_called",
             {"function_name": call.name, "arguments": call.arguments, "call_id": call.call_id},
         )
-        limit = session.config.function_timeout_s
         try:
-            answered = await asyncio.wait_for(future, limit)
+            answered = await asyncio.wait_for(future, self.timeout_s)
         except asyncio.TimeoutError:
-            call.outcome = "timeout"
-            session.log.warning(
-                "function %s (%s): no function_response within %.1f s",
-                call.name,
-                call.call_id,
-                limit,
-            )
-            error = f"Function {call.name} timed out after {limit:g} s"
-            await session.emit("function_error", {"error": error})
-            return f" Function {call.name} timed out."
+            return await self._timed_out(call)
         finally:
             self._pending.pop(call.call_id, None)
         if not answered:
             return f" Function {call.name} failed."
-        await session.emit("function_result", {"function_name": call.name, "result": call.result})
-        remaining = session.service.charge_admin(key, UNITS_PER_CALL)
-        session.record.admin_units_used += UNITS_PER_CALL
-        await session.emit(
+        await self.emit("function_result", {"function_name": call.name, "result": call.result})
+        remaining = account.charge_admin(UNITS_PER_CALL)
+        self.record.admin_units_used += UNITS_PER_CALL
+        await self.emit(
             "function_response_sent",
             {
                 "function_name": call.name,
@@ -92,18 +84,28 @@ class FunctionBroker:
         shown = shown if len(shown) <= 60 else shown[:57] + "..."
         return f" Function {call.name} returned {shown}."
 
+    async def _timed_out(self, call: FunctionCall) -> str:
+        call.outcome = "timeout"
+        limit = self.timeout_s
+        self.log.warning(
+            "function %s (%s): no function_response within %.1f s", call.name, call.call_id, limit
+        )
+        await self.emit(
+            "function_error", {"error": f"Function {call.name} timed out after {limit:g} s"}
+        )
+        return f" Function {call.name} timed out."
+
     async def on_response(self, data: Any) -> None:
-        session = self.session
-        record, log = session.record, session.log
+        record, log = self.record, self.log
         if not isinstance(data, dict) or not isinstance(data.get("call_id"), str):
             note_deviation(record, log, "function_response", f"bad payload {short(data)}")
-            await session.emit("function_error", {"error": "function_response needs a call_id"})
+            await self.emit("function_error", {"error": "function_response needs a call_id"})
             return
         call_id, name = data["call_id"], data.get("function_name")
         pending = self._pending.get(call_id)
         if pending is None:
             note_deviation(record, log, "function_response", f"unknown call_id {call_id}")
-            await session.emit("function_error", {"error": f"Unknown call_id {call_id!r}"})
+            await self.emit("function_error", {"error": f"Unknown call_id {call_id!r}"})
             return
         call, future = pending
         call.answered_at = time.monotonic()
@@ -111,7 +113,7 @@ class FunctionBroker:
             call.outcome = "name_mismatch"
             note_deviation(record, log, "function_response", f"{name!r} answers {call.name!r}")
             error = f"function_name {name!r} does not match call {call_id} ({call.name})"
-            await session.emit("function_error", {"error": error})
+            await self.emit("function_error", {"error": error})
             future.set_result(False)
             return
         if "result" not in data:

@@ -1,7 +1,7 @@
 """Custom functions on the STS service: check the definitions, invent plausible arguments.
 
 `start_call.custom_functions` items are `{name, description, parameters: [{name, type,
-description, required}]}` (protocol notes section 1). Clients written against other
+description, required}]}` (docs/protocols.md#sts-functions). Clients written against other
 function-calling APIs send JSON-Schema style parameters (`{"type": "object",
 "properties": {...}, "required": [...]}`); the emulator accepts both so that such a
 client gets its arguments rather than an opaque failure, but logs it as a deviation.
@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-# Billing per the playground (protocol notes section 1).
+# Billing per the playground (docs/protocols.md#sts-functions).
 UNITS_PER_DEFINITION = 0.05
 UNITS_PER_1000_TOKENS = 0.5
 UNITS_PER_CALL = 0.05

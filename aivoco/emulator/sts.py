@@ -6,7 +6,7 @@ Server options, and why:
   audio chunks to the VAD out of order; handlers here only do quick work and start
   tasks for anything that waits (replies, function calls, credit timers).
 * `max_http_buffer_size` = 1 MB, the JS server's default `maxHttpBufferSize`: a larger
-  message closes the connection there, and so it does here (protocol notes section 3).
+  message closes the connection there, and so it does here (docs/protocols.md#pitfall-max-buffer).
 * `cors_allowed_origins="*"`: the browser playground may be served from anywhere; the
   emulator holds no secrets worth an origin check.
 * Both transports (websocket and long-polling, with upgrade) stay enabled, as on the
@@ -26,10 +26,11 @@ import engineio.packet
 import socketio
 from aiohttp import web
 
-from aivoco.emulator.common import note_deviation
+from aivoco.emulator.billing import Ledger
+from aivoco.emulator.common import SessionLog, note_deviation
 from aivoco.emulator.config import EmulatorConfig
 from aivoco.emulator.records import StsSessionRecord
-from aivoco.emulator.sts_session import StsSession
+from aivoco.emulator.sts_session import StsLink, StsSession
 
 _CLOSE_TIMEOUT_S = 1.0
 # At shutdown, clients get this long to close their side after the Socket.IO
@@ -56,9 +57,8 @@ class StsService:
             engineio_logger=_LIBRARY_LOGGER,
         )
         self.records: list[StsSessionRecord] = []
-        self.sessions: dict[str, StsSession] = {}
-        self._balances: dict[str, float] = {}
-        self._admin: dict[str, float] = {}
+        self.sessions: dict[str, StsSession] = {}  # by Socket.IO sid
+        self._ledger = Ledger(config.credits, config.admin_units)
         # TCP transports seen per Engine.IO session id: the ones to abort for --drop-after.
         self._transports: dict[str, set[asyncio.Transport]] = {}
         self._eio_sids: dict[str, str] = {}
@@ -159,7 +159,8 @@ class StsService:
         query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
         record.transport = query.get("transport", ["polling"])[0]
         self.records.append(record)
-        session = StsSession(self, sid, record)
+        log = SessionLog(record.id)
+        session = StsSession(self.config, record, log, self._link(sid, log), self._ledger)
         self.sessions[sid] = session
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
         if eio_sid is not None:
@@ -171,7 +172,7 @@ class StsService:
         if eio_sid in self._upgrades:
             self._note_upgrade(session)
         if self.config.drop_after_s is not None:
-            self._spawn(self._drop_later(session, self.config.drop_after_s))
+            self._spawn(self._drop_later(sid, session, self.config.drop_after_s))
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -179,13 +180,13 @@ class StsService:
         task.add_done_callback(self._tasks.discard)
 
     # -- faults ------------------------------------------------------------------------
-    async def _drop_later(self, session: StsSession, delay: float) -> None:
+    async def _drop_later(self, sid: str, session: StsSession, delay: float) -> None:
         await asyncio.sleep(delay)
         if not session.connected:
             return
         session.record.dropped = True
         session.log.warning("dropping the connection abruptly (--drop-after %g s)", delay)
-        eio_sid = self._eio_sids.get(session.sid)
+        eio_sid = self._eio_sids.get(sid)
         if eio_sid is None:
             return
         for transport in self._transports.get(eio_sid, ()):
@@ -197,39 +198,35 @@ class StsService:
             await eio_socket.close(wait=False, abort=True)
             eio_socket.queue.put_nowait(None)
 
-    # -- billing (balances per key, for the emulator's lifetime) -------------------------
-    def balance(self, key: str) -> float:
-        return self._balances.setdefault(key, self.config.credits)
-
-    def charge(self, key: str, amount: float) -> float:
-        self._balances[key] = max(0.0, self.balance(key) - amount)
-        return self._balances[key]
-
-    def admin_balance(self, key: str) -> float:
-        return self._admin.setdefault(key, self.config.admin_units)
-
-    def charge_admin(self, key: str, amount: float) -> float:
-        self._admin[key] = self.admin_balance(key) - amount
-        return self._admin[key]
-
     # -- session control ---------------------------------------------------------------
-    async def disconnect(self, session: StsSession) -> None:
+    def _link(self, sid: str, log: SessionLog) -> StsLink:
+        """The session's only handle on its connection: send to it, or end it."""
+
+        async def send(event: str, data: Any) -> None:
+            await self.sio.emit(event, data, to=sid)
+
+        async def disconnect() -> None:
+            await self._disconnect(sid, log)
+
+        return StsLink(send, disconnect)
+
+    async def _disconnect(self, sid: str, log: SessionLog) -> None:
         """Server-side disconnect (credits exhausted, shutdown), bounded in time."""
         try:
-            await asyncio.wait_for(self.sio.disconnect(session.sid), _CLOSE_TIMEOUT_S)
+            await asyncio.wait_for(self.sio.disconnect(sid), _CLOSE_TIMEOUT_S)
         except asyncio.TimeoutError:
-            session.log.warning("disconnect did not complete in %.1f s", _CLOSE_TIMEOUT_S)
+            log.warning("disconnect did not complete in %.1f s", _CLOSE_TIMEOUT_S)
 
     async def close(self) -> None:
         """Stop: end calls (session_ended reason server_shutdown), disconnect everyone."""
         for task in list(self._tasks):
             task.cancel()
-        for session in list(self.sessions.values()):
+        for sid, session in list(self.sessions.items()):
             try:
                 await session.end_call("server_shutdown", "The emulator is shutting down")
             except Exception:
                 session.log.exception("error while ending the call")
-            await self.disconnect(session)
+            await self._disconnect(sid, session.log)
         if self._tasks:
             await asyncio.wait(list(self._tasks), timeout=_CLOSE_TIMEOUT_S)
         loop = asyncio.get_running_loop()

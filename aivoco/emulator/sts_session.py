@@ -1,8 +1,9 @@
-"""One Speech-to-Speech connection: call state, billing, functions (protocol notes section 1).
+"""One Speech-to-Speech connection: call state, billing, functions.
 
-Decisions where the notes leave room, chosen to be what a strict real server would do:
+Protocol: docs/protocols.md#sts (flow: docs/protocols.md#sts-flow). Decisions where the
+sources leave room, chosen to be what a strict real server would do:
 * A bad key (empty, or not in `--accept-key`) gets `auth_failed {message, credits: 0}`
-  and nothing else: the notes' flow answers `start_call` with `auth_success` *or*
+  and nothing else: the documented flow answers `start_call` with `auth_success` *or*
   `auth_failed`, and also sending `error {type: invalid_api_key}` would make a client
   report one failure twice. The connection stays open, so a client may retry.
 * A valid key with no credits left gets `auth_success {credits: 0}` then
@@ -14,44 +15,40 @@ Decisions where the notes leave room, chosen to be what a strict real server wou
   disconnects.
 * `stop_call` ends the call with `session_ended {reason: stopped_by_user}`; the
   connection stays open (the client disconnects, or starts another call).
-* `audio_data` is checked strictly: `audio_data` must be strict base64 of a non-empty,
-  even number of bytes (PCM16), `has_audio` a boolean and `max_amplitude` a number in
-  0..1; otherwise `error {type: invalid_audio}`, the chunk is dropped and the call goes
-  on. Flags that disagree with the samples are only logged deviations. Audio outside a
-  call is ignored (counted, logged once). A message over 1 MB closes the connection, as
-  the JS server's `maxHttpBufferSize` does (enforced by python-engineio).
+* `audio_data` is checked strictly (`aivoco.emulator.sts_audio`): `audio_data` must be
+  strict base64 of a non-empty, even number of bytes (PCM16), `has_audio` a boolean
+  and `max_amplitude` a number in 0..1; otherwise `error {type: invalid_audio}`, the
+  chunk is dropped and the call goes on. Flags that disagree with the samples are only
+  logged deviations. Audio outside a call is ignored (counted, logged once). A message
+  over 1 MB closes the connection, as the JS server's `maxHttpBufferSize` does
+  (enforced by python-engineio).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
-import numpy as np
-
-from aivoco.audio.chunk import AudioChunk, Int16Array, b64decode_strict, pcm16_from_bytes
-from aivoco.audio.levels import FULL_SCALE
+from aivoco.audio.chunk import AudioChunk, Int16Array
 from aivoco.audio.resample import resample_once
 from aivoco.emulator.agent import EchoAgent
-from aivoco.emulator.common import SessionLog, note_deviation, short
+from aivoco.emulator.billing import Account, Ledger
+from aivoco.emulator.common import EmitEvent, SessionLog, note_deviation, short
+from aivoco.emulator.config import EmulatorConfig
 from aivoco.emulator.faults import STS_GARBAGE_KINDS, GarbagePlan, sts_garbage
 from aivoco.emulator.function_calls import FunctionBroker
-from aivoco.emulator.functions import FunctionSpec, definition_units, parse_functions
+from aivoco.emulator.functions import (
+    UNITS_PER_CALL,
+    FunctionSpec,
+    definition_units,
+    parse_functions,
+)
 from aivoco.emulator.records import StsSessionRecord, Utterance, key_fingerprint
+from aivoco.emulator.sts_audio import IN_RATE_HZ, OUT_RATE_HZ, check_audio_data
 from aivoco.errors import AudioFormatError
-
-if TYPE_CHECKING:
-    from aivoco.emulator.sts import StsService
-
-IN_RATE_HZ = 16_000  # audio_data: PCM16 16 kHz mono
-OUT_RATE_HZ = 24_000  # audio_response: PCM16 24 kHz mono
-# Reference clients: has_audio = peak above 0.01 (terminal) or 0.001 (browser), and
-# max_amplitude = peak/32768 (protocol notes section 1). Flags outside what either
-# client could have computed are deviations; the chunk is still used.
-_HAS_AUDIO_MIN = 0.001
-_HAS_AUDIO_MAX = 0.01
-_AMPLITUDE_TOLERANCE = 0.02
 
 # Control messages are never lost to --garbage-every (see aivoco.emulator.faults).
 STREAM_EVENTS = frozenset({"audio_response", "text_response"})
@@ -59,6 +56,18 @@ STREAM_EVENTS = frozenset({"audio_response", "text_response"})
 
 def _credits(x: float) -> float:
     return round(x, 4)
+
+
+@dataclass(frozen=True)
+class StsLink:
+    """What a session may do to its own connection, and nothing else.
+
+    The service builds one per client; the session never sees the Socket.IO server,
+    other clients or the service's bookkeeping.
+    """
+
+    send: EmitEvent  # one event to this client, exactly as given (no fault injection)
+    disconnect: Callable[[], Awaitable[None]]  # server-side disconnect, bounded in time
 
 
 class StsAgent(EchoAgent):
@@ -74,7 +83,7 @@ class StsAgent(EchoAgent):
             return ""
         spec = specs[self._next_function % len(specs)]
         self._next_function += 1
-        return await self.session.broker.call(spec)
+        return await self.session.call_function(spec)
 
     async def send_text(self, text: str) -> None:
         await self.session.emit("text_response", {"text": text})
@@ -91,21 +100,35 @@ class StsAgent(EchoAgent):
 
 
 class StsSession:
-    def __init__(self, service: StsService, sid: str, record: StsSessionRecord) -> None:
-        self.service = service
-        self.config = service.config
-        self.sid = sid
+    """One client connection, wired only to what it needs.
+
+    `link` sends to and disconnects this client; `ledger` opens the `Account` of the key
+    `start_call` brings, which then pays for the call and its functions. The session
+    never sees the service that created it.
+    """
+
+    def __init__(
+        self,
+        config: EmulatorConfig,
+        record: StsSessionRecord,
+        log: SessionLog,
+        link: StsLink,
+        ledger: Ledger,
+    ) -> None:
+        self.config = config
         self.record = record
-        self.log = SessionLog(record.id)
-        self.plan = GarbagePlan(self.config.garbage_every, STS_GARBAGE_KINDS)
+        self.log = log
+        self._link = link
+        self._ledger = ledger  # only to open the account of the key start_call brings
+        self.plan = GarbagePlan(config.garbage_every, STS_GARBAGE_KINDS, record, log)
         self.connected = True
         self.agent: StsAgent | None = None
-        self.key: str | None = None
+        self.account: Account | None = None  # set once a key is accepted
         self.functions: list[FunctionSpec] = []
         self._call_started: float | None = None
         self._balance = 0.0
         self._credit_timer: asyncio.Task[None] | None = None
-        self.broker = FunctionBroker(self)
+        self.broker = FunctionBroker(self.emit, record, log, config.function_timeout_s)
 
     @property
     def in_call(self) -> bool:
@@ -113,24 +136,17 @@ class StsSession:
 
     # -- sending -----------------------------------------------------------------------
     async def emit(self, event: str, data: Any) -> None:
+        """Send one event to the client, through the --garbage-every plan."""
         if not self.connected:
             return
-        kind = self.plan.take_slot()
-        if kind is not None:
-            bad_event, bad_data = sts_garbage(kind)
-            self.record.garbage_sent += 1
-            self.record.garbage_kinds[kind] += 1
-            self.log.debug("garbage #%d (%s) instead of %s", self.record.garbage_sent, kind, event)
-            await self._send(bad_event, bad_data)
-            if event in STREAM_EVENTS:
-                return
-            self.plan.take_slot()  # N >= 2, so the slot after garbage is never garbage
-        await self._send(event, data)
+        stream = event in STREAM_EVENTS
+        await self.plan.send(self._send, (event, data), stream=stream, garbage=sts_garbage)
 
-    async def _send(self, event: str, data: Any) -> None:
+    async def _send(self, message: tuple[str, Any]) -> None:
+        event, data = message
         self.record.messages_sent += 1
         self.record.events_sent[event] += 1
-        await self.service.sio.emit(event, data, to=self.sid)
+        await self._link.send(event, data)
 
     async def _error(self, type_: str, message: str) -> None:
         await self.emit("error", {"message": message, "type": type_})
@@ -144,19 +160,10 @@ class StsSession:
             note_deviation(self.record, self.log, "start_call", "a call is already active")
             await self._error("invalid_request", "A call is already active on this connection")
             return
-        key = data.get("auth_key")
-        if not isinstance(key, str):
-            note_deviation(self.record, self.log, "start_call", "auth_key missing or not a string")
-            key = ""
-        self.record.key = key_fingerprint(key)
-        if not self.config.key_accepted(key):
-            self.record.auth_ok = False
-            self.log.warning("auth refused: key %s", self.record.key)
-            await self.emit("auth_failed", {"message": "Invalid API key", "credits": 0})
+        account = await self._authenticate(data.get("auth_key"))
+        if account is None:
             return
-        self.key = key
-        self.record.auth_ok = True
-        balance = self.service.balance(key)
+        balance = account.credits
         self.log.info("auth ok: key %s, balance %.4f credits", self.record.key, balance)
         await self.emit("auth_success", {"credits": _credits(max(balance, 0.0))})
         if balance <= 0:
@@ -165,8 +172,27 @@ class StsSession:
         self._configure(data)
         units = definition_units(data.get("custom_functions"), self.functions)
         if units:
-            self.service.charge_admin(key, units)
+            account.charge_admin(units)
             self.record.admin_units_used += units
+        await self._begin(balance)
+
+    async def _authenticate(self, key: Any) -> Account | None:
+        """The key's account, or None after answering auth_failed."""
+        if not isinstance(key, str):
+            note_deviation(self.record, self.log, "start_call", "auth_key missing or not a string")
+            key = ""
+        self.record.key = key_fingerprint(key)
+        if not self.config.key_accepted(key):
+            self.record.auth_ok = False
+            self.log.warning("auth refused: key %s", self.record.key)
+            await self.emit("auth_failed", {"message": "Invalid API key", "credits": 0})
+            return None
+        self.record.auth_ok = True
+        self.account = self._ledger.account(key)
+        return self.account
+
+    async def _begin(self, balance: float) -> None:
+        """The call is live: start the agent, say session_ready, arm the credit timer."""
         self._balance = balance
         self._call_started = time.monotonic()
         self.record.calls_started += 1
@@ -208,7 +234,23 @@ class StsSession:
         await asyncio.sleep(seconds)
         self._credit_timer = None  # finishing now; end_call must not cancel this task
         await self.end_call("insufficient_user_credits", "Insufficient credits: call ended")
-        await self.service.disconnect(self)
+        await self._link.disconnect()
+
+    # -- functions ---------------------------------------------------------------------
+    async def call_function(self, spec: FunctionSpec) -> str:
+        """One function round trip before a reply; text to append to the reply.
+
+        Each call costs admin units: when the account cannot pay, the session ends
+        with `insufficient_admin_units` (a reason the real service uses) and the
+        function is not called.
+        """
+        account = self.account
+        assert account is not None  # the agent only runs after a key was accepted
+        if account.admin_units < UNITS_PER_CALL:
+            await self.end_call("insufficient_admin_units", "Insufficient admin units")
+            await self._link.disconnect()
+            return ""
+        return await self.broker.call(spec, account)
 
     # -- audio_data --------------------------------------------------------------------
     async def on_audio(self, data: Any) -> None:
@@ -218,47 +260,18 @@ class StsSession:
                 self.log.info("audio_data outside a call (no successful start_call): ignored")
             return
         try:
-            pcm = self._check_audio(data)
+            pcm, deviations = check_audio_data(data)
         except AudioFormatError as exc:
             self.record.invalid_audio += 1
             note_deviation(self.record, self.log, "invalid_audio", str(exc))
             await self._error("invalid_audio", f"Invalid audio_data: {exc}")
             return
+        for kind, detail in deviations:
+            note_deviation(self.record, self.log, kind, detail)
         self.record.audio_chunks += 1
         self.record.audio_bytes += pcm.size * 2
         if self.agent is not None:
             self.agent.feed(pcm)
-
-    def _check_audio(self, data: Any) -> Int16Array:
-        if not isinstance(data, dict):
-            raise AudioFormatError(f"payload must be an object, got {type(data).__name__}")
-        audio = data.get("audio_data")
-        if not isinstance(audio, str):
-            raise AudioFormatError("audio_data must be a base64 string")
-        raw = b64decode_strict(audio)
-        if not raw:
-            raise AudioFormatError("audio_data is empty")
-        pcm = pcm16_from_bytes(raw)
-        has_audio, amplitude = data.get("has_audio"), data.get("max_amplitude")
-        if not isinstance(has_audio, bool):
-            raise AudioFormatError("has_audio must be a boolean")
-        if isinstance(amplitude, bool) or not isinstance(amplitude, (int, float)):
-            raise AudioFormatError("max_amplitude must be a number")
-        if not 0.0 <= amplitude <= 1.0:
-            raise AudioFormatError(f"max_amplitude must be within 0..1, got {amplitude}")
-        peak = float(np.abs(pcm.astype(np.int32)).max()) / FULL_SCALE
-        if abs(peak - amplitude) > _AMPLITUDE_TOLERANCE:
-            note_deviation(
-                self.record,
-                self.log,
-                "max_amplitude",
-                f"says {amplitude:.3f}, the samples peak at {peak:.3f}",
-            )
-        if (has_audio and peak <= _HAS_AUDIO_MIN) or (not has_audio and peak > _HAS_AUDIO_MAX):
-            note_deviation(
-                self.record, self.log, "has_audio", f"says {has_audio}, peak is {peak:.4f}"
-            )
-        return pcm
 
     # -- ending ------------------------------------------------------------------------
     async def on_stop_call(self) -> None:
@@ -281,8 +294,8 @@ class StsSession:
         used = min(self._balance, elapsed / 60 * self.config.cost_per_minute)
         if reason == "insufficient_user_credits":
             used = self._balance
-        assert self.key is not None
-        remaining = self.service.charge(self.key, used)
+        assert self.account is not None  # a call only starts once a key was accepted
+        remaining = self.account.charge(used)
         self.record.credits_used += used
         self.record.remaining_credits = remaining
         self.record.end_reason = reason

@@ -3,7 +3,7 @@
 Why these numbers:
 * 10 ms analysis frames: fine enough that utterance durations come out within ~10 ms,
   independent of how the client chunks its audio (64 ms in the browser, 20 or 100 ms on
-  the call protocol; protocol notes sections 1 and 2).
+  the call protocol; docs/protocols.md#sts-audio-data and docs/protocols.md#call-format).
 * A frame is voiced when its RMS is at or above -40 dBFS (0.01 of full scale): the same
   level the terminal reference client uses for `has_audio` (as a peak), so anything a
   reference client calls silence is never speech here, while talking into a microphone

@@ -1,5 +1,5 @@
 // A plain WebSocket client (the `ws` package; node 20 has no global WebSocket) against
-// `aivoco emulate`'s agent-call route (notes section 2).
+// `aivoco emulate`'s agent-call route (docs/protocols.md#call).
 //
 // usage: node call_client.js SPEC_JSON
 //   SPEC_JSON: {"url", "refused_urls": [...], "frames": [media message strings]}

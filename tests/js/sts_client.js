@@ -1,4 +1,5 @@
-// The official socket.io-client 4.x against `aivoco emulate` (Speech-to-Speech, notes section 1).
+// The official socket.io-client 4.x against `aivoco emulate` (Speech-to-Speech,
+// docs/protocols.md#sts).
 //
 // usage: node sts_client.js URL TRANSPORT FRAMES_JSON
 //   FRAMES_JSON: {"key", "chunk_ms", "expect_audio_bytes", "frames": [audio_data payloads]}
