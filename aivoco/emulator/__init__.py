@@ -14,7 +14,7 @@ codecs in `aivoco.protocols`, so the two can check each other.
 from aivoco.emulator.config import DEFAULT_PORT, EmulatorConfig
 from aivoco.emulator.records import (
     CallSessionRecord,
-    FunctionCall,
+    FunctionCallRecord,
     MarkRecord,
     Reply,
     SessionRecord,
@@ -29,7 +29,7 @@ __all__ = [
     "CallSessionRecord",
     "Emulator",
     "EmulatorConfig",
-    "FunctionCall",
+    "FunctionCallRecord",
     "MarkRecord",
     "Reply",
     "SessionRecord",

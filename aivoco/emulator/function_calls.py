@@ -25,8 +25,8 @@ from typing import Any
 
 from aivoco.emulator.billing import Account
 from aivoco.emulator.common import EmitEvent, SessionLog, note_deviation, short
-from aivoco.emulator.functions import UNITS_PER_CALL, FunctionSpec, build_arguments
-from aivoco.emulator.records import FunctionCall, StsSessionRecord
+from aivoco.emulator.functions import UNITS_PER_CALL, DeclaredFunction, build_arguments
+from aivoco.emulator.records import FunctionCallRecord, StsSessionRecord
 
 
 class FunctionBroker:
@@ -43,11 +43,11 @@ class FunctionBroker:
         self.record = record
         self.log = log
         self.timeout_s = timeout_s
-        self._pending: dict[str, tuple[FunctionCall, asyncio.Future[bool]]] = {}
+        self._pending: dict[str, tuple[FunctionCallRecord, asyncio.Future[bool]]] = {}
 
-    async def call(self, spec: FunctionSpec, account: Account) -> str:
+    async def call(self, spec: DeclaredFunction, account: Account) -> str:
         """One round trip, billed to `account`; returns text to append to the reply."""
-        call = FunctionCall(
+        call = FunctionCallRecord(
             name=spec.name,
             call_id=f"call_{secrets.token_hex(6)}",
             arguments=build_arguments(spec),
@@ -84,7 +84,7 @@ class FunctionBroker:
         shown = shown if len(shown) <= 60 else shown[:57] + "..."
         return f" Function {call.name} returned {shown}."
 
-    async def _timed_out(self, call: FunctionCall) -> str:
+    async def _timed_out(self, call: FunctionCallRecord) -> str:
         call.outcome = "timeout"
         limit = self.timeout_s
         self.log.warning(

@@ -36,16 +36,16 @@ _NAME_HINTS: list[tuple[tuple[str, ...], Any]] = [
 
 
 @dataclass
-class Param:
+class DeclaredParam:
     name: str
     type: str
     required: bool
 
 
 @dataclass
-class FunctionSpec:
+class DeclaredFunction:
     name: str
-    params: list[Param] = field(default_factory=list)
+    params: list[DeclaredParam] = field(default_factory=list)
 
 
 def example_value(name: str, type_: str) -> Any:
@@ -67,33 +67,33 @@ def example_value(name: str, type_: str) -> Any:
     return f"example {name}"
 
 
-def build_arguments(spec: FunctionSpec) -> dict[str, Any]:
+def build_arguments(spec: DeclaredFunction) -> dict[str, Any]:
     return {p.name: example_value(p.name, p.type) for p in spec.params}
 
 
-def parse_functions(raw: Any) -> tuple[list[FunctionSpec], list[str]]:
+def parse_functions(raw: Any) -> tuple[list[DeclaredFunction], list[str]]:
     """Usable function specs and a list of problems (each one a logged deviation)."""
     problems: list[str] = []
     if raw is None:
         return [], problems
     if not isinstance(raw, list):
         return [], [f"custom_functions must be a list, got {type(raw).__name__}"]
-    specs: list[FunctionSpec] = []
+    specs: list[DeclaredFunction] = []
     for i, item in enumerate(raw):
         if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
             problems.append(f"custom_functions[{i}] has no string name; skipped")
             continue
         params, issues = _parse_params(item.get("parameters", []))
         problems.extend(f"function {item['name']!r}: {m}" for m in issues)
-        specs.append(FunctionSpec(item["name"], params))
+        specs.append(DeclaredFunction(item["name"], params))
     return specs, problems
 
 
-def _parse_params(raw: Any) -> tuple[list[Param], list[str]]:
+def _parse_params(raw: Any) -> tuple[list[DeclaredParam], list[str]]:
     if isinstance(raw, dict) and isinstance(raw.get("properties"), dict):
         required = raw.get("required") or []
         from_schema = [
-            Param(
+            DeclaredParam(
                 name,
                 str(schema.get("type", "string")) if isinstance(schema, dict) else "string",
                 name in required,
@@ -103,7 +103,7 @@ def _parse_params(raw: Any) -> tuple[list[Param], list[str]]:
         return from_schema, ["JSON-Schema style parameters (the API documents a list); accepted"]
     if not isinstance(raw, list):
         return [], [f"parameters must be a list, got {type(raw).__name__}"]
-    params: list[Param] = []
+    params: list[DeclaredParam] = []
     issues: list[str] = []
     for j, p in enumerate(raw):
         if not isinstance(p, dict) or not isinstance(p.get("name"), str):
@@ -113,11 +113,11 @@ def _parse_params(raw: Any) -> tuple[list[Param], list[str]]:
         if not isinstance(type_, str):
             issues.append(f"parameter {p['name']!r} has a non-string type; using string")
             type_ = "string"
-        params.append(Param(p["name"], type_, bool(p.get("required", False))))
+        params.append(DeclaredParam(p["name"], type_, bool(p.get("required", False))))
     return params, issues
 
 
-def definition_units(raw: Any, specs: list[FunctionSpec]) -> float:
+def definition_units(raw: Any, specs: list[DeclaredFunction]) -> float:
     """Admin units for loading the definitions: per function plus per ~1000 tokens."""
     if not specs:
         return 0.0

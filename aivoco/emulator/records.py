@@ -49,7 +49,7 @@ class Reply:
 
 
 @dataclass
-class FunctionCall:
+class FunctionCallRecord:
     """One function_called round trip (sts)."""
 
     name: str
@@ -113,7 +113,7 @@ class StsSessionRecord(SessionRecord):
     audio_bytes: int = 0
     invalid_audio: int = 0  # rejected with error{type: invalid_audio}
     audio_before_start: int = 0  # ignored: sent while no call was active
-    function_calls: list[FunctionCall] = field(default_factory=list)
+    function_calls: list[FunctionCallRecord] = field(default_factory=list)
     credits_used: float = 0.0  # over all calls on this connection
     remaining_credits: float | None = None
     admin_units_used: float = 0.0

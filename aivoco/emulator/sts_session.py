@@ -42,7 +42,7 @@ from aivoco.emulator.faults import STS_GARBAGE_KINDS, GarbagePlan, sts_garbage
 from aivoco.emulator.function_calls import FunctionBroker
 from aivoco.emulator.functions import (
     UNITS_PER_CALL,
-    FunctionSpec,
+    DeclaredFunction,
     definition_units,
     parse_functions,
 )
@@ -124,7 +124,7 @@ class StsSession:
         self.connected = True
         self.agent: StsAgent | None = None
         self.account: Account | None = None  # set once a key is accepted
-        self.functions: list[FunctionSpec] = []
+        self.functions: list[DeclaredFunction] = []
         self._call_started: float | None = None
         self._balance = 0.0
         self._credit_timer: asyncio.Task[None] | None = None
@@ -237,7 +237,7 @@ class StsSession:
         await self._link.disconnect()
 
     # -- functions ---------------------------------------------------------------------
-    async def call_function(self, spec: FunctionSpec) -> str:
+    async def call_function(self, spec: DeclaredFunction) -> str:
         """One function round trip before a reply; text to append to the reply.
 
         Each call costs admin units: when the account cannot pay, the session ends
