@@ -82,10 +82,12 @@ def _in_row(t: float, start: float, span: float) -> bool:
     return start <= t < start + span
 
 
-def _clock_axis(ax: Axes) -> None:
-    from matplotlib.ticker import FuncFormatter
+def _clock_axis(ax: Axes, span: float) -> None:
+    from matplotlib.ticker import FuncFormatter, MultipleLocator
 
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: lay.clock(x)))
+    step = lay.tick_step(span)
+    ax.xaxis.set_major_locator(MultipleLocator(step))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _pos: lay.clock(x, step < 1)))
 
 
 def _row_frame(ax: Axes, start: float, span: float) -> None:
@@ -96,7 +98,7 @@ def _row_frame(ax: Axes, start: float, span: float) -> None:
     ax.tick_params(axis="x", labelsize=8)
     for y in (lay.AGENT_LANE[0] - 0.1, lay.AGENT_LANE[0] + 1.0, lay.YOU_LANE[0] + 1.0):
         ax.axhline(y, color="#dddddd", lw=0.6, zorder=0)
-    _clock_axis(ax)
+    _clock_axis(ax, span)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
 
@@ -125,38 +127,39 @@ def _envelope(ax: Axes, levels: Levels, start: float, span: float) -> None:
 
 
 def _latencies(ax: Axes, model: CallModel, start: float, span: float) -> None:
-    shown = [
-        t
+    gaps = [
+        (t.reply_t - t.latency_ms / 1000, t.reply_t, t.latency_ms)
         for t in model.turns
         if t.latency_ms is not None and t.reply_t is not None and _in_row(t.reply_t, start, span)
     ]
-    label = len(shown) <= lay.MAX_LABELS_PER_ROW
     bottom, top = lay.AGENT_LANE[0], lay.YOU_LANE[0] + lay.YOU_LANE[1]
-    for turn in shown:
-        assert turn.latency_ms is not None and turn.reply_t is not None
-        begin = turn.reply_t - turn.latency_ms / 1000
-        slow = turn.latency_ms >= lay.SLOW_MS
-        ax.broken_barh(
-            [(begin, turn.reply_t - begin)],
-            (bottom, top - bottom),
-            facecolor=lay.COLORS["latency"],
-            edgecolor=lay.COLORS["slow"] if slow else "#999999",
-            hatch="///" if slow else None,
-            lw=0.5,
-            zorder=0,
-        )
-        if label:
-            ax.text(
-                (begin + turn.reply_t) / 2,
-                lay.GAP_Y,
-                f"{turn.latency_ms:.0f} ms",
-                ha="center",
-                va="center",
-                fontsize=7,
-                zorder=5,
-                parse_math=False,
-                color=lay.COLORS["slow"] if slow else "#333333",
+    # One collection per look, not one per turn: an hour has hundreds of turns.
+    for slow in (False, True):
+        ranges = [(b, e - b) for b, e, ms in gaps if (ms >= lay.SLOW_MS) == slow]
+        if ranges:
+            ax.broken_barh(
+                ranges,
+                (bottom, top - bottom),
+                facecolor=lay.COLORS["latency"],
+                edgecolor=lay.COLORS["slow"] if slow else "#999999",
+                hatch="///" if slow else None,
+                lw=0.5,
+                zorder=0,
             )
+    if len(gaps) > lay.MAX_LABELS_PER_ROW:
+        return
+    for begin, end, ms in gaps:
+        ax.text(
+            (begin + end) / 2,
+            lay.GAP_Y,
+            f"{ms:.0f} ms",
+            ha="center",
+            va="center",
+            fontsize=7,
+            zorder=5,
+            parse_math=False,
+            color=lay.COLORS["slow"] if ms >= lay.SLOW_MS else "#333333",
+        )
 
 
 def _marker_color(m: Marker) -> str:

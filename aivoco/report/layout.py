@@ -95,15 +95,18 @@ def timeline_size_px(duration_s: float) -> tuple[int, int]:
     return round(w * DPI), round(h * DPI)
 
 
-def db_height(db: float) -> float:
-    """A level as a fraction of a lane's height (clipped to DB_RANGE)."""
-    low, high = DB_RANGE
-    return min(1.0, max(0.0, (db - low) / (high - low)))
+_TICK_STEPS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 
 
-def clock(seconds: float) -> str:
-    """m:ss (or h:mm:ss) for axis ticks and tables."""
+def tick_step(span_s: float, most: int = 12) -> float:
+    """A round tick interval giving at most `most` ticks per row (m:ss stays readable)."""
+    return next((s for s in _TICK_STEPS_S if span_s / s <= most), 1200.0)
+
+
+def clock(seconds: float, tenths: bool = False) -> str:
+    """m:ss (or h:mm:ss; m:ss.s with `tenths`) for axis ticks and tables."""
     s = max(0.0, seconds)
     h, rest = divmod(int(s), 3600)
     m, sec = divmod(rest, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+    text = f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+    return text + f".{int(s * 10) % 10}" if tenths else text
