@@ -232,8 +232,8 @@ def test_rows_keep_one_scale_and_the_png_size_follows() -> None:
     assert (rows_for(0).span_s, rows_for(600).span_s, rows_for(600).count) == (1.0, 60.0, 10)
     assert (rows_for(3600).span_s, rows_for(3600).count) == (300.0, 12)
     assert rows_for(5 * 3600).count <= 12
-    assert timeline_size_px(10) == (1600, 300)
-    assert timeline_size_px(3600) == (1600, 70 + 12 * 230)
+    assert timeline_size_px(10) == (1600, 280)
+    assert timeline_size_px(3600) == (1600, 50 + 12 * 230)
 
 
 # -- the page --------------------------------------------------------------------------------
@@ -259,7 +259,7 @@ def test_markup_and_secrets_from_the_transcript_are_neutralised(tmp_path: Path) 
     assert page.tags.count("img") == 2 and page.external == []
     assert "your key is ***" in page.text and evil in page.text  # shown, as text
     assert "Content-Security-Policy" in html and "default-src 'none'" in html
-    assert png_pixels(tmp_path / "r.png").shape[:2] == (300, 1600)
+    assert png_pixels(tmp_path / "r.png").shape[:2] == (280, 1600)
 
 
 def test_an_empty_call_still_gets_a_page(tmp_path: Path) -> None:

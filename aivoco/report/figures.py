@@ -170,30 +170,47 @@ def _marker_color(m: Marker) -> str:
     return lay.COLORS["functions"] if m.lane == "functions" else lay.COLORS["info"]
 
 
+def _label(m: Marker) -> str | None:
+    if m.kind == "function_call":
+        return _text(m.text.split("(", 1)[0], 24)
+    return lay.LABELS.get(m.kind)
+
+
+def _marker_labels(ax: Axes, shown: list[Marker], start: float, span: float) -> None:
+    """Short words beside the markers, skipping any that would overprint the last one."""
+    last: dict[str, float] = {}
+    count = 0
+    for m in shown:
+        label = _label(m)
+        if label is None or m.t - last.get(m.lane, -span) < span * lay.LABEL_GAP:
+            continue
+        last[m.lane] = m.t
+        count += 1
+        if count > lay.MAX_LABELS_PER_ROW:
+            return
+        # Near the row's right end the word goes left of its marker, not off the axes.
+        near_end = m.t - start > span * 0.9
+        ax.text(
+            m.t,
+            lay.MARKER_Y.get(m.lane, lay.MARKER_Y["other"]) + 0.14,
+            label,
+            fontsize=7,
+            ha="right" if near_end else "left",
+            va="bottom",
+            color=lay.COLORS["functions"] if m.lane == "functions" else "#444444",
+            parse_math=False,
+        )
+
+
 def _markers(ax: Axes, model: CallModel, start: float, span: float) -> None:
     groups: dict[tuple[str, str, str], list[float]] = defaultdict(list)
-    calls = []
-    for m in model.markers:
-        if _in_row(m.t, start, span):
-            groups[(m.lane, lay.SYMBOLS.get(m.kind, "o"), _marker_color(m))].append(m.t)
-            if m.kind == "function_call":
-                calls.append(m)
+    shown = [m for m in model.markers if _in_row(m.t, start, span)]
+    for m in shown:
+        groups[(m.lane, lay.SYMBOLS.get(m.kind, "o"), _marker_color(m))].append(m.t)
     for (lane, symbol, color), times in groups.items():
         y = np.full(len(times), lay.MARKER_Y.get(lane, lay.MARKER_Y["other"]))
         ax.scatter(times, y, marker=symbol, color=color, s=28, lw=1.2, zorder=4)
-    if len(calls) <= lay.MAX_LABELS_PER_ROW:
-        for m in calls:
-            name = m.text.split("(", 1)[0]
-            ax.text(
-                m.t,
-                lay.MARKER_Y["functions"] + 0.18,
-                _text(name, 24),
-                fontsize=7,
-                ha="left",
-                va="bottom",
-                color=lay.COLORS["functions"],
-                parse_math=False,
-            )
+    _marker_labels(ax, shown, start, span)
 
 
 def _spans_and_end(ax: Axes, model: CallModel, start: float, span: float) -> None:
@@ -252,7 +269,7 @@ def _legend(fig: Figure, bands: Bands, has_levels: bool) -> None:
         ncol=len(handles),
         fontsize=8,
         frameon=False,
-        bbox_to_anchor=(0.5, 1.0),
+        bbox_to_anchor=(0.5, 1.0 - 0.05 / fig.get_figheight()),
     )
 
 
@@ -296,11 +313,16 @@ def latency_png(model: CallModel) -> bytes | None:
         fig.subplots_adjust(left=0.06, right=0.99, top=0.88, bottom=0.16)
         ax = fig.subplots()
         colors = [lay.COLORS["slow"] if v >= lay.SLOW_MS else lay.COLORS["agent"] for v in values]
-        last = max(t.index for t in turns)
+        first, last = min(t.index for t in turns), max(t.index for t in turns)
         ax.bar([t.index for t in turns], values, color=colors, width=0.6 if last < 40 else 0.9)
-        ax.set_xlim(min(t.index for t in turns) - 0.7, last + 0.7)
+        # At least ten slots wide, so one or two turns give bars, not walls.
+        right = max(last, first + 9)
+        ax.set_xlim(first - 0.7, right + 0.7)
         ax.set_ylim(0, max(values) * 1.15 or 1.0)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if right - first <= 30:
+            ax.set_xticks(range(first, right + 1))
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         # p50 labelled on the left, p95 on the right: equal values must not overprint.
         for q, style, x, align in ((50, "-", 0.0, "left"), (95, "--", 1.0, "right")):
             value = percentile(values, q)

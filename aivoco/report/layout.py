@@ -13,7 +13,7 @@ from dataclasses import dataclass
 DPI = 100
 WIDTH_IN = 16.0
 ROW_IN = 2.3
-HEADER_IN = 0.7
+HEADER_IN = 0.5
 LATENCY_HEIGHT_IN = 2.4
 SINGLE_ROW_MAX_S = 90.0
 MAX_ROWS = 12
@@ -47,6 +47,21 @@ COLORS = {
     "span": "#bbbbbb",
     "end": "#333333",
 }
+# Words beside markers (function calls are labelled with the function's name).
+LABELS = {
+    "ready": "ready",
+    "input_finished": "input end",
+    "hangup": "hang-up",
+    "session_ended": "ended",
+    "reconnecting": "reconnecting",
+    "reconnected": "reconnected",
+    "clear": "barge-in",
+    "barge_in": "barge-in",
+    "underrun": "underrun",
+    "protocol_error": "protocol error",
+    "error": "error",
+}
+LABEL_GAP = 0.04  # of a row's span: a closer label in the same lane would overprint
 SYMBOLS = {
     "function_call": "v",
     "function_result": "^",
