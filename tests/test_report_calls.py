@@ -166,6 +166,14 @@ def _report(call: Call, tmp_path: Path, *extra: str) -> tuple[str, Path]:
     return out.read_text(encoding="utf-8"), png
 
 
+@pytest.fixture(scope="module")
+def sts_report(
+    calls: dict[str, Call], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, Path]:
+    """The sts call's report, made once for the page checks and the browser."""
+    return _report(calls["sts"], tmp_path_factory.mktemp("sts-report"))
+
+
 def _turn_rows(rows: list[list[str]]) -> list[list[str]]:
     """Rows of the turns table: seven cells, the first a turn number."""
     return [r for r in rows if len(r) == 7 and r[0].isdigit()]
@@ -193,10 +201,10 @@ def _check_common(call: Call, html: str, png: Path) -> None:
 
 
 def test_sts_report_has_every_turn_function_and_figure(
-    calls: dict[str, Call], tmp_path: Path
+    calls: dict[str, Call], sts_report: tuple[str, Path]
 ) -> None:
     call = calls["sts"]
-    html, png = _report(call, tmp_path)
+    html, png = sts_report
     _check_common(call, html, png)
     page = parse_page(html)
     for text in call.of_type("agent_text"):
@@ -247,9 +255,9 @@ def test_underrun_failed_function_and_an_echoed_key(calls: dict[str, Call], tmp_
     assert_not_blank(png_pixels(png))
 
 
-def test_report_renders_in_a_real_browser(calls: dict[str, Call], tmp_path: Path) -> None:
-    html_text, _png = _report(calls["sts"], tmp_path)
-    shot = screenshot(tmp_path / "sts.html", tmp_path / "shot.png", 1400, 1800)
+def test_report_renders_in_a_real_browser(sts_report: tuple[str, Path], tmp_path: Path) -> None:
+    html_text, png = sts_report
+    shot = screenshot(png.with_suffix(".html"), tmp_path / "shot.png", 1400, 1800)
     pixels = png_pixels(shot)
     assert pixels.shape[:2] == (1800, 1400)
     assert_not_blank(pixels)
