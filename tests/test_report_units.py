@@ -29,7 +29,7 @@ from aivoco.report import (
 )
 from aivoco.report import figures as report_figures
 from aivoco.report.build import HANDLERS, build_model
-from aivoco.report.layout import rows_for, timeline_size_px
+from aivoco.report.layout import rows_for, tick_step, timeline_size_px
 from aivoco.report.levels import RecordingMismatchError, read_levels, reduce_max, segments
 from aivoco.report.model import percentile
 from aivoco.report.transcript import EmptyTranscriptError, load_transcript, split_calls
@@ -154,6 +154,22 @@ def test_unknown_types_and_missing_fields_never_break_the_model() -> None:
     assert m.turns[0].index == 0 and m.turns[0].reply_t == 2.0  # before anyone spoke
     assert m.turns[0].functions[0].ok is False  # a result whose call was lost is kept
     assert m.turns[1].speech_s is None and m.duration_s == 3.0
+
+
+def test_non_finite_numbers_and_absurd_durations_are_survived(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text(
+        '{"type": "user_speech_end", "t": 1.0, "duration_s": NaN}\n'
+        '{"type": "turn", "t": NaN, "latency_ms": Infinity}\n'
+        '{"type": "summary", "t": 2.0, "duration_s": 1e12}\n'
+    )
+    m = build_model(load_transcript(path).records)
+    assert m.turns[0].speech_s is None and m.turns[0].latency_ms is None
+    assert m.turns[0].reply_t == 1.0  # no usable t: placed where the previous record was
+    result = write_report(path, None, tmp_path / "r.html", tmp_path / "r.png")
+    assert png_pixels(tmp_path / "r.png").shape[:2] == timeline_size_px(1e12)[::-1]
+    assert tick_step(rows_for(1e12).span_s) >= rows_for(1e12).span_s / 12
+    assert result.duration_s == 1e12
 
 
 def test_records_in_flight_elsewhere_already_have_a_place() -> None:

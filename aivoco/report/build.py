@@ -9,6 +9,7 @@ newer aivoco versions write records this one does not know. Handlers read fields
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -25,8 +26,10 @@ _TEXT_LIMIT = 300
 
 
 def number(value: Any) -> float | None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    return float(value) if ok else None
+    """A finite number, else None (JSON allows NaN and Infinity; a figure cannot)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
 
 
 def as_json(value: Any, limit: int = _TEXT_LIMIT) -> str:

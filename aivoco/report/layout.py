@@ -115,7 +115,10 @@ _TICK_STEPS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0
 
 def tick_step(span_s: float, most: int = 12) -> float:
     """A round tick interval giving at most `most` ticks per row (m:ss stays readable)."""
-    return next((s for s in _TICK_STEPS_S if span_s / s <= most), 1200.0)
+    step = next((s for s in _TICK_STEPS_S if span_s / s <= most), None)
+    # Past the list (rows of hours: a bogus duration), whole 10-minute steps that still
+    # give at most `most` ticks, never millions.
+    return step if step is not None else math.ceil(span_s / most / 600) * 600.0
 
 
 def clock(seconds: float, tenths: bool = False) -> str:

@@ -7,6 +7,7 @@ recording's clock: the recorder starts with the call.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,11 +100,8 @@ class CallModel:
 
     @property
     def duration_s(self) -> float:
-        if self.summary is not None:
-            value = self.summary.get("duration_s")
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                return max(float(value), self.end_t)
-        return self.end_t
+        value = self.counter("duration_s")
+        return self.end_t if value is None else max(value, self.end_t)
 
     @property
     def latencies_ms(self) -> list[float]:
@@ -116,7 +114,7 @@ class CallModel:
         value = self.summary.get(key)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return None
-        return float(value)
+        return float(value) if math.isfinite(value) else None
 
 
 def percentile(values: list[float], q: float) -> float | None:
