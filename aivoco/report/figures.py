@@ -120,7 +120,7 @@ def _envelope(ax: Axes, levels: Levels, start: float, span: float) -> None:
         db, factor = reduce_max(db_all[first:last], _POINTS_PER_ROW)
         if not len(db):
             continue
-        x = start + np.arange(len(db)) * levels.window_s * factor
+        x = (first + np.arange(len(db)) * factor) * levels.window_s
         low, high = lay.DB_RANGE
         height = np.clip((db - low) / (high - low), 0.0, 1.0) * lane[1]
         ax.fill_between(x, lane[0], lane[0] + height, step="post", color=color, lw=0, zorder=2)
