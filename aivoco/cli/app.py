@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from aivoco import __version__
-from aivoco.cli import call_cmd, demo_cmd, devices_cmd, emulate_cmd, sts_cmd
+from aivoco.cli import call_cmd, demo_cmd, devices_cmd, emulate_cmd, sts_cmd, test_cmd
 
 app = typer.Typer(
     name="aivoco",
@@ -43,6 +43,7 @@ app.command("call")(call_cmd.call)
 app.command("demo")(demo_cmd.demo)
 app.command("devices")(devices_cmd.devices)
 app.command("emulate")(emulate_cmd.emulate)
+app.command("test")(test_cmd.test)
 
 
 def main() -> None:

@@ -94,7 +94,7 @@ def _turn_failures(turn: Turn, timing: TurnTiming, r: TurnResult) -> list[str]:
             out.append(f"reply_within {e.reply_within_s:g} s: {silent}")
         elif r.reply_within_s > e.reply_within_s:
             out.append(
-                f"reply_within {e.reply_within_s:g} s: first agent audio {_after(r.reply_within_s)}"
+                f"reply_within {e.reply_within_s:g} s: first agent audio after {r.reply_within_s:.2f} s"
             )
     if e.reply_seconds is not None:
         low, high = e.reply_seconds
@@ -119,7 +119,7 @@ def _turn_failures(turn: Turn, timing: TurnTiming, r: TurnResult) -> list[str]:
 def _after(seconds: float) -> str:
     if seconds < 0:
         return f"{-seconds:.2f} s before"
-    return f"after {seconds:.2f} s"
+    return f"{seconds:.2f} s after"
 
 
 def _quote(text: str) -> str:
