@@ -21,6 +21,7 @@ from aivoco.errors import UsageError
 from aivoco.text import clip, terminal_safe
 
 T = TypeVar("T")
+INVALID = object()  # a value the safe constructor refused (already a problem)
 
 
 @dataclass(frozen=True)
@@ -70,8 +71,14 @@ class Reader:
         self.problems.append(Problem(self.path, line, key, message))
 
     def value(self, node: yaml.Node) -> Any:
+        """The node as Python values; INVALID (and a problem) for a tag the safe
+        constructor refuses (`!!python/...`)."""
         assert self._loader is not None
-        return self._loader.construct_object(node, deep=True)
+        try:
+            return self._loader.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            self.problem(line_of(node), "", f"not valid YAML: {getattr(exc, 'problem', exc)}")
+            return INVALID
 
     def mapping(
         self, node: yaml.Node, key: str, allowed: frozenset[str]
@@ -102,6 +109,8 @@ class Reader:
     ) -> T | None:
         """`check(value)` returns the converted value, or None when it does not fit."""
         raw = self.value(node) if isinstance(node, yaml.ScalarNode | yaml.SequenceNode) else node
+        if raw is INVALID:
+            return None
         got = check(raw) if not isinstance(raw, yaml.Node) else None
         if got is None:
             shown = kind_of(node) if isinstance(raw, yaml.Node) else describe(raw)

@@ -150,6 +150,8 @@ class _FileParser:
         if "protocol" not in top:
             return ProtocolName.STS
         value = self.r.value(top["protocol"][1]) if _scalar(top["protocol"][1]) else None
+        if value is y.INVALID:
+            return ProtocolName.STS
         try:
             return ProtocolName(value)
         except ValueError:
@@ -316,7 +318,9 @@ class _FileParser:
         arguments = {}
         if "arguments" in entries:
             value = self.r.value(entries["arguments"][1])
-            if not isinstance(value, dict):
+            if value is y.INVALID:
+                pass
+            elif not isinstance(value, dict):
                 self.r.problem(entries["arguments"][0], key + ".arguments", "expected a mapping")
             else:
                 arguments = value

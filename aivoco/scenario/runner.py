@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from aivoco.session.call import Call
 from aivoco.session.lifecycle import EndReason
 from aivoco.session.options import CallOptions
 from aivoco.session.summary import CallSummary
+from aivoco.wire.driver import Driver
 
 _GOODBYE_BOUND_S = 5.0  # after the hang-up: the goodbye and the server's final word
 
@@ -74,8 +76,15 @@ class RunListener:
 class ActiveRun:
     """A run in progress: its call (for meters and cancelling) and its script."""
 
-    def __init__(self, prepared: PreparedScenario, run: int, settings: RunSettings) -> None:
+    def __init__(
+        self,
+        prepared: PreparedScenario,
+        run: int,
+        settings: RunSettings,
+        make_driver: Callable[[CallOptions], Driver] | None = None,
+    ) -> None:
         self.prepared = prepared
+        self.make_driver = make_driver  # None: the protocol's real driver
         self.scenario = prepared.scenario
         self.run = run
         self.settings = settings
@@ -156,7 +165,8 @@ def _open(active: ActiveRun, listener: RunListener, result: RunResult) -> Call:
     options = _options(active, result)
     options.check()
     functions = active.prepared.functions
-    driver = ProbeDriver(build_driver(options, functions), active.uplink, active.tracker)
+    inner = active.make_driver(options) if active.make_driver else build_driver(options, functions)
+    driver = ProbeDriver(inner, active.uplink, active.tracker)
 
     def turn_done(timing: TurnTiming) -> None:
         turn = active.prepared.turns[timing.index - 1].turn
