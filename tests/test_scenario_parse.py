@@ -193,8 +193,8 @@ def test_system_from_a_file_relative_to_the_scenario(tmp_path: Path) -> None:
         ),
         (
             "turns:\n  - say: hi\n    expect: {reply_seconds: [5, 1]}\n",
-            "s.yaml:3: turns[1].expect.reply_seconds: expected [min, max] seconds, 0 <= min <= max, "
-            "got a list",
+            "s.yaml:3: turns[1].expect.reply_seconds: expected [min, max] seconds, "
+            "0 <= min <= max, got a list",
         ),
         (
             "turns:\n  - say: hi\n    expect:\n      function_called: {arguments: {a: 1}}\n",

@@ -143,9 +143,9 @@ def test_a_failing_tts_command_is_a_usage_error(
     script = tmp_path / "mytts"
     script.write_text("#!/bin/sh\necho 'model not found' >&2\nexit 3\n")
     script.chmod(0o755)
-    with pytest.raises(UsageError, match="tts: .*mytts failed for 'hello': model not found"):
+    with pytest.raises(UsageError, match=r"tts: .*mytts failed for 'hello': model not found"):
         tts.render("hello", "x", f"{script} --out {{wav}}")
-    with pytest.raises(UsageError, match="'no-such-tts' was not found"):
+    with pytest.raises(UsageError, match=r"'no-such-tts' was not found"):
         tts.render("hello", "x", "no-such-tts {wav}")
 
 

@@ -93,9 +93,8 @@ def _turn_failures(turn: Turn, timing: TurnTiming, r: TurnResult) -> list[str]:
         if r.reply_within_s is None:
             out.append(f"reply_within {e.reply_within_s:g} s: {silent}")
         elif r.reply_within_s > e.reply_within_s:
-            out.append(
-                f"reply_within {e.reply_within_s:g} s: first agent audio after {r.reply_within_s:.2f} s"
-            )
+            late = f"first agent audio after {r.reply_within_s:.2f} s"
+            out.append(f"reply_within {e.reply_within_s:g} s: {late}")
     if e.reply_seconds is not None:
         low, high = e.reply_seconds
         if r.reply_s is None:
