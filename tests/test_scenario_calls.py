@@ -57,7 +57,10 @@ def write(folder: Path, name: str, text: str) -> Path:
 
 
 def run_all(
-    paths: list[Path], url: str | None = None, plan: LoadPlan | None = None, listener: RunListener | None = None
+    paths: list[Path],
+    url: str | None = None,
+    plan: LoadPlan | None = None,
+    listener: RunListener | None = None,
 ) -> list[RunResult]:
     prepared = prepare_all(load_scenarios(paths))
     plan = plan or LoadPlan(concurrency=len(paths))
@@ -65,7 +68,9 @@ def run_all(
     return runner.run()
 
 
-def test_the_examples_pass_against_the_emulator(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_examples_pass_against_the_emulator(
+    emulator: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("AIVOCO_STS_URL", emulator.sts_url)
     monkeypatch.setenv("AIVOCO_CALL_URL", emulator.call_url)
     sts, call = run_all([EXAMPLES / "sts-smoke.yaml", EXAMPLES / "call-smoke.yaml"])
@@ -79,7 +84,9 @@ def test_the_examples_pass_against_the_emulator(emulator: Emulator, monkeypatch:
     assert sts.summary is not None and sts.summary.credits is not None
 
 
-def test_each_expectation_fails_with_what_was_expected_and_what_happened(emulator: Emulator, tmp_path: Path) -> None:
+def test_each_expectation_fails_with_what_was_expected_and_what_happened(
+    emulator: Emulator, tmp_path: Path
+) -> None:
     (tmp_path / "tools.py").write_text((EXAMPLES / "weather_tools.py").read_text())
     sts = write(
         tmp_path,
@@ -129,7 +136,10 @@ def test_each_expectation_fails_with_what_was_expected_and_what_happened(emulato
     assert got[4] == (
         'turn 1: function_called get_weather {"city": "Oslo"}: called get_weather {"city": "Paris"}'
     )
-    assert got[5].startswith("turn 2: no_reply: agent audio 0.") and "after the end of our speech" in got[5]
+    assert (
+        got[5].startswith("turn 2: no_reply: agent audio 0.")
+        and "after the end of our speech" in got[5]
+    )
     assert got[6] == 'turn 2: function_called get_time: called get_weather {"city": "Paris"}'
     assert got[7].startswith("end: credits_used_max 1e-05: used 0.")
     calls = r_call.all_failures

@@ -110,6 +110,13 @@ def test_defaults_and_per_turn_timing(tmp_path: Path) -> None:
     assert s.turns[1].reply_quiet_s == 2.0 and s.turns[1].reply_timeout_s == 4.0
 
 
+def test_the_command_line_may_name_the_agent(tmp_path: Path) -> None:
+    [s] = load_scenarios(
+        [write(tmp_path, "protocol: call\nturns: [{say: hi}]\n")], agent_given=True
+    )
+    assert s.agent is None
+
+
 def test_system_from_a_file_relative_to_the_scenario(tmp_path: Path) -> None:
     (tmp_path / "prompt.txt").write_text("Be very brief.\n")
     [s] = load_scenarios([write(tmp_path, 'system: "@prompt.txt"\nturns: [{say: hi}]\n')])
@@ -155,6 +162,10 @@ def test_system_from_a_file_relative_to_the_scenario(tmp_path: Path) -> None:
         (
             "agent: x\nturns: [{say: hi}]\n",
             "s.yaml:1: agent: only for protocol: call (this is sts)",
+        ),
+        (
+            "protocol: call\nturns: [{say: hi}]\n",
+            "s.yaml:1: agent: missing: the agent to call (or pass --agent ID)",
         ),
         (
             "protocol: sip\nturns: [{say: hi}]\n",

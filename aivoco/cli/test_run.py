@@ -90,7 +90,7 @@ class TestCommand:
     def _scenarios(self) -> list[Scenario]:
         problems: list[Problem] = []
         try:
-            scenarios = load_scenarios(self.paths)
+            scenarios = load_scenarios(self.paths, agent_given=bool(self.settings.agent))
         except ScenarioFileError as exc:
             problems, scenarios = list(exc.problems), []
         if self.settings.key is None:

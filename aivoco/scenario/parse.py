@@ -49,12 +49,14 @@ REPLY_KEYS = ("reply_within", "reply_seconds", "text_contains", "text_matches")
 _MAX_SECONDS = 24 * 3600.0
 
 
-def load_scenarios(paths: list[Path]) -> list[Scenario]:
-    """Parse and check every file; raise `ScenarioFileError` listing all problems."""
+def load_scenarios(paths: list[Path], agent_given: bool = False) -> list[Scenario]:
+    """Parse and check every file; raise `ScenarioFileError` listing all problems.
+
+    `agent_given`: the command line names the agent, so call scenarios may omit it."""
     problems: list[y.Problem] = []
     scenarios = []
     for path in paths:
-        scenario = _FileParser(path, problems).parse()
+        scenario = _FileParser(path, problems, agent_given).parse()
         if scenario is not None:
             scenarios.append(scenario)
     if problems:
@@ -69,8 +71,9 @@ class _Defaults:
 
 
 class _FileParser:
-    def __init__(self, path: Path, problems: list[y.Problem]) -> None:
+    def __init__(self, path: Path, problems: list[y.Problem], agent_given: bool = False) -> None:
         self.path = path
+        self.agent_given = agent_given
         self.dir = path.parent
         self.r = y.Reader(path, problems)
         self.protocol = ProtocolName.STS
@@ -116,6 +119,8 @@ class _FileParser:
         system = get("system", y.string, "a string, or @FILE")
         if system is not None and system.startswith("@"):
             system = self._read_text(system[1:], top["system"][0], "system")
+        if self.protocol is ProtocolName.CALL and "agent" not in top and not self.agent_given:
+            r.problem(line, "agent", "missing: the agent to call (or pass --agent ID)")
         if "turns" not in top:
             r.problem(line, "turns", "missing: a scenario needs at least one turn")
             turns: tuple[Turn, ...] = ()
