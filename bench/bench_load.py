@@ -65,13 +65,25 @@ def start_emulator(port: int) -> subprocess.Popen[bytes]:
     sys.exit("the emulator did not start")
 
 
-def level(prepared: list[PreparedScenario], url: str, calls: int) -> dict[str, float]:
+def cpu_s_of(pid: int) -> float:
+    """CPU seconds (user + system) another process used so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def level(
+    prepared: list[PreparedScenario], url: str, calls: int, emulator_pid: int
+) -> dict[str, float]:
     runner = LoadRunner(
         prepared, RunSettings(key="bench-key-0000", url=url), LoadPlan(calls, calls), RunListener()
     )
-    cpu0, wall0 = time.process_time(), time.monotonic()
+    cpu0, wall0, emu0 = time.process_time(), time.monotonic(), cpu_s_of(emulator_pid)
     results = runner.run()
     cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    emu_cores = (cpu_s_of(emulator_pid) - emu0) / wall
     t = totals(results, wall)
     slips = figures([s for r in results for s in r.slips_ms])
     p99 = sorted(s for r in results for s in r.slips_ms)
@@ -87,6 +99,7 @@ def level(prepared: list[PreparedScenario], url: str, calls: int) -> dict[str, f
         "reply_p95": t.reply_within_s.p95 or 0.0,
         "cpu_cores": cpu / wall,
         "cpu_per_call_pct": 100 * cpu / wall / calls,
+        "emulator_cores": emu_cores,
     }
 
 
@@ -94,7 +107,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--levels", default="10,20,30,40,50,60")
     parser.add_argument("--protocol", choices=["sts", "call"], default="sts")
+    parser.add_argument(
+        "--switch-interval-ms", type=float, default=None,
+        help="sys.setswitchinterval for this process (Python's default: 5 ms)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.switch_interval_ms is not None:
+        sys.setswitchinterval(args.switch_interval_ms / 1000)
     port = free_port()
     emulator = start_emulator(port)
     try:
@@ -108,22 +127,27 @@ def main() -> None:
                 if args.protocol == "sts"
                 else f"ws://127.0.0.1:{port}/ws"
             )
-            print(f"{os.cpu_count()} CPUs; protocol {args.protocol}; emulator on port {port}")
+            load = os.getloadavg()[0]
+            print(
+                f"{os.cpu_count()} CPUs, load average {load:.1f} before the run; protocol"
+                f" {args.protocol}; switch interval {sys.getswitchinterval() * 1000:g} ms"
+            )
             header = (
                 f"{'calls':>5} {'ok':>4} {'fail':>4} {'slip p50':>9} {'p99':>7} {'max':>7}"
-                f" {'reply p50':>9} {'p95':>6} {'CPU cores':>9} {'CPU/call':>9}"
+                f" {'reply p50':>9} {'p95':>6} {'CPU cores':>9} {'CPU/call':>9} {'emulator':>8}"
             )
             print(header)
             sustained = 0
             for calls in (int(x) for x in args.levels.split(",")):
-                f = level(prepared, url, calls)
+                f = level(prepared, url, calls, emulator.pid)
                 ok = f["failed"] == 0 and f["slip_p99"] < SLIP_LIMIT_MS
                 sustained = calls if ok else sustained
                 print(
                     f"{calls:>5} {f['passed']:>4.0f} {f['failed']:>4.0f} {f['slip_p50']:>7.1f}ms"
                     f" {f['slip_p99']:>5.1f}ms {f['slip_max']:>5.0f}ms {f['reply_p50']:>8.2f}s"
                     f" {f['reply_p95']:>5.2f}s {f['cpu_cores']:>9.2f}"
-                    f" {f['cpu_per_call_pct']:>8.1f}%" + ("" if ok else "  <- not sustained"),
+                    f" {f['cpu_per_call_pct']:>8.1f}% {f['emulator_cores']:>8.2f}"
+                    + ("" if ok else "  <- not sustained"),
                     flush=True,
                 )
             print(f"sustained: {sustained} concurrent calls (reference: the goal of {GOAL_CALLS})")
