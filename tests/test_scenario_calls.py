@@ -202,7 +202,8 @@ def test_an_agent_that_never_answers(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         "s.yaml",
-        "turns:\n  - say: hello\n    reply_timeout: 1\n    expect: {reply_within: 2, text_contains: hi}\n",
+        "turns:\n  - say: hello\n    reply_timeout: 1\n"
+        "    expect: {reply_within: 2, text_contains: hi}\n",
     )
     with RecordingStsServer() as server:
         [result] = run_all([path], server.url)

@@ -3,6 +3,7 @@ script's timing measured against a scripted driver whose own clock is the refere
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ from aivoco.session.options import CallOptions
 from aivoco.wire import events as ev
 from aivoco.wire.driver import Driver
 
-HAS_ESPEAK = tts.shutil.which(tts.ESPEAK) is not None
+HAS_ESPEAK = shutil.which(tts.ESPEAK) is not None
 
 
 def chunk_s(seconds: float, rate_hz: int = 24000, level: float = 0.3) -> AudioChunk:
@@ -96,7 +97,8 @@ def test_function_arguments_match_as_a_subset(expected: object, actual: object, 
 
 def test_figures_are_percentiles_over_all_values() -> None:
     f = figures([float(v) for v in range(1, 101)])
-    assert (f.count, f.p50, f.max) == (100, pytest.approx(50.5), 100.0)
+    assert (f.count, f.max) == (100, 100.0)
+    assert f.p50 == pytest.approx(50.5)
     assert f.p95 == pytest.approx(95.05)
     assert figures([]).p50 is None
 
