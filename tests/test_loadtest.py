@@ -86,7 +86,7 @@ def test_a_master_and_two_workers_run_scenarios(tmp_path: Path) -> None:
     logs = "".join(p.read_text() for p in tmp_path.glob("*.log"))
     assert master.returncode == 0, logs
     stats = {(e["method"], e["name"]): e for e in json.loads(out)}
-    turn = stats[("turn", "locust smoke / turn 1: say 'Hello there.'")]
+    turn = stats[("turn", 'locust smoke / turn 1: say "Hello there."')]
     runs = stats[("scenario", "locust smoke")]
     assert turn["num_requests"] >= 4 and turn["num_failures"] == 0, logs
     assert runs["num_requests"] == turn["num_requests"] and runs["num_failures"] == 0

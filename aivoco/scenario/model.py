@@ -6,6 +6,7 @@ rest of the package trusts them. Times are seconds (`_s`), as in the file.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from enum import Enum
@@ -62,7 +63,7 @@ class Turn:
     @property
     def label(self) -> str:
         if self.kind is TurnKind.SAY:
-            return f"say {self.text!r}"
+            return f"say {json.dumps(self.text, ensure_ascii=False)}"
         if self.kind is TurnKind.PLAY:
             return f"play {self.path.name if self.path else ''}"
         return f"silence {self.seconds:g} s"

@@ -23,8 +23,8 @@ def scenario_table(runs: list[RunResult]) -> RenderableType:
     passed = sum(r.passed for r in runs)
     title = f"{clean(first.scenario)} ({clean(first.file)}): {passed}/{len(runs)} runs passed"
     table = Table(title=title, title_justify="left", expand=False)
-    table.add_column("turn", justify="right")
-    table.add_column("what", max_width=34, overflow="ellipsis", no_wrap=True)
+    table.add_column("turn", justify="right", no_wrap=True, min_width=4)
+    table.add_column("what", max_width=26, overflow="ellipsis", no_wrap=True)
     table.add_column("ok", justify="right", no_wrap=True)
     for name in ("reply p50", "p95", "max", "length"):
         table.add_column(name, justify="right", no_wrap=True)
