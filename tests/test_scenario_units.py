@@ -3,6 +3,7 @@ script's timing measured against a scripted driver whose own clock is the refere
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import threading
 import time
@@ -16,15 +17,17 @@ from fakes import ScriptedDriver
 from aivoco.audio.chunk import AudioChunk
 from aivoco.errors import UsageError
 from aivoco.scenario import tts
-from aivoco.scenario.expect import subset
+from aivoco.scenario.expect import check_end, reconnects_of, subset
 from aivoco.scenario.load import figures
+from aivoco.scenario.model import EndChecks
 from aivoco.scenario.parse import load_scenarios
 from aivoco.scenario.prepare import PreparedScenario, prepare_all
 from aivoco.scenario.probe import AgentTracker
 from aivoco.scenario.runner import ActiveRun, RunListener, RunResult, RunSettings, execute
 from aivoco.session.options import CallOptions
+from aivoco.session.summary import CallSummary, CreditFigures, PlaybackFigures
 from aivoco.wire import events as ev
-from aivoco.wire.driver import Driver
+from aivoco.wire.driver import Driver, NetStats
 
 HAS_ESPEAK = shutil.which(tts.ESPEAK) is not None
 
@@ -252,3 +255,42 @@ def test_the_script_hangs_up_after_the_last_turn(tmp_path: Path) -> None:
     result = run_with(prepared, driver)
     assert result.passed and driver.sent.goodbyes == 1
     assert result.summary is not None and result.summary.reason == "hangup"
+
+
+# -- end checks -------------------------------------------------------------------------------
+def summary_with(**changes: object) -> CallSummary:
+    base = CallSummary(
+        reason="hangup", duration_s=5.0, turns=1, latency_last_ms=None, latency_mean_ms=None,
+        functions_called=0, protocol_errors=0, net=NetStats(), events_dropped=0,
+        playback=PlaybackFigures(),
+    )  # fmt: skip
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def test_a_reconnect_fails_the_run_unless_allowed() -> None:
+    summary = summary_with()
+    assert check_end(EndChecks(), summary, allow_reconnect=False, reconnects=0) == []
+    [message] = check_end(EndChecks(), summary, allow_reconnect=False, reconnects=2)
+    assert message == (
+        "end: the connection was re-established 2 time(s) "
+        "(set allow_reconnect: true to accept that)"
+    )
+    assert check_end(EndChecks(), summary, allow_reconnect=True, reconnects=2) == []
+    # The count is read from the summary where the driver keeps one, else from the records.
+    assert reconnects_of(summary, 1) == 1
+
+
+def test_end_checks_say_what_happened() -> None:
+    summary = summary_with(
+        protocol_errors=3,
+        playback=PlaybackFigures(underruns=2),
+        credits=CreditFigures(0.75, 10.0, True),
+    )
+    checks = EndChecks(credits_used_max=0.5, protocol_errors_max=0, underruns_max=1)
+    assert check_end(checks, summary, allow_reconnect=False, reconnects=0) == [
+        "end: credits_used_max 0.5: used 0.75",
+        "end: protocol_errors_max 0: 3 malformed message(s)",
+        "end: underruns_max 1: 2 playback underrun(s)",
+    ]
+    no_credits = check_end(EndChecks(credits_used_max=1), summary_with(), False, 0)
+    assert no_credits == ["end: credits_used_max 1: no credit figure was reported"]
