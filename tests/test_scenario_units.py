@@ -18,7 +18,7 @@ from aivoco.audio.chunk import AudioChunk
 from aivoco.errors import UsageError
 from aivoco.scenario import tts
 from aivoco.scenario.expect import check_end, reconnects_of, subset
-from aivoco.scenario.load import figures
+from aivoco.scenario.load import LoadPlan, LoadRunner, figures
 from aivoco.scenario.model import EndChecks
 from aivoco.scenario.parse import load_scenarios
 from aivoco.scenario.prepare import PreparedScenario, prepare_all
@@ -294,3 +294,17 @@ def test_end_checks_say_what_happened() -> None:
     ]
     no_credits = check_end(EndChecks(credits_used_max=1), summary_with(), False, 0)
     assert no_credits == ["end: credits_used_max 1: no credit figure was reported"]
+
+
+def test_recordings_of_two_scenarios_with_one_name_do_not_collide(tmp_path: Path) -> None:
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "s.yaml").write_text("name: smoke\nturns: [{silence: 0.1}]\n")
+    prepared = prepare_all(load_scenarios([tmp_path / "a/s.yaml", tmp_path / "b/s.yaml"]))
+    runner = LoadRunner(prepared, RunSettings(key="k-123"), LoadPlan(repeat=2), RunListener())
+    assert [r.file_stem() for r in runner.runs] == [
+        "smoke-1-run001",
+        "smoke-1-run002",
+        "smoke-2-run001",
+        "smoke-2-run002",
+    ]

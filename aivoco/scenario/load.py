@@ -87,6 +87,12 @@ class LoadRunner:
                 self.stop()
 
 
+def _file_names(prepared: list[PreparedScenario]) -> list[str]:
+    """Scenario names as file-name parts, numbered where two would collide."""
+    slugs = [p.scenario.slug for p in prepared]
+    return [s if slugs.count(s) == 1 else f"{s}-{i + 1}" for i, s in enumerate(slugs)]
+
+
 def _import_drivers(protocols: set[ProtocolName]) -> None:
     """Import the drivers once, here: N calls starting at once otherwise queue on the
     import lock (seen as the top start-up cost with 20 calls in bench_load.py)."""

@@ -82,8 +82,10 @@ class ActiveRun:
         run: int,
         settings: RunSettings,
         make_driver: Callable[[CallOptions], Driver] | None = None,
+        name: str | None = None,
     ) -> None:
         self.prepared = prepared
+        self.name = name or prepared.scenario.slug  # unique per scenario, for file names
         self.make_driver = make_driver  # None: the protocol's real driver
         self.scenario = prepared.scenario
         self.run = run
@@ -116,7 +118,7 @@ class ActiveRun:
             self.reconnect_records += 1
 
     def file_stem(self) -> str:
-        return f"{self.scenario.slug}-run{self.run:03d}"
+        return f"{self.name}-run{self.run:03d}"
 
 
 def run_once(
