@@ -40,7 +40,12 @@ class LoadRunner:
         self.settings = settings
         self.plan = plan
         self.listener = listener
-        self.runs = [ActiveRun(p, n, settings) for p in prepared for n in range(1, plan.repeat + 1)]
+        names = _file_names(prepared)
+        self.runs = [
+            ActiveRun(p, n, settings, name=name)
+            for p, name in zip(prepared, names, strict=True)
+            for n in range(1, plan.repeat + 1)
+        ]
         self.results: list[RunResult | None] = [None] * len(self.runs)
         self._todo: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._stopping = threading.Event()
