@@ -60,6 +60,10 @@ class ServiceError(AivocoError):
     """The service reported an error event that is not about credentials or credits."""
 
 
+class ScenarioFailedError(AivocoError):
+    """`aivoco test`: a scenario ran but failed its expectations (the calls worked)."""
+
+
 class ProtocolError(AivocoError):
     """The peer sent something the protocol does not allow (malformed or unexpected).
 

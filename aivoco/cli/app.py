@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from aivoco import __version__
-from aivoco.cli import call_cmd, demo_cmd, devices_cmd, emulate_cmd, report_cmd, sts_cmd
+from aivoco.cli import call_cmd, demo_cmd, devices_cmd, emulate_cmd, report_cmd, sts_cmd, test_cmd
 
 app = typer.Typer(
     name="aivoco",
@@ -44,6 +44,7 @@ app.command("demo")(demo_cmd.demo)
 app.command("devices")(devices_cmd.devices)
 app.command("emulate")(emulate_cmd.emulate)
 app.command("report")(report_cmd.report)
+app.command("test")(test_cmd.test)
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ from aivoco.errors import (
     DeviceError,
     PortAudioMissingError,
     ProtocolError,
+    ScenarioFailedError,
     ServiceError,
     UsageError,
 )
@@ -47,6 +48,7 @@ class ExitCode(IntEnum):
     AUDIO_DEVICE = 7
     AUDIO_FILE = 8
     SERVICE = 9
+    SCENARIO_FAILED = 10  # `aivoco test`: an expectation failed
     INTERRUPTED = 130  # second Ctrl-C: leave at once (128 + SIGINT)
 
 
@@ -61,6 +63,7 @@ _CODES: list[tuple[type[BaseException], ExitCode]] = [
     (AudioFileError, ExitCode.AUDIO_FILE),
     (AudioFormatError, ExitCode.AUDIO_FILE),
     (ServiceError, ExitCode.SERVICE),
+    (ScenarioFailedError, ExitCode.SCENARIO_FAILED),
 ]
 
 _LABELS = {
@@ -72,6 +75,7 @@ _LABELS = {
     ExitCode.AUDIO_DEVICE: "audio device error",
     ExitCode.AUDIO_FILE: "file error",
     ExitCode.SERVICE: "service error",
+    ExitCode.SCENARIO_FAILED: "scenario failed",
 }
 
 
