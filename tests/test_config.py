@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from aivoco.config import ConfigError, From, Given, Origin, choose_profile, load_config, resolve
-from aivoco.config.file import parse_config
 from aivoco.config.schema import settings
 from aivoco.config.template import TEMPLATE
 from aivoco.config.toml_lines import key_lines
@@ -192,7 +191,7 @@ def test_unknown_profile(tmp_path: Path) -> None:
                        r"file .*config.toml \(profiles: a, b\)"):  # fmt: skip
         choose_profile(config, Given("c", Origin(From.FLAG, "--profile")))
     none = load_config(tmp_path / "missing.toml")
-    with pytest.raises(ConfigError, match="there is no config file at .*missing.toml"):
+    with pytest.raises(ConfigError, match=r"there is no config file at .*missing\.toml"):
         choose_profile(none, Given("c", Origin(From.ENV, "AIVOCO_PROFILE")))
     assert choose_profile(config, Given(None), fallback="a")[0] == "a"  # a scenario's profile
     assert choose_profile(config, Given("b", Origin(From.FLAG)), fallback="a")[0] == "b"
@@ -256,7 +255,7 @@ def test_precedence_matrix_without_click(
     winner = next((lvl for lvl, on in zip(LEVELS[1:], present, strict=True) if on), "built-in")
     assert origin.source.value == winner
     assert value == (None if winner == "built-in" else f"ws://{winner}")
-    options = CallOptions(protocol=STS, url=value)  # type: ignore[arg-type]
+    options = CallOptions(protocol=STS, url=value)
     assert options.resolved_url() == (STS_DEFAULT_URL if value is None else value)
 
 
