@@ -10,7 +10,7 @@ sounddevice itself starts with answers first, in a few milliseconds.
 from __future__ import annotations
 
 import os
-import shlex
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,7 +18,10 @@ from typing import Literal
 
 COMPLETE_VAR = "_AIVOCO_COMPLETE"
 Candidates = list[tuple[str, str]]  # (value, help) as Typer's autocompletion takes them
-Kind = Literal["input", "output"]  # aivoco.audio.devices' own; importing it loads numpy
+Kind = Literal["input", "output"]
+_BASH_SPECIAL = re.compile(
+    r"[\s\\'\"$`&|;()<>*?\[\]{}!#~=:,]"
+)  # aivoco.audio.devices' own; importing it loads numpy
 
 
 def complete_profiles(incomplete: str) -> Candidates:
@@ -29,17 +32,17 @@ def complete_profiles(incomplete: str) -> Candidates:
     except Exception:  # an invalid file is reported when a command runs, not on Tab
         return []
     return [
-        (name, layer.label) for name, layer in sorted(config.profiles.items())
+        (name, ", ".join(layer.entries) or "(empty)") for name, layer in sorted(config.profiles.items())
         if name.startswith(incomplete)
     ]  # fmt: skip
 
 
 def complete_input_devices(incomplete: str) -> Candidates:
-    return _devices("input", incomplete)
+    return _devices("input")
 
 
 def complete_output_devices(incomplete: str) -> Candidates:
-    return _devices("output", incomplete)
+    return _devices("output")
 
 
 COMPLETERS: dict[str, Callable[[str], Candidates]] = {
@@ -57,7 +60,7 @@ def portaudio_present() -> bool:
     return ctypes.util.find_library("portaudio") is not None
 
 
-def _devices(kind: Kind, incomplete: str) -> Candidates:
+def _devices(kind: Kind) -> Candidates:
     if not portaudio_present():
         return []
     from aivoco.audio.devices import list_devices
@@ -67,18 +70,17 @@ def _devices(kind: Kind, incomplete: str) -> Candidates:
             found = list_devices()
     except Exception:
         return []
-    needle = incomplete.strip("'\"").casefold()
-    return [
-        (_quote(d.name), f"#{d.index}, {d.hostapi}")
-        for d in found
-        if d.channels(kind) > 0 and needle in d.name.casefold()
-    ]
+    # Typer keeps the candidates that start with what was typed (case-sensitive).
+    return [(_for_shell(d.name), f"#{d.index}, {d.hostapi}") for d in found if d.channels(kind) > 0]
 
 
-def _quote(name: str) -> str:
-    """Bash inserts a candidate as typed text, so a name with spaces must be quoted for
-    it; zsh and fish quote candidates themselves."""
-    return shlex.quote(name) if os.environ.get(COMPLETE_VAR) == "complete_bash" else name
+def _for_shell(name: str) -> str:
+    """Bash inserts a candidate as typed text, so spaces and shell characters in a
+    device name are backslash-escaped for it (a prefix of the name still matches); zsh
+    and fish quote candidates themselves."""
+    if os.environ.get(COMPLETE_VAR) != "complete_bash":
+        return name
+    return _BASH_SPECIAL.sub(r"\\\g<0>", name)
 
 
 @contextmanager
