@@ -31,10 +31,9 @@ def complete_profiles(incomplete: str) -> Candidates:
         config = load_config()
     except Exception:  # an invalid file is reported when a command runs, not on Tab
         return []
-    return [
-        (name, ", ".join(layer.entries) or "(empty)") for name, layer in sorted(config.profiles.items())
-        if name.startswith(incomplete)
-    ]  # fmt: skip
+    profiles = sorted(config.profiles.items())
+    # The help zsh and fish show beside each name: what the profile sets.
+    return [(name, ", ".join(p.entries) or "(empty)") for name, p in profiles]
 
 
 def complete_input_devices(incomplete: str) -> Candidates:
