@@ -39,7 +39,7 @@ from aivoco.wire.driver import ProtocolName
 
 config_app = typer.Typer(
     name="config",
-    help="The config file: [defaults] and profiles for sts and call.",
+    help="The config file: \\[defaults] and profiles for sts and call.",
     no_args_is_help=True,
 )
 _COMMANDS = ("sts", "call")
@@ -84,7 +84,10 @@ def show(
     as_json: Annotated[bool, typer.Option("--json", help="Print the settings as JSON.")] = False,
     **options: Any,
 ) -> None:
-    """Print the effective settings and where each came from (the key masked)."""
+    """Print the effective settings and where each came from (the key masked).
+
+    Options given here count as flags, as they would in `sts` or `call`.
+    """
     guarded(lambda: _show(ctx, profile, as_json, options))
 
 
