@@ -19,6 +19,7 @@ CLI_TIMEOUT_S = 60
 
 def cli_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIVOCO_")}
+    env["AIVOCO_CONFIG"] = os.devnull  # no config file: the user's own never leaks in
     env["PYTHONUNBUFFERED"] = "1"
     env["COLUMNS"] = "120"
     env.update(extra)

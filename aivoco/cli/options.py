@@ -13,7 +13,7 @@ import inspect
 import sys
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -82,7 +82,9 @@ def split_options(values: dict[str, Any]) -> tuple[dict[str, Any], OutputOptions
     return values, output
 
 
-def _typer_option(annotation: Any, info: OptionInfo) -> Any:
+def _typer_option(annotation: Any, info: OptionInfo, name: str = "") -> Any:
+    from aivoco.cli.completion import COMPLETERS
+
     option = typer.Option(
         info.flag,
         help=info.help,
@@ -93,6 +95,7 @@ def _typer_option(annotation: Any, info: OptionInfo) -> Any:
         min=info.min,
         max=info.max,
         show_default=info.show_default,
+        autocompletion=COMPLETERS.get(name),
     )
     return Annotated[annotation, option]
 
@@ -100,16 +103,31 @@ def _typer_option(annotation: Any, info: OptionInfo) -> Any:
 def _call_parameters(command: str) -> list[inspect.Parameter]:
     hints = typing.get_type_hints(CallOptions)
     params = []
+    # Commands that take a key connect somewhere: they read the config file
+    # (aivoco/cli/configured.py), which may give a required option, so Click must not
+    # insist on seeing it; `with_config` checks it once the sources are merged.
+    configured = any(name == "key" for name, _, _ in cli_fields(command))
+    if configured:
+        from aivoco.cli.configured import CONTEXT_PARAM, PROFILE_PARAM, ProfileOption
+
+        for own, kind in ((PROFILE_PARAM, ProfileOption), (CONTEXT_PARAM, typer.Context)):
+            params.append(
+                inspect.Parameter(
+                    own, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind
+                )
+            )
     for name, default, info in cli_fields(command):
         annotation, value = hints[name], default
-        if info.required:
+        if info.required and not configured:
             annotation, value = str, inspect.Parameter.empty
+        elif info.required:
+            info = replace(info, help=f"{info.help} Required: here or from the config file.")  # noqa: PLW2901
         params.append(
             inspect.Parameter(
                 name,
                 inspect.Parameter.KEYWORD_ONLY,
                 default=value,
-                annotation=_typer_option(annotation, info),
+                annotation=_typer_option(annotation, info, name),
             )
         )
     for name, annotation, default in _OUTPUT_PARAMS:

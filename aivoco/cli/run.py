@@ -82,7 +82,10 @@ class _Interrupts:
 
 def run_command(protocol: ProtocolName, values: dict[str, Any], **extra: Any) -> CallSummary:
     """A call command's body: its option values -> a finished call (or its error)."""
-    fields, output = split_options(dict(values))
+    from aivoco.cli.configured import with_config
+
+    values = with_config(values, command=protocol.value, protocol=protocol)
+    fields, output = split_options(values)
     return run_call(CallOptions(protocol=protocol, **fields, **extra), output)
 
 
