@@ -9,7 +9,7 @@ from rich.console import Console, RenderableType
 from aivoco.session.lifecycle import Phase
 from aivoco.session.state import CallState
 from aivoco.session.summary import CallSummary, CreditFigures, PlaybackFigures
-from aivoco.ui.live import JsonPrinter, PlainPrinter, describe_record
+from aivoco.ui.printers import JsonPrinter, PlainPrinter, describe_record
 from aivoco.ui.widgets import call_view, clock, credits_panel, meter, summary_table
 from aivoco.wire.driver import NetStats
 

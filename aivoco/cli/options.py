@@ -10,6 +10,7 @@ the fields, so `CallOptions(**values)` needs no copying by hand.
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 import typing
 from collections.abc import Callable
@@ -71,9 +72,19 @@ class OutputOptions:
             raise UsageError("--plain and --json cannot be used together")
         if self.as_json:
             return OutputMode.JSON
-        if self.plain or not sys.stdout.isatty():
+        if self.plain or not sys.stdout.isatty() or not _drivable_terminal():
             return OutputMode.PLAIN
         return OutputMode.LIVE
+
+
+def _drivable_terminal() -> bool:
+    """False for terminals the live view cannot draw on (TERM=dumb, as in Emacs' shell,
+    or unknown): they get plain lines instead of a blank screen. Windows terminals set
+    no TERM and are driven through the console API."""
+    term = os.environ.get("TERM", "").strip().lower()
+    if term in ("dumb", "unknown"):
+        return False
+    return bool(term) or os.name == "nt"
 
 
 def split_options(values: dict[str, Any]) -> tuple[dict[str, Any], OutputOptions]:

@@ -157,8 +157,9 @@ class CallOptions:
             raise UsageError(f"invalid URL {chosen!r}: expected {expected}HOST")
         return chosen.rstrip("/")
 
-    def check(self) -> None:
-        """Usage errors that need no file system or network, before anything opens."""
+    def check(self, extra_outputs: Mapping[str, Path | None] | None = None) -> None:
+        """Usage errors found before anything opens; `extra_outputs` are files the
+        caller writes besides the call's own (the CLI's --log-file)."""
         if self.key is None or not self.key.strip():
             raise UsageError("no API key: pass --key KEY or set AIVOCO_API_KEY")
         if self.protocol is ProtocolName.CALL and not (self.agent or "").strip():
@@ -167,9 +168,21 @@ class CallOptions:
             raise UsageError("--input and --input-device cannot be used together")
         if self.output_file is not None and self.output_device is not None:
             raise UsageError("--output and --output-device cannot be used together")
-        outputs = [p for p in (self.output_file, self.record_file, self.transcript_file) if p]
-        if self.input_file is not None and any(_same_file(self.input_file, p) for p in outputs):
+        outputs = {
+            "--output": self.output_file,
+            "--record": self.record_file,
+            "--transcript": self.transcript_file,
+            **(extra_outputs or {}),
+        }
+        given = [(flag, path) for flag, path in outputs.items() if path is not None]
+        if self.input_file is not None and any(_same_file(self.input_file, p) for _, p in given):
             raise UsageError("an output file would overwrite the --input file")
+        for i, (flag, path) in enumerate(given):
+            for other, other_path in given[i + 1 :]:
+                if _same_file(path, other_path) and not _is_device(path):
+                    raise UsageError(
+                        f"{flag} and {other} name the same file ({path}): each needs its own"
+                    )
 
 
 def cli_fields(command: str) -> list[tuple[str, Any, OptionInfo]]:
@@ -185,5 +198,13 @@ def cli_fields(command: str) -> list[tuple[str, Any, OptionInfo]]:
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def _is_device(path: Path) -> bool:
+    """/dev/null and the like: several outputs may share one, nothing is corrupted."""
+    try:
+        return path.exists() and not path.resolve().is_file() and not path.is_dir()
     except OSError:
         return False

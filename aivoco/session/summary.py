@@ -44,6 +44,8 @@ class CallSummary:
     playback: PlaybackFigures
     credits: CreditFigures | None = None
     error: str | None = None
+    server_reason: str | None = None  # the server's own words, beside our `reason`
+    server_message: str | None = None
     recording: str | None = None
     recording_s: float | None = None
 
@@ -79,6 +81,9 @@ class CallSummary:
             out["credits_final"] = self.credits.final
         if self.error is not None:
             out["error"] = self.error
+        if self.server_reason is not None or self.server_message is not None:
+            out["server_reason"] = self.server_reason
+            out["server_message"] = self.server_message
         if self.recording is not None:
             out["recording"] = self.recording
             out["recording_s"] = self.recording_s
