@@ -21,6 +21,7 @@ class PlaybackFigures:
     dropped_ms: float = 0.0
     clears: int = 0
     prefill_ms: float = 0.0
+    hold_ms: float = 0.0  # mean time the first audio of a spurt waited: added latency
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class CallSummary:
             "playback_dropped_ms": round(p.dropped_ms, 1),
             "playback_clears": p.clears,
             "playback_prefill_ms": round(p.prefill_ms, 1),
+            "playback_hold_ms": round(p.hold_ms, 1),
         }
         if self.credits is not None:
             out["credits_used"] = _round(self.credits.used, 4)

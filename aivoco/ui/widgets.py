@@ -274,7 +274,8 @@ def summary_rows(s: CallSummary) -> list[tuple[str, str]]:
         (
             "playback",
             f"{plural(p.underruns, 'underrun')}, {plural(p.clears, 'clear')}, "
-            f"{round(p.dropped_ms, 1)} ms dropped, pre-fill {round(p.prefill_ms, 1)} ms",
+            f"{round(p.dropped_ms, 1)} ms dropped, pre-fill {round(p.prefill_ms, 1)} ms "
+            f"(held {round(p.hold_ms, 1)} ms)",
         )
     )
     if s.functions_called:
