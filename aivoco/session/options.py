@@ -130,8 +130,9 @@ class CallOptions:
         "telephony uses.", metavar="MS", panel=AUDIO, min=10, max=200,
     )  # fmt: skip
     connect_timeout_s: float = _opt(
-        10.0, "--connect-timeout", "Give up if the call is not live after this long (the "
-        "reference uses 10 s).", metavar="SECONDS", min=0.1,
+        10.0, "--connect-timeout", "Give up if the call is not live after this long, all "
+        "transports and the session's start included; the reference uses 10 s.",
+        metavar="SECONDS", min=0.1,
     )  # fmt: skip
     # Not on the command line:
     hangup_timeout_s: float = 2.0  # how long to wait for the server's final word
