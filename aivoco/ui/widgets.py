@@ -152,7 +152,7 @@ def _grid(label_cells: int) -> Table:
 def credits_panel(snap: Snapshot) -> Panel:
     table = _grid(16)
     if not snap.has_credits:
-        table.add_row("credits", "n/a for agent calls")
+        table.add_row("agent calls", "not billed here")
         return Panel(table, title="credits", title_align="left", height=_SIDE_ROWS + 2)
     c = snap.credits
     used, remaining = c.estimate(snap.elapsed_s)
