@@ -125,6 +125,10 @@ def _typer_option(annotation: Any, info: OptionInfo) -> Any:
     text = info.help
     if limited:
         text = f"{text.rstrip('.')} ({range_text(info.min, info.max)})."
+    if info.required:
+        # Checked by CallOptions.check(): Typer's own mark adds a column to every row of
+        # the panel, and at 80 columns the default URLs no longer fit beside it.
+        text = f"{text.rstrip('.')} (required)."
     option = typer.Option(
         info.flag,
         help=text,
@@ -143,8 +147,6 @@ def _call_parameters(command: str) -> list[inspect.Parameter]:
     params = []
     for name, default, info in cli_fields(command):
         annotation, value = hints[name], default
-        if info.required:
-            annotation, value = str, inspect.Parameter.empty
         params.append(
             inspect.Parameter(
                 name,

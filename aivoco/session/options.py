@@ -164,7 +164,7 @@ class CallOptions:
         if self.key is None or not self.key.strip():
             raise UsageError("no API key: pass --key KEY or set AIVOCO_API_KEY")
         if self.protocol is ProtocolName.CALL and not (self.agent or "").strip():
-            raise UsageError("--agent must not be empty")
+            raise UsageError("--agent is required: the id of the agent to call")
         if self.input_file is not None and self.input_device is not None:
             raise UsageError("--input and --input-device cannot be used together")
         if self.output_file is not None and self.output_device is not None:
