@@ -16,7 +16,7 @@ from clirun import cli_env, run_cli
 from aivoco.errors import ExitCode
 
 ROOT = Path(__file__).resolve().parent.parent
-COMMANDS = ([], ["sts"], ["call"], ["demo"], ["devices"], ["emulate"])
+COMMANDS: tuple[list[str], ...] = ([], ["sts"], ["call"], ["demo"], ["devices"], ["emulate"])
 HEAVY = ("numpy", "aiohttp", "socketio", "engineio", "pydantic", "sounddevice", "soundfile")
 
 
