@@ -69,10 +69,13 @@ def devices(
 
         found = list_devices()
         if as_json:
+            # For scripts "none" is an answer: the list, with the hint on stderr.
             typer.echo(json.dumps([d.as_dict() for d in found], indent=2))
-        elif found:
-            make_console().print(devices_table(found))
+            if not found:
+                typer.echo(f"aivoco: warning: {NO_DEVICES}", err=True)
+            return
         if not found:
             raise DeviceError(NO_DEVICES)
+        make_console().print(devices_table(found))
 
     guarded(body)
