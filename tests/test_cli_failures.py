@@ -292,3 +292,12 @@ def test_devices_without_any_device_says_so_and_how_to_fix_it(tmp_path: Path) ->
     # For scripts an empty list is an answer (exit 0), the hint goes to stderr.
     assert probe.returncode == 0 and probe.stdout.strip() == "[]"
     assert "found no audio device" in probe.stderr
+
+
+# -- item 10: a message says its kind once ---------------------------------------------
+def test_the_label_is_not_repeated_before_a_message_that_starts_with_it() -> None:
+    from aivoco.cli.errors import user_message
+    from aivoco.errors import ConnectionFailedError, CreditsError
+
+    assert user_message(CreditsError("out of credits: none left")) == "out of credits: none left"
+    assert user_message(ConnectionFailedError("refused")) == "connection failed: refused"

@@ -87,6 +87,8 @@ def test_plain_output_summary_and_files(tmp_path: Path) -> None:
     log = (tmp_path / "log.txt").read_text(encoding="utf-8")
     assert_terminal_safe(log)
     assert "call summary" in res.stdout
+    # Our reason for the end (idle), the server's words beside it (item 5).
+    assert "session ended: idle (server: Session stopped by user)" in res.stdout
 
 
 def test_json_output_keeps_the_text_as_json_escapes(tmp_path: Path) -> None:

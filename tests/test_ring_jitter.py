@@ -176,6 +176,26 @@ def test_short_tail_starts_after_waiting_prefill() -> None:
     assert tick(jb, 10).tolist() == list(range(1, 11))
 
 
+def test_a_real_time_peer_sending_100ms_chunks_never_runs_dry() -> None:
+    """The emulator's pattern: 100 ms chunks, chunk k leaving at k x 100 ms, arriving up
+    to 20 ms late. A 60 ms buffered threshold was met by the first chunk alone, so each
+    late chunk was a gap (1-3 per call); held 60 ms from its arrival, none is."""
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        jb: JitterBuffer[str] = JitterBuffer(RATE, prefill_ms=60)
+        arrivals = [k * 100 + int(rng.choice([0, 10, 20])) for k in range(30)]
+        arrivals[0] = 0
+        chunk = 0
+        for t in range(0, 3400, 10):
+            while chunk < len(arrivals) and arrivals[chunk] <= t:
+                jb.write(ramp(chunk * 100, 100))
+                chunk += 1
+            tick(jb, 10)
+        s = jb.stats()
+        assert s.underruns == 0 and s.played_ms == 3000
+        assert s.hold_ms <= 60  # the latency it costs
+
+
 def test_prefill_applies_again_after_running_dry() -> None:
     jb: JitterBuffer[str] = JitterBuffer(RATE, prefill_ms=30, prefill_step_ms=0)
     jb.write(ramp(1, 30))
