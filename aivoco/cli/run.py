@@ -214,15 +214,17 @@ class _Runner:
         with view:
             # close() runs inside the view, so its last frame shows the final state.
             result = self._wait(call, sink)
-        if _gone(sink):
-            raise BrokenPipeError("the output was closed")
-        self._print_summary(call, result.summary)
+        gone = _gone(sink)  # a closed pipe, or the terminal of a SIGHUP
+        if not gone:
+            self._print_summary(call, result.summary)
         error = result.error or self._log_error()
         if error is not None:
             raise error
         exit_signal = self.signals.exit_signal()
         if exit_signal is not None:
             raise SignalExit(exit_signal, graceful=True)
+        if gone:
+            raise BrokenPipeError("the output was closed")
         return result.summary
 
     def _wait(self, call: Call, sink: Any) -> CallResult:
