@@ -7,6 +7,9 @@ reference. The goal (README, "Startup"): at most 0.2 s over the reference.
 
     .venv/bin/python bench/bench_startup.py            # 10 rounds
     .venv/bin/python bench/bench_startup.py --runs 20
+
+`python -m aivoco` imports the aivoco found first on sys.path: run from the checkout,
+that is the checkout's (to time another tree, run from elsewhere with PYTHONPATH).
 """
 
 from __future__ import annotations
