@@ -2,10 +2,14 @@
 
 Every error a user can cause or meet (bad input, missing PortAudio, refused credentials,
 a dropped connection) is an `AivocoError` subclass with a message written for that user.
-The mapping from these types to exit codes lives in one place: `aivoco.cli.errors`.
+The mapping from these types to exit codes lives here too, in one place
+(`exit_code_for`): the command line exits with it and the session puts it in the
+`error` record of `--json` and the transcript, so both always agree.
 """
 
 from __future__ import annotations
+
+from enum import IntEnum
 
 
 class AivocoError(Exception):
@@ -84,3 +88,63 @@ class CallStateError(RuntimeError):
     """Code asked a call for something its phase does not allow (start it twice,
     subscribe after it started). A bug in the caller, so not an `AivocoError`; the
     lifecycle refuses such requests in one place (aivoco/session/lifecycle.py)."""
+
+
+# -- exit codes (README: "Exit codes") ------------------------------------------------
+class ExitCode(IntEnum):
+    OK = 0
+    ERROR = 1  # unexpected: a bug in aivoco
+    USAGE = 2  # same code click/Typer use for bad options
+    AUTH = 3
+    CREDITS = 4
+    CONNECTION = 5
+    PROTOCOL = 6
+    AUDIO_DEVICE = 7
+    AUDIO_FILE = 8
+    SERVICE = 9
+    SCENARIO_FAILED = 10  # `aivoco test`: a scenario failed its expectations
+    HANGUP_SIGNAL = 129  # SIGHUP: the call was hung up gracefully first (128 + 1)
+    INTERRUPTED = 130  # second Ctrl-C: leave at once (128 + SIGINT)
+    TERMINATED = 143  # SIGTERM: the call was hung up gracefully first (128 + 15)
+
+
+_CODES: tuple[tuple[type[BaseException], ExitCode], ...] = (
+    (UsageError, ExitCode.USAGE),
+    (AuthError, ExitCode.AUTH),
+    (CreditsError, ExitCode.CREDITS),
+    (ConnectionFailedError, ExitCode.CONNECTION),
+    (ProtocolError, ExitCode.PROTOCOL),
+    (PortAudioMissingError, ExitCode.AUDIO_DEVICE),
+    (DeviceError, ExitCode.AUDIO_DEVICE),
+    (AudioFileError, ExitCode.AUDIO_FILE),
+    (AudioFormatError, ExitCode.AUDIO_FILE),
+    (ServiceError, ExitCode.SERVICE),
+    (ScenarioFailedError, ExitCode.SCENARIO_FAILED),
+)
+
+LABELS = {
+    ExitCode.USAGE: "usage error",
+    ExitCode.AUTH: "authentication failed",
+    ExitCode.CREDITS: "out of credits",
+    ExitCode.CONNECTION: "connection failed",
+    ExitCode.PROTOCOL: "protocol error",
+    ExitCode.AUDIO_DEVICE: "audio device error",
+    ExitCode.AUDIO_FILE: "file error",
+    ExitCode.SERVICE: "service error",
+    ExitCode.SCENARIO_FAILED: "scenario failed",
+}
+
+
+def exit_code_for(exc: BaseException) -> ExitCode:
+    """The exit code `exc` leads to (an error that is not ours to expect: 1, a bug)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return ExitCode.INTERRUPTED
+    for cls, code in _CODES:
+        if isinstance(exc, cls):
+            return code
+    return ExitCode.ERROR
+
+
+def error_label(exc: BaseException) -> str:
+    """The short name printed before an error's message ("connection failed")."""
+    return LABELS.get(exit_code_for(exc), "error")

@@ -194,7 +194,10 @@ def test_agent_stop_ends_the_call_cleanly(tmp_path: Path) -> None:
     [
         ({"refuse_keys": {KEY: 401}}, "refused the API key (HTTP 401)"),
         ({"refuse_keys": {KEY: 403}}, "refused the API key (HTTP 403)"),
-        ({"refuse_agents": {AGENT: 404}}, "unknown agent or API key (HTTP 404)"),
+        (
+            {"refuse_agents": {AGENT: 404}},
+            "unknown agent or key, or wrong URL (HTTP 404 for /ws/***/",
+        ),
         ({"close_after_accept": 4001}, "closed the call right after it opened"),
     ],
 )

@@ -337,9 +337,12 @@ def test_error_for_refused_key(status: int) -> None:
 
 
 def test_error_for_unknown_agent() -> None:
-    error = codec.error_for("wss://x/agent", http_status=404)
+    error = codec.error_for("wss://x/agent", http_status=404, path="/ws/***/agent")
     assert type(error) is AuthError
-    assert "unknown agent or API key" in str(error) and "HTTP 404" in str(error)
+    assert (
+        str(error)
+        == "wss://x/agent: unknown agent or key, or wrong URL (HTTP 404 for /ws/***/agent)"
+    )
 
 
 @pytest.mark.parametrize("status", [500, 502, 400])

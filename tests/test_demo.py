@@ -73,7 +73,7 @@ def test_demo_call_without_a_speaker_writes_the_reply_and_says_where(tmp_path: P
     env = cli_env(TMPDIR=str(tmp_path), PULSE_SERVER="unix:/nonexistent/pulse", HOME=str(tmp_path))
     res = run_cli("demo", "call", "--plain", "--latency-ms", "100", env=env)
     assert res.returncode == 0, res.stderr
-    written = tmp_path / "aivoco-demo-call-reply.wav"
+    [written] = tmp_path.glob("aivoco-demo-call-*.wav")  # a new file of its own
     assert f"agent audio written to {written}" in res.stdout.replace("\n", "")
     assert "no speaker" in res.stdout
     reply = read_wav(written)

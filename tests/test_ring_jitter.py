@@ -131,14 +131,39 @@ def test_ring_concurrent_writer_and_reader_lose_nothing() -> None:
 
 
 # -- JitterBuffer: pre-fill ------------------------------------------------------------
-def test_no_output_before_prefill_is_buffered() -> None:
+def test_first_chunk_waits_the_hold_from_its_arrival() -> None:
+    # A 50 ms chunk is not enough to start: a peer pacing such chunks in real time
+    # delivers the next one just as it runs out. It plays once it has waited the hold.
     jb: JitterBuffer[str] = JitterBuffer(RATE, prefill_ms=60)
     jb.write(ramp(1, 50))
-    out = tick(jb, 10)
-    assert not out.any() and not jb.stats().playing
-    jb.write(ramp(51, 10))  # 60 buffered now
+    jb.write(ramp(51, 10))  # 60 ms buffered, but not more than a chunk plus the hold
+    assert not run(jb, 50).any() and not jb.stats().playing
+    assert tick(jb, 10).tolist() == list(range(1, 11))  # 60 ms after it arrived
+    assert jb.stats().playing and jb.stats().hold_ms == 50  # it played from that block
+
+
+def test_a_peer_ahead_of_real_time_needs_no_hold() -> None:
+    # More than a chunk plus the hold buffered: the surplus covers any lateness.
+    jb: JitterBuffer[str] = JitterBuffer(RATE, prefill_ms=60)
+    jb.write(ramp(1, 50))
+    jb.write(ramp(51, 60))  # 110 ms: a 60 ms chunk + 60 ms hold is not reached yet
+    assert not tick(jb, 10).any()
+    jb.write(ramp(111, 20))
     assert tick(jb, 10).tolist() == list(range(1, 11))
-    assert jb.stats().playing
+
+
+def test_hold_learns_the_lateness_of_a_real_time_peer() -> None:
+    # 100 ms chunks paced in real time, one of them 70 ms late: the buffer runs dry
+    # once (60 ms hold), and from then on holds enough for that lateness + one block.
+    jb: JitterBuffer[str] = JitterBuffer(RATE, prefill_ms=60, max_prefill_ms=300)
+    for k in range(6):
+        if k != 3:
+            jb.write(ramp(1, 100))
+        run(jb, 100 if k != 2 else 170)
+        if k == 2:
+            jb.write(ramp(1, 100))  # chunk 3, 70 ms late
+    assert jb.stats().underruns == 1
+    assert jb.stats().prefill_ms >= 70 + 10
 
 
 def test_short_tail_starts_after_waiting_prefill() -> None:
@@ -151,14 +176,35 @@ def test_short_tail_starts_after_waiting_prefill() -> None:
     assert tick(jb, 10).tolist() == list(range(1, 11))
 
 
+def test_a_real_time_peer_sending_100ms_chunks_never_runs_dry() -> None:
+    """The emulator's pattern: 100 ms chunks, chunk k leaving at k x 100 ms, arriving up
+    to 20 ms late. A 60 ms buffered threshold was met by the first chunk alone, so each
+    late chunk was a gap (1-3 per call); held 60 ms from its arrival, none is."""
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        jb: JitterBuffer[str] = JitterBuffer(RATE, prefill_ms=60)
+        arrivals = [k * 100 + int(rng.choice([0, 10, 20])) for k in range(30)]
+        arrivals[0] = 0
+        chunk = 0
+        for t in range(0, 3400, 10):
+            while chunk < len(arrivals) and arrivals[chunk] <= t:
+                jb.write(ramp(chunk * 100, 100))
+                chunk += 1
+            tick(jb, 10)
+        s = jb.stats()
+        assert s.underruns == 0 and s.played_ms == 3000
+        assert s.hold_ms <= 60  # the latency it costs
+
+
 def test_prefill_applies_again_after_running_dry() -> None:
     jb: JitterBuffer[str] = JitterBuffer(RATE, prefill_ms=30, prefill_step_ms=0)
     jb.write(ramp(1, 30))
-    run(jb, 40)
+    run(jb, 60)  # waits 30, plays 30
     assert not jb.stats().playing
     jb.write(ramp(100, 20))
-    assert not tick(jb, 10).any()  # 20 < 30 buffered: waits again
+    assert not tick(jb, 10).any()  # a new spurt waits the hold again
     jb.write(ramp(120, 10))
+    assert not tick(jb, 10).any()
     assert tick(jb, 10).tolist() == list(range(100, 110))
 
 
@@ -184,7 +230,7 @@ def test_each_underrun_raises_the_prefill_up_to_its_cap() -> None:
     for expected in (40, 50, 50):  # capped at 50
         run(jb, 400)  # a long gap first: the end of a turn, not a stall
         jb.write(ramp(1, 60))
-        run(jb, 80)  # plays out and runs dry
+        run(jb, 120)  # waits the pre-fill, plays out and runs dry
         jb.write(ramp(1, 1))  # resumes within the stall gap: an underrun
         assert jb.stats().prefill_ms == expected
         run(jb, 100)  # the 1 ms tail plays after waiting the pre-fill time

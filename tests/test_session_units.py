@@ -22,23 +22,23 @@ from aivoco.session.turns import TurnTracker
 
 # -- turns ---------------------------------------------------------------------------
 def _speak(tr: TurnTracker, start: float, voiced_s: float, silent_s: float) -> list[object]:
+    """20 ms frames at 16 kHz, each sent when complete (as a real-time source does):
+    the frame ending at audio time `a` is sent at wall time `start + a`."""
     ends = []
     t = start
-    for _ in range(round(voiced_s / 0.02)):
-        ends.append(tr.on_user_frame(True, t, 0.02))
-        t += 0.02
-    for _ in range(round(silent_s / 0.02)):
-        ends.append(tr.on_user_frame(False, t, 0.02))
-        t += 0.02
+    for voiced, seconds in ((True, voiced_s), (False, silent_s)):
+        for _ in range(round(seconds / 0.02)):
+            t += 0.02
+            ends.append(tr.on_user_frame(voiced, 320, 16000, t))
     return [e for e in ends if e is not None]
 
 
 def test_turn_latency_is_end_of_speech_to_first_agent_audio() -> None:
     tr = TurnTracker()
-    ends = _speak(tr, 10.0, 1.0, 0.5)
+    ends = _speak(tr, 10.0, 1.0, 0.6)
     assert len(ends) == 1
     end = ends[0]
-    assert end.ended_at == pytest.approx(11.0)  # type: ignore[attr-defined]
+    assert end.ended_at == pytest.approx(1.0)  # type: ignore[attr-defined]  # audio time
     assert end.duration_s == pytest.approx(1.0)  # type: ignore[attr-defined]
     assert tr.on_agent_audio(11.8) == pytest.approx(800.0)
     # Later chunks of the same agent turn give no new figure.
@@ -49,7 +49,7 @@ def test_turn_latency_is_end_of_speech_to_first_agent_audio() -> None:
 def test_no_latency_without_user_speech_or_within_agent_turn() -> None:
     tr = TurnTracker()
     assert tr.on_agent_audio(1.0) is None  # the agent greets first
-    _speak(tr, 2.0, 0.5, 0.5)
+    _speak(tr, 2.0, 0.5, 0.6)
     assert tr.on_agent_audio(3.5) == pytest.approx(1000.0)
     # A second agent turn without new user speech is not an answer.
     assert tr.on_agent_audio(10.0) is None
@@ -59,19 +59,49 @@ def test_overlap_gives_no_latency_figure() -> None:
     tr = TurnTracker()
     t = 0.0
     for _ in range(50):
-        tr.on_user_frame(True, t, 0.02)
         t += 0.02
+        tr.on_user_frame(True, 320, 16000, t)
     assert tr.user_speaking
     assert tr.on_agent_audio(t) is None  # agent starts while the user still talks
 
 
 def test_short_gap_does_not_end_user_turn() -> None:
     tr = TurnTracker()
-    ends = _speak(tr, 0.0, 0.4, 0.2)  # 200 ms pause < 300 ms hangover
+    ends = _speak(tr, 0.0, 0.4, 0.4)  # 400 ms pause < 500 ms hangover
     assert ends == []
-    ends = _speak(tr, 0.6, 0.4, 0.4)
+    ends = _speak(tr, 0.8, 0.4, 0.6)
     assert len(ends) == 1
-    assert ends[0].duration_s == pytest.approx(1.0)  # type: ignore[attr-defined]
+    assert ends[0].duration_s == pytest.approx(1.2)  # type: ignore[attr-defined]
+
+
+def _utterance_frames() -> list[bool]:
+    from aivoco.audio.files import read_file
+    from aivoco.audio.levels import HAS_AUDIO_PEAK_THRESHOLD
+    from aivoco.emulator.assets import demo_utterance_path
+
+    x = read_file(demo_utterance_path(), 16000).samples[:, 0].astype(np.int32)
+    frames = x[: len(x) // 320 * 320].reshape(-1, 320)
+    voiced = np.abs(frames).max(axis=1) / 32768 > HAS_AUDIO_PEAK_THRESHOLD
+    return [bool(v) for v in voiced] + [False] * 50  # then silence, as the uplink sends
+
+
+def test_turns_follow_the_audio_not_the_threads() -> None:
+    """The demo utterance (one sentence, a 0.32 s pause in it) is one turn, whatever the
+    wall-clock timing of the frames: on time, or with the uplink thread stalled for
+    100-300 ms at random (as under load) and catching up in a burst."""
+    voiced = _utterance_frames()
+    rng = np.random.default_rng(7)
+    results = []
+    for stalls in (False, True, True, True):
+        tr, t, ends = TurnTracker(), 0.0, []
+        for v in voiced:
+            t += 0.02
+            if stalls and rng.random() < 0.05:
+                t += rng.uniform(0.1, 0.3)
+            ends.append(tr.on_user_frame(v, 320, 16000, t))
+        results.append([(e.ended_at, e.duration_s) for e in ends if e is not None])
+    assert all(r == results[0] for r in results)
+    assert len(results[0]) == 1 and results[0][0][1] == pytest.approx(3.74, abs=0.02)
 
 
 # -- state ---------------------------------------------------------------------------

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import io
+import json
 
+import pytest
 from rich.console import Console, RenderableType
 
 from aivoco.session.lifecycle import Phase
 from aivoco.session.state import CallState
 from aivoco.session.summary import CallSummary, CreditFigures, PlaybackFigures
-from aivoco.ui.live import JsonPrinter, PlainPrinter, describe_record
+from aivoco.ui.printers import JsonPrinter, PlainPrinter, describe_record
 from aivoco.ui.widgets import call_view, clock, credits_panel, meter, summary_table
 from aivoco.wire.driver import NetStats
 
@@ -88,7 +90,7 @@ def test_credits_panel_estimate_then_final() -> None:
 
 def test_credits_panel_for_protocol_without_credits() -> None:
     text = render(credits_panel(_state(has_credits=False).snapshot()))
-    assert "n/a for agent calls" in text
+    assert "agent calls" in text and "not billed here" in text
 
 
 def summary(**changes: object) -> CallSummary:
@@ -124,7 +126,7 @@ def test_summary_table_groups_the_figures() -> None:
         "last 919.4 ms, mean 850.0 ms over 2 turns",
         "sent 10.4 s, received 3.71 s",
         "websocket: ↑ 523 msg 467 kB, ↓ 45 msg 232 kB",
-        "1 underruns",
+        "1 underrun,",
         "pre-fill 80.0 ms",
         "used 0.1732, remaining 99.8268 (server totals)",
     ):
@@ -157,3 +159,97 @@ def test_plain_and_json_printers() -> None:
     assert "stopped" in str(
         describe_record({"type": "session_ended", "message": "stopped", "total_credits_used": 1})
     )
+
+
+# -- the view fits its terminal (issue: the first hour, items 6 and 7) -----------------
+def _lines(r: RenderableType, width: int) -> list[str]:
+    return render(r, width).rstrip("\n").split("\n")
+
+
+def _busy_state(protocol: str = "sts", label: str = "voice female") -> CallState:
+    endpoint = "127.0.0.1:11002" if protocol == "sts" else "127.0.0.1:11002 agent demo"
+    st = CallState(protocol, endpoint, label, has_credits=protocol == "sts")
+    st.set_phase(Phase.LIVE)
+    for i in range(30):
+        st.add_entry("you", f"spoke {i}.0 s")
+        st.add_entry("agent", f"answer {i}: " + "a fairly long sentence of agent text " * 3)
+    st.add_entry("info", "the newest entry")
+    return st
+
+
+@pytest.mark.parametrize(("width", "height"), [(80, 24), (120, 40), (80, 12), (60, 10)])
+def test_the_view_fits_the_terminal_and_keeps_the_newest_line(width: int, height: int) -> None:
+    lines = _lines(call_view(_busy_state().snapshot(), width, height), width)
+    assert len(lines) <= height - 1
+    assert all(len(line) <= width for line in lines)
+    assert "the newest entry" in lines[-2]  # the last line inside the transcript panel
+    assert not any(line.strip() == "..." for line in lines)
+    assert "live" in lines[0]
+
+
+def test_agent_text_wraps_with_a_hanging_indent() -> None:
+    lines = _lines(call_view(_busy_state().snapshot(), 80, 24), 80)
+    first = next(i for i, line in enumerate(lines) if "answer 29:" in line)
+    text_column = lines[first].index("answer 29:")
+    continuation = lines[first + 1]
+    assert continuation[:text_column].strip("│ ") == ""  # indented under the text
+    assert continuation[text_column] != " "
+
+
+def test_the_header_names_the_agent_once_on_one_line() -> None:
+    st = _busy_state("call", "agent demo")
+    lines = _lines(call_view(st.snapshot(), 80, 24), 80)
+    assert lines[0].count("agent demo") == 1
+    assert lines[1].startswith("in:")  # the header did not wrap onto a second line
+
+
+def test_figures_keep_their_columns_as_values_change() -> None:
+    small = _state()
+    small.set_credits(available=9.5, cost_per_minute=1.0)
+    small.add_latency(5.0)
+    small.set_stats(NetStats(bytes_sent=10), PlaybackFigures(buffered_ms=0))
+    big = _state()
+    big.set_credits(available=99_999.25, cost_per_minute=12.5)
+    big.add_latency(12_345.0)
+    big.set_stats(NetStats(bytes_sent=10**9), PlaybackFigures(buffered_ms=2400, underruns=12))
+    a = _lines(call_view(small.snapshot(), 80, 24), 80)
+    b = _lines(call_view(big.snapshot(), 80, 24), 80)
+    borders = [[i for i, c in enumerate(line) if c in "│╭╮╰╯"] for line in a]
+    assert borders == [[i for i, c in enumerate(line) if c in "│╭╮╰╯"] for line in b]
+
+
+def test_server_text_is_shown_never_obeyed_in_the_view_and_summary() -> None:
+    st = _state()
+    st.add_entry("agent", "\x1b[31mred\x1b[0m [bold]loud[/bold] \u202eevil \x07 \ud83d")
+    text = render(call_view(st.snapshot()))
+    assert "\\x1b[31mred" in text and "[bold]loud[/bold]" in text
+    assert "\\u202e" in text and "\\x07" in text and "\\ud83d" in text
+    assert "\x1b" not in text and "\u202e" not in text
+    table = render(summary_table(summary(reason="error", error="[red]x[/red] \x1b[2J")))
+    assert "[red]x[/red] \\x1b[2J" in table and "\x1b" not in table
+
+
+def test_plain_and_json_lines_survive_a_lone_surrogate() -> None:
+    record = {"type": "agent_text", "t": 1.0, "time": "2026-11-21T10:00:01.000+00:00"}
+    record["text"] = "a \ud83d b \x1b[2J"
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="utf-8")
+    JsonPrinter(stream).on_record(record)
+    line = raw.getvalue().decode("utf-8")  # valid UTF-8
+    assert json.loads(line)["text"] == record["text"]  # intact, as JSON escapes
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="utf-8")
+    PlainPrinter(stream).on_record(record)
+    shown = raw.getvalue().decode("utf-8")
+    assert "\\ud83d" in shown and "\\x1b[2J" in shown and "\x1b" not in shown
+
+
+def test_plain_lines_say_it_once_and_count_right() -> None:
+    report = {"type": "function_report", "kind": "result", "name": "f", "detail": {"a": 1}}
+    assert describe_record(report) == "server: received the result of f"
+    billed = {"type": "function_report", "kind": "billed", "name": "f", "detail": {"u": 0.5}}
+    assert describe_record(billed) == 'server: function f billed: {"u": 0.5}'
+    ended = {"type": "session_ended", "message": "Session stopped by user", "hangup_reason": "idle"}
+    assert describe_record(ended) == "session ended: idle (server: Session stopped by user)"
+    one = render(summary_table(summary(turns=1, playback=PlaybackFigures(underruns=1))))
+    assert "over 1 turn" in one and "1 underrun," in one

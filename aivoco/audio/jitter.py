@@ -5,21 +5,32 @@ The buffer holds float32 frames at the *device* rate (resampling happened on a w
 so `fill()` from the output callback only copies.
 
 Policies:
-* Pre-fill: after start or after running dry, playback waits until `prefill_ms` is
-  buffered, or until the first buffered frame has waited `prefill_ms` (so a short tail
-  is never stranded).
+* Pre-fill (the hold): the first audio of a talk spurt (after start, a natural end, a
+  stall or a clear) is held until it has waited the hold time, or until more than one
+  of the peer's chunks plus the hold is buffered (a peer running ahead of real time
+  needs no wait). Counting the hold from the first arrival, not from a buffered amount,
+  is what keeps a peer that paces large chunks in real time from racing the buffer:
+  with 100 ms chunks, a 60 ms "buffered" threshold is met by the first chunk alone, so
+  playback started with no margin and the next chunk, due exactly as the first ran
+  out, arrived a few ms late on most replies (docs/protocols.md#sts-audio-response).
+* Adaptive hold, from the first reply on: every arrival is compared with real-time
+  pacing from the spurt's first arrival, on the device's own clock (frames played, so
+  no thread timing enters); the hold covers the worst lateness of the last
+  `JITTER_SPURTS` spurts plus one device block and `margin_ms`, never less than
+  `prefill_ms`, never more than `max_prefill_ms`. Each underrun also raises the base
+  by `prefill_step_ms`.
 * Running dry while playing writes silence. It counts as an *underrun* when audio
   resumes within `stall_gap_ms` (a stall mid-utterance); a longer gap is the natural end
   of an agent turn and only counts as a *drain*.
-* Adaptive pre-fill: each underrun raises the pre-fill by `prefill_step_ms`, up to
-  `max_prefill_ms`. A peer that paces 100 ms chunks exactly in real time races a 60 ms
-  pre-fill on every arrival; one stall is enough to learn the margin it needs.
 * Overflow: bounded at `capacity_ms`; the oldest frames are dropped and counted, keeping
   playback close to live when the agent sends far ahead of real time.
 * `clear()` (barge-in, Twilio `clear`): everything queued is discarded except the next
   `fade_ms`, which is faded to zero so the cut does not click.
 * Marks (Twilio `mark`): a marker sits at the current write position and is reached
   once every frame queued before it has been played, dropped or cleared.
+
+`hold_ms` in the stats is the mean time first audio actually waited: the latency the
+pre-fill adds.
 """
 
 from __future__ import annotations
@@ -37,6 +48,9 @@ from aivoco.audio.ring import SampleRing
 T = TypeVar("T")
 
 
+JITTER_SPURTS = 4  # how many talk spurts the hold remembers the worst lateness of
+
+
 @dataclass(frozen=True)
 class JitterStats:
     buffered_ms: float
@@ -47,7 +61,8 @@ class JitterStats:
     cleared_ms: float
     clears: int
     played_ms: float
-    prefill_ms: float
+    prefill_ms: float  # the hold applied to the next spurt
+    hold_ms: float = 0.0  # mean time first audio waited before playing
 
 
 class JitterBuffer(Generic[T]):
@@ -62,6 +77,7 @@ class JitterBuffer(Generic[T]):
         capacity_ms: float = 60_000.0,
         fade_ms: float = 8.0,
         stall_gap_ms: float = 250.0,
+        margin_ms: float = 0.0,
         monitor: SampleRing | None = None,
     ) -> None:
         self.sample_rate_hz = sample_rate_hz
@@ -72,6 +88,15 @@ class JitterBuffer(Generic[T]):
         self._prefill_step = round(prefill_step_ms * sample_rate_hz / 1000)
         self._fade = max(1, round(fade_ms * sample_rate_hz / 1000))
         self._stall_gap = round(stall_gap_ms * sample_rate_hz / 1000)
+        self._margin = round(margin_ms * sample_rate_hz / 1000)
+        # Arrival model, in device-clock frames (see the module docstring).
+        self._spurt_origin = 0  # clock at the spurt's first arrival
+        self._spurt_frames = 0  # frames written in this spurt so far
+        self._lateness: deque[int] = deque([0], maxlen=JITTER_SPURTS)
+        self._chunk = 0  # the largest write seen: the peer's chunk size
+        self._block = 0  # the consumer's last block
+        self._holds = 0
+        self._held = 0
         self._ring = SampleRing(max(1, round(capacity_ms * sample_rate_hz / 1000)), channels)
         # Optional tap: every frame handed to the device (silence included), so meters
         # and the recorder see exactly what was played, on the device's timeline.
@@ -106,6 +131,13 @@ class JitterBuffer(Generic[T]):
                     self._prefill = min(self._max_prefill, self._prefill + self._prefill_step)
                 self._dry_at = None
             self._dry_by_clear = False
+            if not self._playing and self._ring.available == 0:
+                self._spurt_origin, self._spurt_frames = self._clock, 0
+                self._lateness.append(0)
+            late = (self._clock - self._spurt_origin) - self._spurt_frames
+            self._lateness[-1] = max(self._lateness[-1], late)
+            self._spurt_frames += x.shape[0]
+            self._chunk = max(self._chunk, x.shape[0])
             dropped = self._ring.write(x)
             self._write_pos += x.shape[0]
             if dropped:
@@ -154,12 +186,16 @@ class JitterBuffer(Generic[T]):
         n = out.shape[0]
         with self._lock:
             self._clock += n
+            self._block = n
             if not self._playing:
                 avail = self._ring.available
                 if avail:
                     self._waited += n
-                if avail >= self._prefill or (avail and self._waited >= self._prefill):
+                hold = self._hold()
+                if avail and (self._waited >= hold or avail >= self._chunk + hold):
                     self._playing = True
+                    self._holds += 1
+                    self._held += self._waited - n  # it played from this block's start
                     self._waited = 0
                 else:
                     out[:] = 0.0
@@ -174,6 +210,11 @@ class JitterBuffer(Generic[T]):
                 self._drains += 1
                 self._dry_at = None if self._dry_by_clear else self._clock - (n - got)
             self._tap(out)
+
+    def _hold(self) -> int:
+        """Frames the first audio of a spurt waits (see the module docstring)."""
+        learned = max(self._lateness) + self._block + self._margin
+        return min(self._max_prefill, max(self._prefill, learned))
 
     def _tap(self, out: Float32Array) -> None:
         if self._monitor is not None:
@@ -201,5 +242,6 @@ class JitterBuffer(Generic[T]):
                 cleared_ms=self._cleared * ms,
                 clears=self._clears,
                 played_ms=self._played * ms,
-                prefill_ms=self._prefill * ms,
+                prefill_ms=self._hold() * ms,
+                hold_ms=self._held / self._holds * ms if self._holds else 0.0,
             )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer import BadParameter
+from typer.core import TyperCommand, TyperGroup
 
 from aivoco import __version__
 from aivoco.cli import (
@@ -18,7 +20,39 @@ from aivoco.cli import (
     test_cmd,
 )
 
+
+def _plain_help_flag(option: Any) -> Any:
+    """Typer's --help option, shown as a flag (no `<bool>`), and False when absent.
+
+    A None default made Typer coerce the value through pydantic, whose import alone cost
+    ~0.1 s of every `aivoco COMMAND --help` (bench/bench_startup.py)."""
+    if option is not None:
+        option.metavar = ""
+        if option.default is None:
+            option.default = False
+    return option
+
+
+class _Group(TyperGroup):
+    def get_help_option(self, ctx: Any) -> Any:
+        return _plain_help_flag(super().get_help_option(ctx))
+
+
+class _Command(TyperCommand):
+    def get_help_option(self, ctx: Any) -> Any:
+        return _plain_help_flag(super().get_help_option(ctx))
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except BadParameter as exc:
+            # Typer validates through pydantic, whose messages start "Value error, ".
+            exc.message = exc.message.removeprefix("Value error, ")
+            raise
+
+
 app = typer.Typer(
+    cls=_Group,
     name="aivoco",
     help="Live voice calls with Aivoco's AI agents, from the terminal.",
     rich_markup_mode="rich",
@@ -40,20 +74,24 @@ def root(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_version, is_eager=True, help="Show the version and exit."
+            "--version",
+            callback=_version,
+            is_eager=True,
+            metavar="",
+            help="Show the version and exit.",
         ),
     ] = False,
 ) -> None:
     """Live voice calls with Aivoco's AI agents, from the terminal."""
 
 
-app.command("sts")(sts_cmd.sts)
-app.command("call")(call_cmd.call)
-app.command("demo")(demo_cmd.demo)
-app.command("devices")(devices_cmd.devices)
-app.command("emulate")(emulate_cmd.emulate)
-app.command("report")(report_cmd.report)
-app.command("test")(test_cmd.test)
+app.command("sts", cls=_Command)(sts_cmd.sts)
+app.command("call", cls=_Command)(call_cmd.call)
+app.command("demo", cls=_Command)(demo_cmd.demo)
+app.command("devices", cls=_Command)(devices_cmd.devices)
+app.command("emulate", cls=_Command)(emulate_cmd.emulate)
+app.command("report", cls=_Command)(report_cmd.report)
+app.command("test", cls=_Command)(test_cmd.test)
 app.add_typer(config_cmd.config_app, name="config")
 
 

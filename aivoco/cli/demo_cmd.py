@@ -7,33 +7,65 @@ when one can be opened, else goes to a WAV file whose path is printed.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 
 from aivoco.cli.errors import guarded
-from aivoco.cli.options import call_options
+from aivoco.cli.options import LatencyMs, call_options
 from aivoco.wire.driver import ProtocolName
 
 DEMO_KEY = "aivoco-demo-key"
+FALLBACK_PREFIX = "aivoco-demo-"
 DEMO_AGENT = "demo-agent"
 DEMO_SYSTEM = "You are the aivoco demo agent. Answer briefly."
+
+
+@contextmanager
+def _fallback_file(protocol: ProtocolName, fields: dict[str, Any]) -> Iterator[Path | None]:
+    """Where the reply goes when no speaker can be opened: a new file of our own in the
+    temporary directory (created exclusively, so two demos never share one and a
+    planted symlink is never followed), removed again if the speaker worked."""
+    if fields.get("output_file") is not None or fields.get("output_device") is not None:
+        yield None
+        return
+    fd, name = tempfile.mkstemp(prefix=f"{FALLBACK_PREFIX}{protocol.value}-", suffix=".wav")
+    os.close(fd)
+    path = Path(name)
+    try:
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            if path.stat().st_size == 0:  # the speaker played the reply: nothing was written
+                path.unlink()
 
 
 @call_options("demo")
 def demo(
     protocol: Annotated[
-        ProtocolName, typer.Argument(help="sts: Speech-to-Speech API; call: agent call.")
-    ] = ProtocolName.STS,
-    latency_ms: Annotated[
-        int,
-        typer.Option("--latency-ms", min=0, max=10_000, help="The emulated agent's delay."),
-    ] = 300,
+        Literal["sts", "call"],
+        typer.Argument(
+            metavar="PROTOCOL",
+            help="sts (the Speech-to-Speech API) or call (an agent call).",
+        ),
+    ] = "sts",
+    latency_ms: LatencyMs = 300.0,
     **options: Any,
 ) -> None:
-    """Run a call against the built-in emulator: no key, no network needed."""
+    """Run a call against the built-in emulator: no key, no network needed.
+
+    Examples:
+      aivoco demo
+      aivoco demo call --plain
+      aivoco demo --json --output reply.wav
+    """
+    chosen = ProtocolName(protocol)
 
     def body() -> None:
         from aivoco.cli.options import split_options
@@ -43,13 +75,12 @@ def demo(
         from aivoco.session.options import CallOptions
 
         fields, output = split_options(dict(options))
-        fallback = Path(tempfile.gettempdir()) / f"aivoco-demo-{protocol.value}-reply.wav"
         config = EmulatorConfig(host="127.0.0.1", port=0, latency_ms=latency_ms)
         output.mode()  # a usage error before the emulator starts
-        with Emulator(config) as emu:
-            sts = protocol is ProtocolName.STS
+        with Emulator(config) as emu, _fallback_file(chosen, fields) as fallback:
+            sts = chosen is ProtocolName.STS
             opts = CallOptions(
-                protocol=protocol,
+                protocol=chosen,
                 key=DEMO_KEY,  # a key is a key: registered and masked like a real one
                 url=emu.sts_url if sts else emu.call_url,
                 agent=DEMO_AGENT,
@@ -58,7 +89,7 @@ def demo(
                 input_file=demo_utterance_path(),
                 idle_timeout_s=2.0,
                 max_duration_s=60.0,
-                speaker_fallback_file=None if fields.get("output_file") else fallback,
+                speaker_fallback_file=fallback,
                 label="voice female (emulator)" if sts else f"agent {DEMO_AGENT} (emulator)",
                 **fields,
             )

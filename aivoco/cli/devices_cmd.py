@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from aivoco.audio.devices import DeviceInfo, list_devices
 from aivoco.cli.errors import guarded
+from aivoco.errors import DeviceError
+
+if TYPE_CHECKING:  # imported when the command runs: `aivoco --help` stays light
+    from rich.table import Table
+
+    from aivoco.audio.devices import DeviceInfo
+
+
+NO_DEVICES = (
+    "PortAudio found no audio device. PortAudio is installed, but it sees no sound "
+    "server and no sound card. On a desktop, check that PulseAudio or PipeWire runs "
+    "(`pactl info`). In Docker, share the host's sound server with the container (mount "
+    "its PulseAudio socket and set PULSE_SERVER=unix:/path/to/socket) or pass /dev/snd. "
+    "In WSL, use WSLg (Windows 11), which provides a PulseAudio server. Without any "
+    "device, calls still run with --input FILE and --output FILE."
+)
 
 
 def devices_table(devices: list[DeviceInfo]) -> Table:
+    from rich.table import Table
+
     table = Table(title="Audio devices", title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("name")
@@ -38,16 +53,29 @@ def devices_table(devices: list[DeviceInfo]) -> Table:
 
 def devices(
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print the devices as a JSON list.")
+        bool, typer.Option("--json", metavar="", help="Print the devices as a JSON list.")
     ] = False,
 ) -> None:
-    """List audio input and output devices (select them by index or name)."""
+    """List audio input and output devices (select them by index or name).
+
+    Examples:
+      aivoco devices
+      aivoco sts --input-device 3 --output-device pulse
+    """
 
     def body() -> None:
+        from aivoco.audio.devices import list_devices
+        from aivoco.ui.console import make_console
+
         found = list_devices()
         if as_json:
+            # For scripts "none" is an answer: the list, with the hint on stderr.
             typer.echo(json.dumps([d.as_dict() for d in found], indent=2))
-        else:
-            Console().print(devices_table(found))
+            if not found:
+                typer.echo(f"aivoco: warning: {NO_DEVICES}", err=True)
+            return
+        if not found:
+            raise DeviceError(NO_DEVICES)
+        make_console().print(devices_table(found))
 
     guarded(body)

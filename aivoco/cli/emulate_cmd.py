@@ -12,14 +12,21 @@ import logging
 import re
 import sys
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from aivoco.cli.errors import guarded
-from aivoco.emulator import DEFAULT_PORT, Emulator, EmulatorConfig
+from aivoco.cli.options import LatencyMs
 from aivoco.errors import UsageError
 from aivoco.redact import RedactingFilter, register_secret
+
+if TYPE_CHECKING:
+    from aivoco.emulator import Emulator, EmulatorConfig
+
+# aivoco.emulator.DEFAULT_PORT, repeated so `--help` does not import the emulator's
+# server stack (aiohttp); tests/test_cli_help.py checks the two agree.
+DEFAULT_PORT = 11002
 
 _LEVELS = ("debug", "info", "warning", "error")
 _CALL_PATH = re.compile(r"/ws/(?!\{key\}/)[^/\s?#]+/")
@@ -78,10 +85,13 @@ def _describe(config: EmulatorConfig) -> list[str]:
 
 def emulate(
     host: Annotated[
-        str, typer.Option(help="Address to bind (use 0.0.0.0 to accept remote clients).")
+        str,
+        typer.Option(
+            metavar="ADDRESS", help="Address to bind (use 0.0.0.0 to accept remote clients)."
+        ),
     ] = "127.0.0.1",
     port: Annotated[
-        int, typer.Option(help="Port for both services; 0 picks a free one.")
+        int, typer.Option(metavar="PORT", help="Port for both services; 0 picks a free one.")
     ] = DEFAULT_PORT,
     accept_key: Annotated[
         list[str] | None,
@@ -91,22 +101,26 @@ def emulate(
             help="Accept only this API key (repeatable); default: any non-empty key.",
         ),
     ] = None,
-    credits: Annotated[float, typer.Option(help="Credit balance of each key.")] = 100.0,
+    credits: Annotated[
+        float, typer.Option(metavar="CREDITS", help="Credit balance of each key.")
+    ] = 100.0,
     cost_per_minute: Annotated[
-        float, typer.Option(help="Credits charged per minute of call.")
+        float, typer.Option(metavar="CREDITS", help="Credits charged per minute of call.")
     ] = 1.0,
     admin_units: Annotated[
-        float, typer.Option(help="Admin units per key (pay for functions).")
+        float, typer.Option(metavar="UNITS", help="Admin units per key (pay for functions).")
     ] = 100.0,
-    latency_ms: Annotated[
-        float, typer.Option(help="Delay between the end of an utterance and the reply.")
-    ] = 300.0,
+    latency_ms: LatencyMs = 300.0,
     drop_after: Annotated[
         float | None,
-        typer.Option(help="Abruptly drop each connection this many seconds after it opens."),
+        typer.Option(
+            metavar="SECONDS",
+            help="Abruptly drop each connection this many seconds after it opens.",
+        ),
     ] = None,
     garbage_every: Annotated[
-        int | None, typer.Option(help="Make every Nth message sent malformed (N >= 2).")
+        int | None,
+        typer.Option(metavar="N", help="Make every Nth message sent malformed (N >= 2)."),
     ] = None,
     reject_agent: Annotated[
         list[str] | None,
@@ -117,13 +131,23 @@ def emulate(
         ),
     ] = None,
     function_timeout: Annotated[
-        float, typer.Option(help="Seconds to wait for a function_response.")
+        float,
+        typer.Option(metavar="SECONDS", help="Seconds to wait for a function_response."),
     ] = 10.0,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: Annotated[
+        str, typer.Option(metavar="LEVEL", help="debug, info, warning or error.")
+    ] = "info",
 ) -> None:
-    """Run a local stand-in for both Aivoco services (Speech-to-Speech and agent call)."""
+    """Run a local stand-in for both Aivoco services (Speech-to-Speech and agent call).
+
+    Examples:
+      aivoco emulate --port 0
+      aivoco emulate --accept-key KEY --latency-ms 100 --drop-after 30
+    """
 
     def body() -> None:
+        from aivoco.emulator import Emulator, EmulatorConfig
+
         if log_level.lower() not in _LEVELS:
             raise UsageError(f"--log-level must be one of {', '.join(_LEVELS)}")
         for key in accept_key or []:

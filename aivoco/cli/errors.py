@@ -1,114 +1,124 @@
-"""The one place that maps exceptions to exit codes and friendly messages.
+"""How a command ends: a friendly message on stderr and the exit code.
 
-Commands raise `AivocoError` subclasses; `guarded()` prints the message (secrets
-redacted) and exits with the code below. Anything else is a bug: a short message that
-asks for a report, the traceback only with AIVOCO_DEBUG=1.
+The exception -> exit code table is `aivoco.errors.exit_code_for` (the session uses the
+same one for its `error` records). `guarded()` prints the message (secrets redacted,
+control characters shown, never interpreted) and exits with the code. Anything else is a
+bug: a short message that asks for a report, the traceback only with AIVOCO_DEBUG=1.
+
+Output that cannot be written (stdout piped into `head`, a terminal that went away)
+ends the command quietly, as Unix tools do: that is not an error of ours to report.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable
-from enum import IntEnum
 from typing import TypeVar
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
-from aivoco.errors import (
-    AivocoError,
-    AudioFileError,
-    AudioFormatError,
-    AuthError,
-    ConnectionFailedError,
-    CreditsError,
-    DeviceError,
-    PortAudioMissingError,
-    ProtocolError,
-    ScenarioFailedError,
-    ServiceError,
-    UsageError,
-)
+from aivoco.errors import AivocoError, ExitCode, error_label, exit_code_for
 from aivoco.redact import redact
+from aivoco.text import terminal_safe
+
+__all__ = ["ExitCode", "SignalExit", "exit_code_for", "guarded", "report", "user_message"]
 
 R = TypeVar("R")
+_GONE = (errno.EPIPE, errno.EIO, errno.ENXIO)  # the reader or the terminal went away
 
 
-class ExitCode(IntEnum):
-    OK = 0
-    ERROR = 1  # unexpected: a bug in aivoco
-    USAGE = 2  # same code click/Typer use for bad options
-    AUTH = 3
-    CREDITS = 4
-    CONNECTION = 5
-    PROTOCOL = 6
-    AUDIO_DEVICE = 7
-    AUDIO_FILE = 8
-    SERVICE = 9
-    SCENARIO_FAILED = 10  # `aivoco test`: an expectation failed
-    INTERRUPTED = 130  # second Ctrl-C: leave at once (128 + SIGINT)
+class SignalExit(BaseException):
+    """SIGTERM/SIGHUP ended the command: after a graceful hang-up (`graceful`), or at
+    once on a second signal. The exit code is 128 + the signal's number."""
+
+    def __init__(self, signum: int, graceful: bool = False) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.graceful = graceful
+
+    @property
+    def code(self) -> int:
+        return 128 + int(self.signum)
+
+    def describe(self) -> str:
+        name = signal.Signals(self.signum).name
+        if self.graceful:
+            return f"aivoco: {name} received; the call was hung up"
+        return f"aivoco: {name} received again; left at once"
 
 
-_CODES: list[tuple[type[BaseException], ExitCode]] = [
-    (UsageError, ExitCode.USAGE),
-    (AuthError, ExitCode.AUTH),
-    (CreditsError, ExitCode.CREDITS),
-    (ConnectionFailedError, ExitCode.CONNECTION),
-    (ProtocolError, ExitCode.PROTOCOL),
-    (PortAudioMissingError, ExitCode.AUDIO_DEVICE),
-    (DeviceError, ExitCode.AUDIO_DEVICE),
-    (AudioFileError, ExitCode.AUDIO_FILE),
-    (AudioFormatError, ExitCode.AUDIO_FILE),
-    (ServiceError, ExitCode.SERVICE),
-    (ScenarioFailedError, ExitCode.SCENARIO_FAILED),
-]
-
-_LABELS = {
-    ExitCode.USAGE: "usage error",
-    ExitCode.AUTH: "authentication failed",
-    ExitCode.CREDITS: "out of credits",
-    ExitCode.CONNECTION: "connection failed",
-    ExitCode.PROTOCOL: "protocol error",
-    ExitCode.AUDIO_DEVICE: "audio device error",
-    ExitCode.AUDIO_FILE: "file error",
-    ExitCode.SERVICE: "service error",
-    ExitCode.SCENARIO_FAILED: "scenario failed",
-}
+def user_message(exc: BaseException) -> str:
+    """`label: message`, as printed on stderr and kept in records (redacted, one line,
+    the label not repeated when the message already starts with it)."""
+    label = error_label(exc)
+    text = redact(str(exc)) if isinstance(exc, AivocoError) else redact(repr_error(exc))
+    if text.casefold().startswith(label.casefold()):
+        return text
+    return f"{label}: {text}"
 
 
-def exit_code_for(exc: BaseException) -> ExitCode:
-    if isinstance(exc, KeyboardInterrupt):
-        return ExitCode.INTERRUPTED
-    for cls, code in _CODES:
-        if isinstance(exc, cls):
-            return code
-    return ExitCode.ERROR
+def repr_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"
 
 
-def _stderr() -> Console:
-    return Console(stderr=True, highlight=False)
+def _write_err(text: str) -> None:
+    try:
+        sys.stderr.write(text + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass  # stderr is gone too: the exit code is all that is left
+
+
+def _styled(text: str, style: str) -> str:
+    """Bold red / yellow on a terminal that can show it, plain elsewhere."""
+    use = sys.stderr.isatty() and os.environ.get("TERM", "") not in ("dumb", "unknown")
+    if not use or "NO_COLOR" in os.environ:
+        return text
+    codes = {"error": "1;31", "warning": "33"}[style]
+    return f"\x1b[{codes}m{text}\x1b[0m"
 
 
 def report(exc: BaseException) -> ExitCode:
-    """Print a friendly, redacted message for `exc` on stderr; return its exit code."""
+    """Print a friendly, redacted, terminal-safe message for `exc`; return its code."""
     code = exit_code_for(exc)
-    console = _stderr()
     if isinstance(exc, AivocoError):
-        label = _LABELS.get(code, "error")
-        console.print(f"[bold red]aivoco: {label}:[/] {escape(redact(str(exc)))}", soft_wrap=True)
+        message = terminal_safe(user_message(exc))
+        head, _, rest = message.partition(": ")
+        _write_err(f"{_styled('aivoco: ' + head + ':', 'error')} {rest}" if rest else message)
     elif code is ExitCode.INTERRUPTED:
-        console.print("[yellow]aivoco: interrupted[/]")
+        _write_err(_styled("aivoco: interrupted", "warning"))
     else:
-        console.print(
-            f"[bold red]aivoco: internal error:[/] {escape(redact(f'{type(exc).__name__}: {exc}'))}"
-            "\nThis is a bug in aivoco; please report it (set AIVOCO_DEBUG=1 for a traceback)."
+        detail = terminal_safe(redact(repr_error(exc)))
+        _write_err(
+            f"{_styled('aivoco: internal error:', 'error')} {detail}\n"
+            "This is a bug in aivoco; please report it (set AIVOCO_DEBUG=1 for a traceback)."
         )
         if os.environ.get("AIVOCO_DEBUG"):
-            console.print(escape(redact("".join(traceback.format_exception(exc)))))
+            tb = "".join(traceback.format_exception(exc))
+            _write_err(terminal_safe(redact(tb), one_line=False))
     return code
+
+
+def output_gone(exc: BaseException) -> bool:
+    """True for a write to a closed pipe or a vanished terminal."""
+    return isinstance(exc, BrokenPipeError) or (
+        isinstance(exc, OSError) and exc.errno in _GONE and not isinstance(exc, AivocoError)
+    )
+
+
+def quiet_exit_for_closed_output() -> None:
+    """Stdout's reader is gone: stop writing there, also at interpreter exit (whose
+    final flush would raise BrokenPipeError again), as Python's docs advise."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
 
 
 def guarded(fn: Callable[[], R]) -> R:
@@ -120,6 +130,12 @@ def guarded(fn: Callable[[], R]) -> R:
     except BaseException as exc:
         if isinstance(exc, SystemExit):
             raise
+        if isinstance(exc, SignalExit):
+            _write_err(_styled(exc.describe(), "warning"))
+            raise typer.Exit(exc.code) from None
+        if output_gone(exc):
+            quiet_exit_for_closed_output()
+            # 141 = 128 + SIGPIPE: what a shell reports for a tool killed by the closed pipe.
+            raise typer.Exit(128 + 13) from None
         code = report(exc)
-        sys.stderr.flush()
         raise typer.Exit(int(code)) from None

@@ -10,10 +10,11 @@ the fields, so `CallOptions(**values)` needs no copying by hand.
 from __future__ import annotations
 
 import inspect
+import os
 import sys
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -29,13 +30,19 @@ _OUT = "Output"
 Plain = Annotated[
     bool,
     typer.Option(
-        "--plain", help="Timestamped log lines instead of the live view.", rich_help_panel=_OUT
+        "--plain",
+        help="Timestamped log lines instead of the live view.",
+        metavar="",  # a flag takes no value: no `<bool>` in the help
+        rich_help_panel=_OUT,
     ),
 ]
 Json = Annotated[
     bool,
     typer.Option(
-        "--json", help="One JSON object per event on stdout, for scripts.", rich_help_panel=_OUT
+        "--json",
+        help="One JSON object per event on stdout, for scripts.",
+        metavar="",
+        rich_help_panel=_OUT,
     ),
 ]
 LogFile = Annotated[
@@ -71,9 +78,19 @@ class OutputOptions:
             raise UsageError("--plain and --json cannot be used together")
         if self.as_json:
             return OutputMode.JSON
-        if self.plain or not sys.stdout.isatty():
+        if self.plain or not sys.stdout.isatty() or not _drivable_terminal():
             return OutputMode.PLAIN
         return OutputMode.LIVE
+
+
+def _drivable_terminal() -> bool:
+    """False for terminals the live view cannot draw on (TERM=dumb, as in Emacs' shell,
+    or unknown): they get plain lines instead of a blank screen. Windows terminals set
+    no TERM and are driven through the console API."""
+    term = os.environ.get("TERM", "").strip().lower()
+    if term in ("dumb", "unknown"):
+        return False
+    return bool(term) or os.name == "nt"
 
 
 def split_options(values: dict[str, Any]) -> tuple[dict[str, Any], OutputOptions]:
@@ -82,18 +99,47 @@ def split_options(values: dict[str, Any]) -> tuple[dict[str, Any], OutputOptions
     return values, output
 
 
+def range_text(lo: float | None, hi: float | None) -> str:
+    if lo is not None and hi is not None:
+        return f"{lo:g} to {hi:g}"
+    return f"at least {lo:g}" if lo is not None else f"at most {hi:g}"
+
+
+def range_check(lo: float | None, hi: float | None) -> Callable[[Any], Any]:
+    """A Typer callback for a number's limits, with our wording: the limits appear in
+    the help text, not as `[x>=0.1]` in the metavar column, which left the help column
+    too narrow for the defaults at 80 columns."""
+
+    def check(value: Any) -> Any:
+        too_low = lo is not None and value is not None and value < lo
+        too_high = hi is not None and value is not None and value > hi
+        if too_low or too_high:
+            raise typer.BadParameter(f"must be {range_text(lo, hi)}, not {value:g}")
+        return value
+
+    return check
+
+
 def _typer_option(annotation: Any, info: OptionInfo, name: str = "") -> Any:
     from aivoco.cli.completion import COMPLETERS
 
+    limited = info.min is not None or info.max is not None
+    text = info.help
+    if limited:
+        text = f"{text.rstrip('.')} ({range_text(info.min, info.max)})."
+    if info.required:
+        # Checked once the config file is merged (cli/configured.py) and by
+        # CallOptions.check(): a profile may give it, and Typer's own mark adds a column
+        # to every row of the panel, so the default URLs no longer fit at 80 columns.
+        text = f"{text.rstrip('.')} (required: here or in the config file)."
     option = typer.Option(
         info.flag,
-        help=info.help,
-        metavar=info.metavar,
+        help=text,
+        metavar="" if annotation is bool else info.metavar,
         rich_help_panel=info.panel,
         envvar=info.envvar,
         show_envvar=info.envvar is not None,
-        min=info.min,
-        max=info.max,
+        callback=range_check(info.min, info.max) if limited else None,
         show_default=info.show_default,
         autocompletion=COMPLETERS.get(name),
     )
@@ -118,10 +164,6 @@ def _call_parameters(command: str) -> list[inspect.Parameter]:
             )
     for name, default, info in cli_fields(command):
         annotation, value = hints[name], default
-        if info.required and not configured:
-            annotation, value = str, inspect.Parameter.empty
-        elif info.required:
-            info = replace(info, help=f"{info.help} Required: here or from the config file.")  # noqa: PLW2901
         params.append(
             inspect.Parameter(
                 name,
@@ -155,3 +197,16 @@ def call_options(command: str) -> Callable[[F], F]:
         return fn
 
     return decorate
+
+
+# `demo` and `emulate` share it: one name, one type, one range.
+LatencyMs = Annotated[
+    float,
+    typer.Option(
+        "--latency-ms",
+        metavar="MS",
+        help="The emulated agent's delay between the end of an utterance and its reply "
+        "(0 to 10000).",
+        callback=range_check(0, 10_000),
+    ),
+]

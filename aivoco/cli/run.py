@@ -1,46 +1,89 @@
-"""Running a call from a command: pick the output mode, own Ctrl-C, print the summary.
+"""Running a call from a command: pick the output mode, own the signals, print the summary.
 
 Building and running the call is `aivoco.session`'s job (`open_call`); this module only
 connects it to a terminal: the live view or a printer, the signal handling, the
 summary table, and raising the call's error for `errors.guarded` to map to an exit code.
+
+Signals: SIGINT (Ctrl-C), SIGTERM (`timeout`, `docker stop`, CI cancellation) and
+SIGHUP (the terminal closed) all end a call the same way: the first asks for a graceful
+hang-up (the protocol's goodbye, a bounded wait for the server's totals, the summary,
+final records), a second leaves at once. After SIGTERM or SIGHUP the command exits with
+128 + the signal's number (143, 129) unless the call failed with an error of its own.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-
+from aivoco.cli.errors import SignalExit
 from aivoco.cli.options import OutputMode, OutputOptions, split_options
-from aivoco.errors import AudioFileError
-from aivoco.redact import RedactingFilter
+from aivoco.errors import AivocoError, AudioFileError
+from aivoco.redact import MIN_SAFE_LENGTH, RedactingFilter, is_short
 from aivoco.session.lifecycle import EndReason
 from aivoco.session.options import CallOptions
 from aivoco.session.summary import CallSummary
+from aivoco.text import terminal_safe
 from aivoco.wire.driver import ProtocolName
 
+if TYPE_CHECKING:
+    from aivoco.session.call import Call, CallResult
+
 _POLL_S = 0.05
+_SIGNALS = tuple(
+    s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None))
+    if s is not None
+)  # fmt: skip
+
+
+class _SafeFormatter(logging.Formatter):
+    """Log lines as a terminal may show them (`tail -f`): peer text cannot drive it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return terminal_safe(super().format(record), one_line=False)
+
+
+class LogFileHandler(logging.FileHandler):
+    """--log-file: a write that fails (a full disk) is remembered once, as a file error
+    the call ends with, and nothing more is attempted; logging's own handleError would
+    print a traceback for every record after it."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path, mode="a", encoding="utf-8", errors="backslashreplace")
+        self.error: AudioFileError | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.error is None:
+            super().emit(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        exc = sys.exc_info()[1]
+        if self.error is None:
+            reason = getattr(exc, "strerror", None) or exc
+            self.error = AudioFileError(f"cannot write log file {self.baseFilename}: {reason}")
+        with suppress(OSError):
+            self.close()
 
 
 @contextmanager
-def log_to_file(path: Path | None) -> Iterator[None]:
+def log_to_file(path: Path | None) -> Iterator[LogFileHandler | None]:
     """--log-file: every message at DEBUG, secrets masked by a filter on the handler."""
     if path is None:
-        yield
+        yield None
         return
     try:
-        handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+        handler = LogFileHandler(path)
     except OSError as exc:
         raise AudioFileError(f"cannot write log file {path}: {exc.strerror or exc}") from exc
     handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)-7s %(name)s %(threadName)s: %(message)s")
+        _SafeFormatter("%(asctime)s %(levelname)-7s %(name)s %(threadName)s: %(message)s")
     )
     handler.addFilter(RedactingFilter())
     root = logging.getLogger("aivoco")
@@ -48,36 +91,50 @@ def log_to_file(path: Path | None) -> Iterator[None]:
     root.setLevel(logging.DEBUG)
     root.addHandler(handler)
     try:
-        yield
+        yield handler
     finally:
         root.removeHandler(handler)
         root.setLevel(previous)
-        handler.close()
+        with suppress(OSError):
+            handler.close()
 
 
-class _Interrupts:
-    """SIGINT during a call: first press requests a hang-up, the second raises at once."""
+class _Signals:
+    """SIGINT/SIGTERM/SIGHUP during a call: the first requests a graceful hang-up, a
+    second leaves at once (KeyboardInterrupt for Ctrl-C, SignalExit for the others)."""
 
     def __init__(self) -> None:
-        self.count = 0
+        self.first: int | None = None
         self.requested = threading.Event()
-        self._previous: Any = None
+        self._previous: dict[int, Any] = {}
 
     def _handler(self, signum: int, frame: FrameType | None) -> None:
-        self.count += 1
-        if self.count == 1:
+        if self.first is None:
+            self.first = signum
             self.requested.set()
-        else:
+            return
+        if signum == signal.SIGINT:
             raise KeyboardInterrupt
+        raise SignalExit(signum)
 
-    def __enter__(self) -> _Interrupts:
+    def __enter__(self) -> _Signals:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
+            for s in _SIGNALS:
+                self._previous[s] = signal.signal(s, self._handler)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for s, previous in self._previous.items():
+            signal.signal(s, previous)
+        self._previous.clear()
+
+    @property
+    def reason(self) -> EndReason:
+        return EndReason.INTERRUPTED if self.first == signal.SIGINT else EndReason.HANGUP
+
+    def exit_signal(self) -> int | None:
+        """The signal whose exit code the command ends with (not Ctrl-C: a normal end)."""
+        return None if self.first in (None, signal.SIGINT) else self.first
 
 
 def run_command(protocol: ProtocolName, values: dict[str, Any], **extra: Any) -> CallSummary:
@@ -89,43 +146,122 @@ def run_command(protocol: ProtocolName, values: dict[str, Any], **extra: Any) ->
     return run_call(CallOptions(protocol=protocol, **fields, **extra), output)
 
 
-def run_call(
-    options: CallOptions, output: OutputOptions, console: Console | None = None
-) -> CallSummary:
+def _warn_short_key(options: CallOptions) -> None:
+    key = (options.key or "").strip()
+    if is_short(key):
+        sys.stderr.write(
+            f"aivoco: warning: the API key has {len(key)} characters; keys shorter than "
+            f"{MIN_SAFE_LENGTH} are masked in output only where they stand alone\n"
+        )
+
+
+def run_call(options: CallOptions, output: OutputOptions, console: Any = None) -> CallSummary:
     """Run one call to its end; raise its error (mapped to an exit code) if it failed."""
-    from aivoco.session.build import open_call
-    from aivoco.ui.live import JsonPrinter, LiveView, PlainPrinter
-    from aivoco.ui.widgets import summary_table
+    from aivoco.ui.printers import JsonPrinter
 
     mode = output.mode()
-    console = console or Console()
-    with log_to_file(output.log_file):
-        call = open_call(options)
+    printer = JsonPrinter() if mode is OutputMode.JSON else None
+    try:
+        options.check(extra_outputs={"--log-file": output.log_file})
+        _warn_short_key(options)
+        with _Signals() as signals, log_to_file(output.log_file) as log_file:
+            runner = _Runner(options, mode, signals, log_file, console)
+            return runner.run(printer)
+    except AivocoError as exc:
+        if printer is not None and not printer.written:
+            # Failed before any call existed (bad options, device, input): still a record.
+            from aivoco.session.records import RecordBus, error_fields
+
+            bus = RecordBus()
+            bus.subscribe(printer)
+            bus.emit("error", **error_fields(exc))
+        raise
+
+
+class _Runner:
+    def __init__(
+        self,
+        options: CallOptions,
+        mode: OutputMode,
+        signals: _Signals,
+        log_file: LogFileHandler | None,
+        console: Any,
+    ) -> None:
+        self.options = options
+        self.mode = mode
+        self.signals = signals
+        self.log_file = log_file
+        self.console = console
+
+    def _log_error(self) -> AudioFileError | None:
+        return None if self.log_file is None else self.log_file.error
+
+    def run(self, printer: Any) -> CallSummary:
+        from aivoco.session.build import open_call
+        from aivoco.ui.live import LiveView
+        from aivoco.ui.printers import PlainPrinter
+
+        call = open_call(self.options)
+        if self.signals.requested.is_set():  # a signal while the call was being built
+            call.close()
+            raise SignalExit(self.signals.first or signal.SIGTERM, graceful=True)
         view: AbstractContextManager[Any] = nullcontext()
-        if mode is OutputMode.JSON:
-            call.subscribe(JsonPrinter())
-        elif mode is OutputMode.PLAIN:
-            call.subscribe(PlainPrinter())
-        else:
-            view = LiveView(call.state, console)
+        sink: Any = printer
+        if printer is None and self.mode is OutputMode.PLAIN:
+            sink = PlainPrinter()
+        elif printer is None:
+            view = sink = LiveView(call.state, self.console)
+            self.console = self.console or sink.console
+        if not isinstance(sink, LiveView):
+            call.subscribe(sink)
         with view:
             # close() runs inside the view, so its last frame shows the final state.
+            result = self._wait(call, sink)
+        gone = _gone(sink)  # a closed pipe, or the terminal of a SIGHUP
+        if not gone:
+            self._print_summary(call, result.summary)
+        error = result.error or self._log_error()
+        if error is not None:
+            raise error
+        exit_signal = self.signals.exit_signal()
+        if exit_signal is not None:
+            raise SignalExit(exit_signal, graceful=True)
+        if gone:
+            raise BrokenPipeError("the output was closed")
+        return result.summary
+
+    def _wait(self, call: Call, sink: Any) -> CallResult:
+        try:
+            call.start(wait=False)
             try:
-                with _Interrupts() as interrupts:
-                    call.start(wait=False)
-                    try:
-                        while not call.wait(_POLL_S):
-                            if interrupts.requested.is_set():
-                                call.hang_up(EndReason.INTERRUPTED)
-                    except KeyboardInterrupt:
-                        call.abort()
-                        raise
-            finally:
-                result = call.close()
-    if mode is not OutputMode.JSON:
-        console.print(summary_table(result.summary))
+                while not call.wait(_POLL_S):
+                    log_error = self._log_error()
+                    if log_error is not None:
+                        call.bus.fail(log_error)
+                    if self.signals.requested.is_set() or _gone(sink):
+                        call.hang_up(self.signals.reason)
+            except (KeyboardInterrupt, SignalExit):
+                call.abort()
+                raise
+        finally:
+            error = self._log_error()
+            if error is not None:
+                call.bus.fail(error)
+            result = call.close()
+        return result
+
+    def _print_summary(self, call: Call, summary: CallSummary) -> None:
+        if self.mode is OutputMode.JSON:
+            return
+        from aivoco.ui.console import make_console
+        from aivoco.ui.widgets import summary_table
+
+        console = self.console or make_console()
+        console.print(summary_table(summary))
         if call.output_path is not None:
-            console.print(f"agent audio written to {call.output_path}")
-    if result.error is not None:
-        raise result.error
-    return result.summary
+            console.print(f"agent audio written to {call.output_path}", highlight=False)
+
+
+def _gone(sink: Any) -> bool:
+    gone = getattr(sink, "gone", False)
+    return bool(gone.is_set() if isinstance(gone, threading.Event) else gone)

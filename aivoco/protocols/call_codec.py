@@ -72,15 +72,21 @@ def _dumps(obj: dict[str, Any]) -> str:
 
 # -- refusals -> our error types (the one place, docs/protocols.md#call-rejections) -------
 def error_for(
-    endpoint: str, *, http_status: int | None = None, closed: str = "", early: bool = False
+    endpoint: str,
+    *,
+    http_status: int | None = None,
+    closed: str = "",
+    early: bool = False,
+    path: str = "",
 ) -> AivocoError:
     """A refused upgrade (`http_status`) or a close (`closed`, `early`: right after
-    opening, before the server said anything, which is how a rejection looks)."""
+    opening, before the server said anything, which is how a rejection looks); `path`
+    is the path tried, the key masked."""
     if http_status in (401, 403):
         return AuthError(f"{endpoint}: the service refused the API key (HTTP {http_status})")
     if http_status == 404:
         return AuthError(
-            f"{endpoint}: unknown agent or API key (HTTP 404); check --agent and the key"
+            f"{endpoint}: unknown agent or key, or wrong URL (HTTP 404 for {path or 'the call'})"
         )
     if http_status is not None:
         return ConnectionFailedError(f"{endpoint} refused the call (HTTP {http_status})")

@@ -56,6 +56,7 @@ class CallDriver(DriverBase[CallIncoming]):
         super().__init__(codec, f"{urlsplit(base_url).netloc} agent {agent}", log)
         self.stream_sid = codec.ids.stream_sid
         self._url = call_url(base_url, key, agent)
+        self._path = f"{urlsplit(base_url).path.rstrip('/')}/***/{quote(agent, safe='')}"
         self.agent = agent
         self.net.transport = "websocket"
         self._ws: Any = None
@@ -70,7 +71,7 @@ class CallDriver(DriverBase[CallIncoming]):
         try:
             ws.connect(self._url, timeout=timeout_s)
         except websocket.WebSocketBadStatusException as exc:
-            raise error_for(self.endpoint, http_status=exc.status_code) from None
+            raise error_for(self.endpoint, http_status=exc.status_code, path=self._path) from None
         except (websocket.WebSocketTimeoutException, TimeoutError):
             raise ConnectionFailedError(
                 f"no answer from {self.endpoint} within {timeout_s:g} s"

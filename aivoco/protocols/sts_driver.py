@@ -136,9 +136,15 @@ class StsDriver(DriverBase[StsIncoming]):
             self.net.transport = transport
             log.info("connected to %s over %s", self.endpoint, transport)
             return
-        raise ConnectionFailedError(
-            redact(f"cannot connect to {self.endpoint} ({'; '.join(failures)})")
-        )
+        detail = "; ".join(failures)
+        if any("Unexpected response" in f for f in failures):  # engineio: not Socket.IO
+            raise ConnectionFailedError(
+                redact(
+                    f"{self.url} answered, but does not speak Socket.IO: is it the "
+                    f"Speech-to-Speech URL? ({detail})"
+                )
+            )
+        raise ConnectionFailedError(redact(f"cannot connect to {self.endpoint} ({detail})"))
 
     def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """Library errors on the loop go to the log, never to the user's screen."""

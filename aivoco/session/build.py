@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from aivoco.errors import DeviceError, PortAudioMissingError, UsageError
-from aivoco.redact import register_secret
+from aivoco.redact import register_secret, register_url_credentials
 from aivoco.session.call import Call
 from aivoco.session.interfaces import FunctionRunner, PlayerLike, Source
 from aivoco.session.options import CallOptions
@@ -68,7 +68,7 @@ def build_source(options: CallOptions, rate_hz: int) -> tuple[Source, str]:
 def build_player(options: CallOptions, rate_hz: int) -> tuple[PlayerLike, str, Path | None]:
     """The player for --output FILE or the speaker, its label and the file it writes.
 
-    With `speaker_fallback_file` (the demo), a speaker that cannot be opened is
+    With `speaker_fallback_file` (the demo), a default speaker that cannot be opened is
     replaced by that file instead of failing the call.
     """
     from aivoco.audio.playout import ClockPlayer
@@ -82,8 +82,8 @@ def build_player(options: CallOptions, rate_hz: int) -> tuple[PlayerLike, str, P
         spk: DevicePlayer[str] = DevicePlayer(options.output_device)
     except (PortAudioMissingError, DeviceError) as exc:
         fallback = options.speaker_fallback_file
-        if fallback is None:
-            raise
+        if fallback is None or options.output_device is not None:
+            raise  # a device asked for by name or index must exist, fallback or not
         return ClockPlayer(rate_hz, fallback), f"{fallback} (no speaker: {exc})", fallback
     return spk, f"speaker {spk.device.name} @ {spk.clock_rate_hz} Hz", None
 
@@ -100,6 +100,7 @@ def open_call(
     parts built (usage, file and device errors raise here, before any connection)."""
     options.check()
     register_secret((options.key or "").strip())
+    register_url_credentials(options.resolved_url())
     if functions is None:
         functions = load_functions(options)
     if driver is None:

@@ -32,7 +32,7 @@ from aivoco.session.interfaces import FunctionRunner, PlayerLike, Source
 from aivoco.session.lifecycle import EndReason, Lifecycle, Outcome, Phase
 from aivoco.session.observer import OBSERVE_PERIOD_S, Observer, Timers
 from aivoco.session.options import CallOptions
-from aivoco.session.records import RecordBus, RecordConsumer
+from aivoco.session.records import RecordBus, RecordConsumer, error_fields
 from aivoco.session.state import CallState
 from aivoco.session.summary import CallSummary, CreditFigures, PlaybackFigures
 from aivoco.session.turns import TurnTracker
@@ -99,6 +99,7 @@ class Call:
         self._threads: list[threading.Thread] = []
         self._close_lock = threading.Lock()
         self._result: CallResult | None = None
+        self._error_reported = False
         self.lifecycle.subscribe(self._on_phase)
 
     # -- public ----------------------------------------------------------------------
@@ -210,10 +211,16 @@ class Call:
             self._ended.set()
             outcome = self.lifecycle.outcome
             if outcome is not None and outcome.error is not None:
-                self.state.add_entry("error", str(outcome.error))
-                self.bus.emit(
-                    "error", message=str(outcome.error), kind=type(outcome.error).__name__
-                )
+                self._report_error(outcome.error)
+
+    def _report_error(self, error: AivocoError) -> None:
+        """The `error` record (with the exit code it leads to) and the view's entry:
+        once per call, always before the summary."""
+        if self._error_reported:
+            return
+        self._error_reported = True
+        self.state.add_entry("error", str(error))
+        self.bus.emit("error", **error_fields(error))
 
     def _start_media(self) -> None:
         # Both clocks start when the call goes live, so the recording's two tracks share
@@ -338,6 +345,8 @@ class Call:
         assert outcome is not None  # close() ended the call first
         self.state.set_end_reason(outcome.label)
         error = outcome.error or self.bus.error
+        if error is not None:
+            self._report_error(error)  # a file that failed while the call was closing
         summary = self._summary(outcome, error)
         self.bus.emit("summary", **summary.to_record())
         self.bus.close()
@@ -363,6 +372,8 @@ class Call:
             playback=snap.playback or PlaybackFigures(),
             credits=credits,
             error=None if error is None else str(error),
+            server_reason=outcome.server_reason,
+            server_message=outcome.server_message,
             recording=None if recorder is None else str(recorder.path),
             recording_s=None if recorder is None else round(recorder.duration_ms / 1000, 2),
         )

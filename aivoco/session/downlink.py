@@ -17,7 +17,7 @@ from typing import Any
 from aivoco.errors import AivocoError, ProtocolError
 from aivoco.session import intents as it
 from aivoco.session.interfaces import FunctionRunner, PlayerLike
-from aivoco.session.lifecycle import EndReason, Lifecycle, Op
+from aivoco.session.lifecycle import EndReason, Lifecycle, Op, Phase
 from aivoco.session.records import RecordBus
 from aivoco.session.state import CallState
 from aivoco.session.turns import TurnTracker
@@ -102,11 +102,17 @@ class Downlink:
                 final_used=e.total_credits_used, final_remaining=e.remaining_credits
             )
             kind = "error" if e.error else "info"
-            self.state.add_entry(kind, f"session ended: {e.message or e.reason}")
+            # After our goodbye the server's words describe our hang-up ("Session
+            # stopped by user" after an idle timeout): show ours, theirs beside it.
+            ours = self.lifecycle.reason if self.lifecycle.phase is Phase.ENDING else None
+            said = e.message or e.reason
+            shown = f"{ours.value} (server: {said})" if ours is not None else said
+            self.state.add_entry(kind, f"session ended: {shown}")
             self.bus.emit(
                 "session_ended",
                 reason=e.reason,
                 message=e.message,
+                hangup_reason=None if ours is None else ours.value,
                 total_credits_used=e.total_credits_used,
                 remaining_credits=e.remaining_credits,
             )

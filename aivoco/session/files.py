@@ -6,6 +6,7 @@ and the recording uses `WavWriter`, which patches its header after every write.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -18,6 +19,7 @@ from aivoco.audio.chunk import AudioChunk
 from aivoco.audio.resample import ToRate
 from aivoco.audio.wav import WavWriter
 from aivoco.errors import AudioFileError
+from aivoco.text import utf8_line
 
 # If one side of the recording stops producing (a stalled thread or device), the other
 # side is written against silence once it runs this far ahead, so the tracks stay
@@ -26,35 +28,49 @@ MAX_SKEW_MS = 500
 
 
 class TranscriptWriter:
-    """Appends one JSON object per event, flushed as it happens."""
+    """Appends one JSON object per event, flushed as it happens.
+
+    Lines are written as UTF-8 bytes through `utf8_line`, so a lone surrogate in a
+    peer's text stays a JSON escape instead of failing the write. A write that fails
+    (a full disk) is reported once, by raising `AudioFileError`; the file is closed
+    then, and later records are not attempted.
+    """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         try:
-            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+            self._fh = open(self.path, "ab")  # noqa: SIM115 - closed in close()
         except OSError as exc:
             raise AudioFileError(
                 f"cannot write transcript {self.path}: {exc.strerror or exc}"
             ) from exc
         self._lock = threading.Lock()
+        self.failed = False
 
     def write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False, default=str)
+        line = utf8_line(json.dumps(record, ensure_ascii=False, default=str) + "\n")
         with self._lock:
             if self._fh.closed:
                 return
             try:
-                self._fh.write(line + "\n")
+                self._fh.write(line)
                 self._fh.flush()
             except OSError as exc:
+                self.failed = True
+                self._close_quietly()
                 raise AudioFileError(
                     f"cannot write transcript {self.path}: {exc.strerror or exc}"
                 ) from exc
 
+    def _close_quietly(self) -> None:
+        # The failed write was reported; a failed flush at close adds nothing.
+        with contextlib.suppress(OSError):
+            self._fh.close()
+
     def close(self) -> None:
         with self._lock:
             if not self._fh.closed:
-                self._fh.close()
+                self._close_quietly()
 
 
 class _Track:

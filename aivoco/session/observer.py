@@ -119,5 +119,6 @@ class Observer:
             dropped_ms=j.jitter.dropped_ms,
             clears=j.jitter.clears,
             prefill_ms=j.jitter.prefill_ms,
+            hold_ms=j.jitter.hold_ms,
         )
         self.state.set_stats(dataclasses.replace(self.driver.net), playback)

@@ -130,8 +130,9 @@ class CallOptions:
         "telephony uses.", metavar="MS", panel=AUDIO, min=10, max=200,
     )  # fmt: skip
     connect_timeout_s: float = _opt(
-        10.0, "--connect-timeout", "Give up if the call is not live after this long (the "
-        "reference uses 10 s).", metavar="SECONDS", min=0.1,
+        10.0, "--connect-timeout", "Give up if the call is not live after this long, all "
+        "transports and the session's start included; the reference uses 10 s.",
+        metavar="SECONDS", min=0.1,
     )  # fmt: skip
     # Not on the command line:
     hangup_timeout_s: float = 2.0  # how long to wait for the server's final word
@@ -157,19 +158,32 @@ class CallOptions:
             raise UsageError(f"invalid URL {chosen!r}: expected {expected}HOST")
         return chosen.rstrip("/")
 
-    def check(self) -> None:
-        """Usage errors that need no file system or network, before anything opens."""
+    def check(self, extra_outputs: Mapping[str, Path | None] | None = None) -> None:
+        """Usage errors found before anything opens; `extra_outputs` are files the
+        caller writes besides the call's own (the CLI's --log-file)."""
         if self.key is None or not self.key.strip():
             raise UsageError("no API key: pass --key KEY or set AIVOCO_API_KEY")
         if self.protocol is ProtocolName.CALL and not (self.agent or "").strip():
-            raise UsageError("--agent must not be empty")
+            raise UsageError("--agent is required: the id of the agent to call")
         if self.input_file is not None and self.input_device is not None:
             raise UsageError("--input and --input-device cannot be used together")
         if self.output_file is not None and self.output_device is not None:
             raise UsageError("--output and --output-device cannot be used together")
-        outputs = [p for p in (self.output_file, self.record_file, self.transcript_file) if p]
-        if self.input_file is not None and any(_same_file(self.input_file, p) for p in outputs):
+        outputs = {
+            "--output": self.output_file,
+            "--record": self.record_file,
+            "--transcript": self.transcript_file,
+            **(extra_outputs or {}),
+        }
+        given = [(flag, path) for flag, path in outputs.items() if path is not None]
+        if self.input_file is not None and any(_same_file(self.input_file, p) for _, p in given):
             raise UsageError("an output file would overwrite the --input file")
+        for i, (flag, path) in enumerate(given):
+            for other, other_path in given[i + 1 :]:
+                if _same_file(path, other_path) and not _is_device(path):
+                    raise UsageError(
+                        f"{flag} and {other} name the same file ({path}): each needs its own"
+                    )
 
 
 def cli_fields(command: str) -> list[tuple[str, Any, OptionInfo]]:
@@ -185,5 +199,13 @@ def cli_fields(command: str) -> list[tuple[str, Any, OptionInfo]]:
 def _same_file(a: Path, b: Path) -> bool:
     try:
         return a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+def _is_device(path: Path) -> bool:
+    """/dev/null and the like: several outputs may share one, nothing is corrupted."""
+    try:
+        return path.exists() and not path.resolve().is_file() and not path.is_dir()
     except OSError:
         return False

@@ -2,6 +2,10 @@
 
 Consumers: the `--transcript` JSON Lines file, the `--plain` / `--json` printers and
 the debug log. The Live UI does not consume records; it reads the call state.
+
+Every record is redacted here, once, before any consumer sees it (aivoco/redact.py):
+a key the server echoes back reaches no sink. Text stays otherwise intact (JSON sinks
+escape it; terminal sinks neutralise it with `aivoco.text.terminal_safe`).
 """
 
 from __future__ import annotations
@@ -12,10 +16,21 @@ import threading
 import time
 from typing import Any, Protocol
 
-from aivoco.errors import AivocoError
+from aivoco.errors import AivocoError, exit_code_for
+from aivoco.redact import redact_value
 from aivoco.session.files import TranscriptWriter
 
 log = logging.getLogger("aivoco.session")
+
+
+def error_fields(error: BaseException) -> dict[str, Any]:
+    """The fields of an `error` record: the message, the error's kind and the exit code
+    the command ends with (README: "Exit codes")."""
+    return {
+        "message": str(error),
+        "kind": type(error).__name__,
+        "exit_code": int(exit_code_for(error)),
+    }
 
 
 class RecordConsumer(Protocol):
@@ -36,6 +51,12 @@ class RecordBus:
     def add_writer(self, writer: TranscriptWriter) -> None:
         self._writers.append(writer)
 
+    def fail(self, error: AivocoError) -> None:
+        """A sink outside the bus failed (the --log-file): the call ends with it."""
+        with self._lock:
+            if self.error is None:
+                self.error = error
+
     def start_clock(self) -> None:
         """`t` in records counts from here: the moment the call went live."""
         self._t0 = time.monotonic()
@@ -46,7 +67,7 @@ class RecordBus:
             "type": type_,
             "t": round(now - self._t0, 3) if self._t0 is not None else 0.0,
             "time": dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
-            **fields,
+            **redact_value(fields),
         }
         with self._lock:
             log.debug("record %s", record)

@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 
 from aivoco.audio.levels import SILENCE_DBFS
+from aivoco.redact import redact
 from aivoco.session.lifecycle import Phase
 from aivoco.session.summary import PlaybackFigures
 from aivoco.wire.driver import NetStats
@@ -141,6 +142,9 @@ class CallState:
             self._m.end_reason = reason
 
     def add_entry(self, kind: str, text: str) -> Entry:
+        """A transcript line for the view: redacted here (the view shows nothing
+        unredacted); made terminal-safe where it is drawn."""
+        text = redact(text)
         with self._lock:
             entry = Entry(self._elapsed_locked(None), kind, text)
             self._entries.append(entry)

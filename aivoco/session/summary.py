@@ -21,6 +21,7 @@ class PlaybackFigures:
     dropped_ms: float = 0.0
     clears: int = 0
     prefill_ms: float = 0.0
+    hold_ms: float = 0.0  # mean time the first audio of a spurt waited: added latency
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class CallSummary:
     playback: PlaybackFigures
     credits: CreditFigures | None = None
     error: str | None = None
+    server_reason: str | None = None  # the server's own words, beside our `reason`
+    server_message: str | None = None
     recording: str | None = None
     recording_s: float | None = None
 
@@ -72,6 +75,7 @@ class CallSummary:
             "playback_dropped_ms": round(p.dropped_ms, 1),
             "playback_clears": p.clears,
             "playback_prefill_ms": round(p.prefill_ms, 1),
+            "playback_hold_ms": round(p.hold_ms, 1),
         }
         if self.credits is not None:
             out["credits_used"] = _round(self.credits.used, 4)
@@ -79,6 +83,9 @@ class CallSummary:
             out["credits_final"] = self.credits.final
         if self.error is not None:
             out["error"] = self.error
+        if self.server_reason is not None or self.server_message is not None:
+            out["server_reason"] = self.server_reason
+            out["server_message"] = self.server_message
         if self.recording is not None:
             out["recording"] = self.recording
             out["recording_s"] = self.recording_s

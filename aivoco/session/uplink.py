@@ -59,7 +59,7 @@ class Uplink:
         level = peak(frame)
         voiced = level > HAS_AUDIO_PEAK_THRESHOLD  # has_audio(), without a second pass
         self.state.set_levels(mic_dbfs=to_dbfs(level), user_speaking=self.turns.user_speaking)
-        end = self.turns.on_user_frame(voiced, now, self.frame_s)
+        end = self.turns.on_user_frame(voiced, frame.frames, frame.sample_rate_hz, now)
         if end is not None:
             self.state.add_entry("you", f"spoke {end.duration_s:.1f} s")
             self.bus.emit("user_speech_end", duration_s=round(end.duration_s, 3))

@@ -1,18 +1,35 @@
-"""Small renderables for the live call view; each is a pure function of a snapshot."""
+"""Small renderables for the live call view; each is a pure function of a snapshot.
+
+`call_view(snap, width, height)` fits the terminal it is given: the status line and the
+newest transcript lines always show; the meters, the figures and the input/output line
+give way, in that order from last to first, when the terminal is short. Transcript
+entries wrap with a hanging indent under their text, and the newest line is always the
+bottom line. Figures have fixed widths, so values do not shift sideways as they change.
+
+Text from the network is drawn through `terminal_safe` and only ever as `Text` objects,
+never parsed as Rich markup, so `[bold]` or an ESC sequence from a peer is shown as is.
+"""
 
 from __future__ import annotations
 
+from rich.cells import cell_len, chop_cells
 from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from aivoco.audio.levels import SILENCE_DBFS
+from aivoco.redact import redact
 from aivoco.session.lifecycle import Phase
 from aivoco.session.state import Entry, Snapshot
 from aivoco.session.summary import CallSummary
+from aivoco.text import terminal_safe
 
 METER_FLOOR_DBFS = -60.0
+DEFAULT_SIZE = (100, 40)  # when rendered outside a terminal (tests, a log)
+MIN_TRANSCRIPT_LINES = 3
+_PREFIX_CELLS = len("[00:00.0] ") + len("function ")  # clock + kind column
+_SIDE_ROWS = 6  # rows inside the credits / call panels
 _PHASE_STYLE = {
     Phase.NEW: "dim",
     Phase.CONNECTING: "yellow",
@@ -40,56 +57,103 @@ def clock(seconds: float) -> str:
     return f"{int(minutes):02d}:{sec:04.1f}"
 
 
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def meter(label: str, dbfs: float, width: int = 30, active: bool = False) -> Text:
     """A dBFS bar from METER_FLOOR_DBFS to 0: green, yellow above -12, red above -3."""
     span = -METER_FLOOR_DBFS
     frac = 0.0 if dbfs <= METER_FLOOR_DBFS else min(1.0, (dbfs - METER_FLOOR_DBFS) / span)
     filled = round(frac * width)
     colour = "red" if dbfs > -3 else "yellow" if dbfs > -12 else "green"
-    text = Text()
+    text = Text(no_wrap=True)
     text.append(f"{label:<6}", style="bold" if active else "")
     text.append("█" * filled, style=colour)
     text.append("░" * (width - filled), style="dim")
-    shown = "  silent" if dbfs <= SILENCE_DBFS else f"{dbfs:6.1f} dBFS"
-    text.append(f" {shown}")
+    shown = "silent" if dbfs <= SILENCE_DBFS else f"{dbfs:.1f} dBFS"
+    text.append(f" {shown:>11}")
     return text
 
 
-def status_line(snap: Snapshot) -> Text:
-    text = Text()
+def status_line(snap: Snapshot, width: int = DEFAULT_SIZE[0]) -> Text:
+    """One line, never wrapped: phase, clock, protocol, host, then the voice or agent
+    (the label names the agent, so the endpoint's own "agent X" is not repeated)."""
+    host = snap.endpoint.split(" ", 1)[0]
+    text = Text(no_wrap=True, overflow="ellipsis")
     text.append("● ", style=_PHASE_STYLE.get(snap.phase, "white"))
     text.append(f"{snap.phase.value:<10}", style="bold")
-    text.append(f" {snap.protocol}  {snap.endpoint}  ")
-    text.append(snap.label, style="cyan")
-    text.append(f"  {clock(snap.elapsed_s)}")
+    text.append(f" {clock(snap.elapsed_s):>7}  {snap.protocol}  {terminal_safe(host)}  ")
+    text.append(terminal_safe(snap.label), style="cyan")
+    text.truncate(width, overflow="ellipsis")
     return text
 
 
-def transcript_panel(entries: tuple[Entry, ...], max_lines: int = 12) -> Panel:
-    body = Text()
-    shown = entries[-max_lines:]
-    for i, e in enumerate(shown):
-        if i:
-            body.append("\n")
-        body.append(f"[{clock(e.t_s)}] ", style="dim")
-        body.append(f"{e.kind:<8} ", style=_KIND_STYLE.get(e.kind, ""))
-        body.append(e.text)
+def wrap_cells(text: str, width: int) -> list[str]:
+    """Greedy word wrap by terminal cells; words longer than a line are folded."""
+    width = max(1, width)
+    lines: list[str] = []
+    line = ""
+    for word in text.split(" "):
+        candidate = f"{line} {word}" if line else word
+        if cell_len(candidate) <= width:
+            line = candidate
+            continue
+        if line:
+            lines.append(line)
+        pieces = chop_cells(word, width) or [""]
+        lines.extend(pieces[:-1])
+        line = pieces[-1]
+    lines.append(line)
+    return lines
+
+
+def entry_lines(e: Entry, width: int) -> list[Text]:
+    """One transcript entry as lines of `width` cells, continuation lines indented."""
+    head = Text(no_wrap=True)
+    head.append(f"[{clock(e.t_s)}] ", style="dim")
+    head.append(f"{e.kind:<8} ", style=_KIND_STYLE.get(e.kind, ""))
+    style = _KIND_STYLE.get(e.kind, "") if e.kind == "error" else ""
+    body = wrap_cells(terminal_safe(e.text), width - _PREFIX_CELLS)
+    lines = [head + Text(body[0], style=style)]
+    lines.extend(Text(" " * _PREFIX_CELLS + part, style=style, no_wrap=True) for part in body[1:])
+    return lines
+
+
+def transcript_panel(
+    entries: tuple[Entry, ...], max_lines: int = 12, width: int = DEFAULT_SIZE[0]
+) -> Panel:
+    """The newest `max_lines` lines of the transcript (bottom-anchored)."""
+    inner = max(_PREFIX_CELLS + 8, width - 4)
+    shown: list[Text] = []
+    for e in reversed(entries):
+        if len(shown) >= max_lines:
+            break
+        shown[:0] = entry_lines(e, inner)
+    shown = shown[-max_lines:] if max_lines > 0 else []
     if not shown:
-        body.append("(nothing yet)", style="dim")
-    return Panel(body, title="transcript", title_align="left")
+        shown = [Text("(nothing yet)", style="dim")]
+    body = Text("\n").join(shown)
+    body.no_wrap, body.overflow = True, "ellipsis"  # lines are pre-wrapped to fit
+    return Panel(body, title="transcript", title_align="left", height=max_lines + 2)
 
 
 def _num(value: float | None, digits: int = 2) -> str:
     return "—" if value is None else f"{value:,.{digits}f}"
 
 
+def _grid(label_cells: int) -> Table:
+    table = Table.grid(padding=(0, 1), expand=True)
+    table.add_column(style="dim", min_width=label_cells, no_wrap=True)
+    table.add_column(justify="right", no_wrap=True, overflow="ellipsis")
+    return table
+
+
 def credits_panel(snap: Snapshot) -> Panel:
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="dim")
-    table.add_column(justify="right")
+    table = _grid(16)
     if not snap.has_credits:
-        table.add_row("credits", "n/a for agent calls")
-        return Panel(table, title="credits", title_align="left")
+        table.add_row("agent calls", "not billed here")
+        return Panel(table, title="credits", title_align="left", height=_SIDE_ROWS + 2)
     c = snap.credits
     used, remaining = c.estimate(snap.elapsed_s)
     final = c.final_used is not None
@@ -97,45 +161,79 @@ def credits_panel(snap: Snapshot) -> Panel:
     table.add_row("cost / min", _num(c.cost_per_minute))
     table.add_row("used" if final else "used (est.)", _num(used, 3))
     table.add_row("remaining" if final else "remaining (est.)", _num(remaining, 3))
-    return Panel(table, title="credits (final)" if final else "credits", title_align="left")
+    title = "credits (final)" if final else "credits"
+    return Panel(table, title=title, title_align="left", height=_SIDE_ROWS + 2)
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f} ms"
 
 
 def stats_panel(snap: Snapshot) -> Panel:
-    table = Table.grid(padding=(0, 2))
-    table.add_column(style="dim")
-    table.add_column(justify="right")
-    last = "—" if snap.latency_last_ms is None else f"{snap.latency_last_ms:.0f} ms"
-    mean = "—" if snap.latency_mean_ms is None else f"{snap.latency_mean_ms:.0f} ms"
-    table.add_row("latency (last)", last)
-    table.add_row("latency (mean)", f"{mean} ({snap.turns} turns)")
+    table = _grid(9)
+    table.add_row("latency", f"{_ms(snap.latency_last_ms)} last")
+    table.add_row("mean", f"{_ms(snap.latency_mean_ms)} ({plural(snap.turns, 'turn')})")
     n = snap.net
     if n is not None:
-        table.add_row("sent", f"{n.messages_sent} msg {n.bytes_sent / 1024:,.0f} kB")
-        table.add_row("received", f"{n.messages_received} msg {n.bytes_received / 1024:,.0f} kB")
-        if n.transport:
-            table.add_row("transport", n.transport)
+        table.add_row("network", f"↑ {_kb(n.bytes_sent)}  ↓ {_kb(n.bytes_received)}")
     p = snap.playback
     if p is not None:
-        table.add_row("buffered", f"{p.buffered_ms:.0f} ms")
+        table.add_row("queued", f"{p.buffered_ms:.0f} ms")
         table.add_row("underruns", str(p.underruns))
     issues = Text(str(snap.protocol_issues), style="red" if snap.protocol_issues else "")
     table.add_row("protocol errors", issues)
-    return Panel(table, title="call", title_align="left")
+    title = f"call ({n.transport})" if n is not None and n.transport else "call"
+    return Panel(table, title=title, title_align="left", height=_SIDE_ROWS + 2)
 
 
-def call_view(snap: Snapshot, transcript_lines: int = 12) -> RenderableType:
-    meters = Group(
-        meter("you", snap.mic_dbfs, active=snap.user_speaking),
-        meter("agent", snap.agent_dbfs, active=snap.agent_speaking),
+def _figures_line(snap: Snapshot) -> Text:
+    """The side panels in one line, for terminals too short for them."""
+    parts = [f"latency {_ms(snap.latency_last_ms)}"]
+    if snap.playback is not None:
+        parts.append(plural(snap.playback.underruns, "underrun"))
+    if snap.has_credits:
+        _, remaining = snap.credits.estimate(snap.elapsed_s)
+        parts.append(f"credits left {_num(remaining, 2)}")
+    parts.append(plural(snap.protocol_issues, "protocol error"))
+    return Text("  ".join(parts), style="dim", no_wrap=True, overflow="ellipsis")
+
+
+def call_view(
+    snap: Snapshot,
+    width: int = DEFAULT_SIZE[0],
+    height: int = DEFAULT_SIZE[1],
+) -> RenderableType:
+    """The whole view in at most `height - 1` lines of `width` cells (the last line of
+    a terminal is left free, so drawing never scrolls it)."""
+    rows = max(MIN_TRANSCRIPT_LINES + 3, height - 1)
+    bar = max(10, min(30, width - 20))
+    meters = [
+        meter("you", snap.mic_dbfs, bar, active=snap.user_speaking),
+        meter("agent", snap.agent_dbfs, bar, active=snap.agent_speaking),
+    ]
+    io = Text(
+        terminal_safe(f"in: {snap.input_label}   out: {snap.output_label}"),
+        style="dim",
+        no_wrap=True,
+        overflow="ellipsis",
     )
     side = Table.grid(expand=True, padding=(0, 1))
     side.add_column(ratio=1)
     side.add_column(ratio=1)
     side.add_row(credits_panel(snap), stats_panel(snap))
-    io = Text(f"in: {snap.input_label}   out: {snap.output_label}", style="dim")
-    return Group(
-        status_line(snap), io, meters, side, transcript_panel(snap.transcript, transcript_lines)
-    )
+    # (renderable, lines it takes), most important first; dropped from the end.
+    optional: list[tuple[RenderableType, int]] = [(io, 1), (Group(*meters), 2)]
+    optional.append((side, _SIDE_ROWS + 2) if width >= 60 else (_figures_line(snap), 1))
+    fixed = 1 + 2  # status line, transcript borders
+    while optional and rows - fixed - sum(n for _, n in optional) < MIN_TRANSCRIPT_LINES:
+        dropped = optional.pop()
+        if dropped[1] == _SIDE_ROWS + 2:  # the panels give way to their one-line form
+            optional.append((_figures_line(snap), 1))
+    lines = rows - fixed - sum(n for _, n in optional)
+    parts: list[RenderableType] = [status_line(snap, width)]
+    parts.extend(r for r, _ in optional)
+    parts.append(transcript_panel(snap.transcript, lines, width))
+    return Group(*parts)
 
 
 def _kb(n: int) -> str:
@@ -144,14 +242,17 @@ def _kb(n: int) -> str:
 
 def summary_rows(s: CallSummary) -> list[tuple[str, str]]:
     """The after-call summary as a few readable rows (JSON keeps the flat keys)."""
-    rows = [("ended", s.reason + (f": {s.error}" if s.error else ""))]
-    rows.append(("duration", f"{round(s.duration_s, 2)} s"))
+    ended = s.reason + (f": {s.error}" if s.error else "")
+    said = s.server_message or s.server_reason
+    if said and said != s.reason:
+        ended += f" (server: {said})"
+    rows = [("ended", ended), ("duration", f"{round(s.duration_s, 2)} s")]
     if s.turns:
         rows.append(
             (
                 "latency",
                 f"last {_num(s.latency_last_ms, 1)} ms, mean {_num(s.latency_mean_ms, 1)} ms "
-                f"over {s.turns} turn{'s' if s.turns != 1 else ''}",
+                f"over {plural(s.turns, 'turn')}",
             )
         )
     n, p = s.net, s.playback
@@ -172,8 +273,9 @@ def summary_rows(s: CallSummary) -> list[tuple[str, str]]:
     rows.append(
         (
             "playback",
-            f"{p.underruns} underruns, {p.clears} clears, {round(p.dropped_ms, 1)} ms dropped, "
-            f"pre-fill {round(p.prefill_ms, 1)} ms",
+            f"{plural(p.underruns, 'underrun')}, {plural(p.clears, 'clear')}, "
+            f"{round(p.dropped_ms, 1)} ms dropped, pre-fill {round(p.prefill_ms, 1)} ms "
+            f"(held {round(p.hold_ms, 1)} ms)",
         )
     )
     if s.functions_called:
@@ -198,9 +300,10 @@ def summary_rows(s: CallSummary) -> list[tuple[str, str]]:
 
 
 def summary_table(summary: CallSummary) -> Table:
+    """Rows as `Text` made terminal-safe: no server text is read as markup or control."""
     table = Table(title="call summary", title_justify="left", show_header=False)
     table.add_column(style="dim")
     table.add_column()
     for key, value in summary_rows(summary):
-        table.add_row(key, value)
+        table.add_row(key, Text(terminal_safe(redact(value))))
     return table

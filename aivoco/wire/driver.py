@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from aivoco.audio.chunk import AudioChunk
-from aivoco.wire.events import EventQueue
+if TYPE_CHECKING:  # annotations only: `--help` builds its options from here without numpy
+    from aivoco.audio.chunk import AudioChunk
+    from aivoco.wire.events import EventQueue
 
 
 class ProtocolName(str, Enum):

@@ -1,0 +1,152 @@
+"""`--plain` log lines and `--json` event objects: the record stream as text.
+
+Records arrive redacted (aivoco/session/records.py). What reaches a terminal here goes
+through `terminal_safe` (a peer's ESC, BEL, CR or bidi override is shown, never obeyed);
+`--json` keeps every character as JSON has it, lone surrogates as `\\udcxx` escapes
+(`utf8_line`), so no peer text can make a write fail.
+
+A stream that goes away (stdout piped into `head`, a terminal hung up) sets `gone`:
+nothing more is written and the command hangs up and exits quietly, as Unix tools do.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from typing import IO, Any
+
+from aivoco.text import terminal_safe, utf8_line
+from aivoco.ui.widgets import clock
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _session_ended(r: dict[str, Any]) -> str:
+    said = r.get("message") or r.get("reason")
+    ours = r.get("hangup_reason")
+    text = f"session ended: {ours} (server: {said})" if ours else f"session ended: {said}"
+    if r.get("total_credits_used") is not None:
+        text += f" | credits used {r['total_credits_used']}, remaining {r.get('remaining_credits')}"
+    return text
+
+
+def _function_report(r: dict[str, Any]) -> str:
+    name, kind, detail = r.get("name") or "", r.get("kind"), r.get("detail")
+    if kind == "result":  # the server echoes the result we sent: no need to repeat it
+        return f"server: received the result of {name}"
+    if kind == "billed":
+        return f"server: function {name} billed: {_json(detail)}"
+    shown = detail if isinstance(detail, str) else _json(detail)
+    return f"server: function {name} error: {shown}" if name else f"server: function error: {shown}"
+
+
+def _ready(r: dict[str, Any]) -> str:
+    parts = [r.get("message") or "session ready"]
+    for key, label in (
+        ("credits_available", "credits"),
+        ("cost_per_minute", "cost/min"),
+        ("functions_loaded", "functions"),
+    ):
+        if r.get(key) is not None:
+            parts.append(f"{label} {r[key]}")
+    return " | ".join(str(p) for p in parts)
+
+
+def describe_record(record: dict[str, Any]) -> str | None:
+    """One human line per record for `--plain`; None for records not worth a line.
+    The line is raw text: printers make it terminal-safe."""
+    r = record
+    match r["type"]:
+        case "connecting":
+            text = f"connecting to {r.get('endpoint')} ({r.get('protocol')})"
+            if r.get("input") or r.get("output"):
+                text += f"; in: {r.get('input')}; out: {r.get('output')}"
+            return text
+        case "ready":
+            return _ready(r)
+        case "agent_text":
+            return f"agent: {r.get('text')}"
+        case "user_speech_end":
+            return f"you: spoke {r.get('duration_s')} s"
+        case "turn":
+            return f"agent answered after {r.get('latency_ms')} ms"
+        case "function_call":
+            return f"function call {r.get('name')}({_json(r.get('arguments'))})"
+        case "function_result":
+            status = "ok" if r.get("ok") else "FAILED"
+            return f"function {r.get('name')} {status}: {_json(r.get('result'))}"
+        case "function_report":
+            return _function_report(r)
+        case "mark" | "mark_played" | "credits" | "summary":
+            return None
+        case "clear":
+            return f"barge-in: cleared {r.get('cleared_ms')} ms of queued agent audio"
+        case "protocol_error":
+            return f"protocol error: {r.get('message')}"
+        case "error":
+            return f"error (exit {r.get('exit_code')}): {r.get('message')}"
+        case "notice":
+            return str(r.get("message"))
+        case "input_finished":
+            return "input file finished; sending silence until the agent is quiet"
+        case "hangup":
+            return f"hanging up ({r.get('reason')})"
+        case "session_ended":
+            return _session_ended(r)
+        case kind:
+            return str(kind)
+
+
+class _Printer:
+    def __init__(self, stream: IO[str] | None) -> None:
+        self.stream = stream or sys.stdout
+        self.gone = threading.Event()  # the reader went away: stop writing
+        self.written = False  # any record printed yet
+        self._lock = threading.Lock()
+
+    def _write(self, text: str, data: bytes) -> None:
+        with self._lock:
+            if self.gone.is_set():
+                return
+            try:
+                raw = getattr(self.stream, "buffer", None)
+                if raw is not None:
+                    self.stream.flush()
+                    raw.write(data)
+                    raw.flush()
+                else:
+                    self.stream.write(text)
+                    self.stream.flush()
+                self.written = True
+            except (OSError, ValueError):
+                self.gone.set()
+
+
+class PlainPrinter(_Printer):
+    """Timestamped log lines (for `--plain` and any non-terminal stdout)."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        super().__init__(stream)
+
+    def on_record(self, record: dict[str, Any]) -> None:
+        line = describe_record(record)
+        if line is None:
+            return
+        stamp = str(record.get("time", ""))[11:23]
+        text = f"{stamp} [{clock(record.get('t', 0.0))}] {terminal_safe(line)}\n"
+        self._write(text, text.encode("utf-8", "backslashreplace"))
+
+
+class JsonPrinter(_Printer):
+    """One JSON object per event on stdout, for scripts."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        super().__init__(stream)
+
+    def on_record(self, record: dict[str, Any]) -> None:
+        line = _json(record) + "\n"
+        data = utf8_line(line)
+        self._write(data.decode("utf-8"), data)
