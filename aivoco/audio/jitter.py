@@ -12,7 +12,7 @@ Policies:
   is what keeps a peer that paces large chunks in real time from racing the buffer:
   with 100 ms chunks, a 60 ms "buffered" threshold is met by the first chunk alone, so
   playback started with no margin and the next chunk, due exactly as the first ran
-  out, arrived a few ms late on most replies (docs/protocols.md#sts-audio-response).
+  out, arrived a few ms late on most replies (docs/protocols.md#sts-server-events).
 * Adaptive hold, from the first reply on: every arrival is compared with real-time
   pacing from the spurt's first arrival, on the device's own clock (frames played, so
   no thread timing enters); the hold covers the worst lateness of the last

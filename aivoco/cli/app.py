@@ -37,6 +37,15 @@ class _Group(TyperGroup):
     def get_help_option(self, ctx: Any) -> Any:
         return _plain_help_flag(super().get_help_option(ctx))
 
+    def get_params(self, ctx: Any) -> list[Any]:
+        # Typer adds --install-completion / --show-completion after building the group:
+        # flags like --help, so the same treatment (no `<bool>`, no pydantic import).
+        params: list[Any] = super().get_params(ctx)
+        for param in params:
+            if param.name in ("install_completion", "show_completion"):
+                _plain_help_flag(param)
+        return params
+
 
 class _Command(TyperCommand):
     def get_help_option(self, ctx: Any) -> Any:
