@@ -65,6 +65,7 @@ class ThreadSample:
     ticks: int  # utime + stime
     voluntary: int
     involuntary: int
+    sys_ticks: int = 0  # stime alone: time in the kernel (syscalls, wake-ups)
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,7 @@ class ProcSample:
     ticks: int  # utime + stime of the whole process (exited threads included)
     rss_kb: int
     threads: dict[int, ThreadSample]
+    sys_ticks: int = 0
 
     @property
     def voluntary(self) -> int:
@@ -139,8 +141,10 @@ def read_process(pid: int, threads: bool = True) -> ProcSample | None:
                 continue
             tcomm, tf = _stat_fields(tstat)
             vol, invol = _ctxt(tstatus)
-            found[tid] = ThreadSample(tid, tcomm, int(tf[11]) + int(tf[12]), vol, invol)
-    return ProcSample(pid, comm, ticks, rss_kb, found)
+            found[tid] = ThreadSample(
+                tid, tcomm, int(tf[11]) + int(tf[12]), vol, invol, int(tf[12])
+            )
+    return ProcSample(pid, comm, ticks, rss_kb, found, int(f[12]))
 
 
 def descendants(pid: int) -> list[int]:
@@ -213,8 +217,10 @@ class Steady:
 
     seconds: float
     cpu_pct: float  # % of one core, whole tree
+    sys_pct: float  # of which in the kernel (stime)
     by_process: dict[str, float]  # "comm[pid]" -> % of one core
     threads: list[tuple[str, float]]  # main process: (thread label, % of one core), desc.
+    threads_sys: dict[str, float]  # main process: thread label -> kernel part of that %
     voluntary_per_s: float
     involuntary_per_s: float
     rss_start_mb: float
@@ -258,33 +264,37 @@ def steady(
     dt = last.t - first.t
     names = thread_names or {}
 
-    def delta_proc(pid: int, p: ProcSample) -> tuple[int, int, int]:
+    def delta_proc(pid: int, p: ProcSample) -> tuple[int, int, int, int]:
         before = first.procs.get(pid)
         if before is None:
-            return p.ticks, p.voluntary, p.involuntary
+            return p.ticks, p.voluntary, p.involuntary, p.sys_ticks
         vol = inv = 0
         for tid, t in p.threads.items():
             b = before.threads.get(tid)
             vol += t.voluntary - (b.voluntary if b else 0)
             inv += t.involuntary - (b.involuntary if b else 0)
-        return p.ticks - before.ticks, vol, inv
+        return p.ticks - before.ticks, vol, inv, p.sys_ticks - before.sys_ticks
 
     by_process: dict[str, float] = {}
-    total_ticks = total_vol = total_inv = 0
+    total_ticks = total_vol = total_inv = total_sys = 0
     for pid, p in last.procs.items():
-        ticks, vol, inv = delta_proc(pid, p)
+        ticks, vol, inv, sys_ticks = delta_proc(pid, p)
         total_ticks += ticks
+        total_sys += sys_ticks
         total_vol += vol
         total_inv += inv
         by_process[f"{p.comm}[{pid}]"] = 100.0 * ticks / CLK_TCK / dt
     threads: dict[str, float] = {}
+    threads_sys: dict[str, float] = {}
     main_last, main_first = last.procs.get(main_pid), first.procs.get(main_pid)
     if main_last is not None:
         for tid, t in main_last.threads.items():
             tb = main_first.threads.get(tid) if main_first else None
             ticks = t.ticks - (tb.ticks if tb else 0)
+            sys_ticks = t.sys_ticks - (tb.sys_ticks if tb else 0)
             label = thread_label(tid, t.comm, names)
             threads[label] = threads.get(label, 0.0) + 100.0 * ticks / CLK_TCK / dt
+            threads_sys[label] = threads_sys.get(label, 0.0) + 100.0 * sys_ticks / CLK_TCK / dt
     series = []
     for a, b in itertools.pairwise(window):
         ticks = sum(
@@ -294,8 +304,10 @@ def steady(
     return Steady(
         seconds=dt,
         cpu_pct=100.0 * total_ticks / CLK_TCK / dt,
+        sys_pct=100.0 * total_sys / CLK_TCK / dt,
         by_process=by_process,
         threads=sorted(threads.items(), key=lambda kv: -kv[1]),
+        threads_sys=threads_sys,
         voluntary_per_s=total_vol / dt,
         involuntary_per_s=total_inv / dt,
         rss_start_mb=first.rss_kb / 1024,
@@ -668,7 +680,8 @@ def machine_line() -> str:
     m = re.search(r"model name\s*:\s*(.+)", text)
     if m:
         cpu = m.group(1).strip()
+    load = " ".join((_read("/proc/loadavg") or "? ? ?").split()[:3])
     return (
         f"{os.cpu_count()} cores ({cpu}), Python {sys.version.split()[0]}, "
-        f"{time.strftime('%Y-%m-%d %H:%M %Z')}"
+        f"{time.strftime('%Y-%m-%d %H:%M %Z')}, load average {load}"
     )

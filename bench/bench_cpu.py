@@ -126,6 +126,7 @@ class RunResult:
     ok: bool
     note: str = ""
     cpu_pct: float = float("nan")
+    sys_pct: float = float("nan")
     voluntary_per_s: float = float("nan")
     involuntary_per_s: float = float("nan")
     rss_start_mb: float = float("nan")
@@ -137,6 +138,7 @@ class RunResult:
     replies: int | None = None
     by_process: dict[str, float] = field(default_factory=dict)
     threads: list[tuple[str, float]] = field(default_factory=list)
+    threads_sys: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -240,6 +242,8 @@ def run_once(mode: Mode, run: int, ctx: Context) -> RunResult:
     if st is None:
         return RunResult(mode.name, run, False, "not enough samples (exited early?)")
     result.cpu_pct = st.cpu_pct
+    result.sys_pct = st.sys_pct
+    result.threads_sys = st.threads_sys
     result.voluntary_per_s = st.voluntary_per_s
     result.involuntary_per_s = st.involuntary_per_s
     result.rss_start_mb, result.rss_end_mb, result.rss_max_mb = (
@@ -301,7 +305,7 @@ def report(results: list[RunResult], selected: Sequence[str], args: argparse.Nam
         good = [r for r in runs if r.ok]
         notes = sorted({r.note for r in runs if r.note})
         if not good:
-            rows.append([name, "-", "-", "-", "-", "-", "-", "; ".join(notes) or "no runs"])
+            rows.append([name, "-", "-", "-", "-", "-", "-", "-", "; ".join(notes) or "no runs"])
             continue
         c = [r.cpu_pct for r in good]
         cpu[name] = m.median(c)
@@ -316,6 +320,7 @@ def report(results: list[RunResult], selected: Sequence[str], args: argparse.Nam
             [
                 name,
                 m.spread(c, "{:.2f}"),
+                _fmt(m.median([r.sys_pct for r in good]), ".2f"),
                 _fmt(m.median([r.voluntary_per_s for r in good]), ".0f"),
                 f"{m.median([r.rss_start_mb for r in good]):.0f} -> "
                 f"{m.median([r.rss_end_mb for r in good]):.0f}",
@@ -330,6 +335,7 @@ def report(results: list[RunResult], selected: Sequence[str], args: argparse.Nam
             [
                 "mode",
                 "% of a core",
+                "of which kernel",
                 "vol. ctx sw/s",
                 "RSS MB start -> end",
                 "stdout kB/s",
@@ -362,19 +368,26 @@ def report(results: list[RunResult], selected: Sequence[str], args: argparse.Nam
         if not good:
             continue
         merged: dict[str, list[float]] = {}
+        merged_sys: dict[str, list[float]] = {}
         for r in good:
             per: dict[str, float] = {}
             for label, pct in r.threads:
                 per[label] = per.get(label, 0.0) + pct
             for label, pct in per.items():
                 merged.setdefault(label, []).append(pct)
+                merged_sys.setdefault(label, []).append(r.threads_sys.get(label, 0.0))
         procs: dict[str, list[float]] = {}
         for r in good:
             for label, pct in r.by_process.items():
                 procs.setdefault(re.sub(r"\[\d+\]$", "", label), []).append(pct)
         top = sorted(merged.items(), key=lambda kv: -m.median(kv[1]))[: args.top_threads]
         lines += ["", f"{name}: threads of the main process (% of a core, median over runs)"]
-        lines.append(m.table(["thread", "%"], [[k, f"{m.median(v):.2f}"] for k, v in top]))
+        lines.append(
+            m.table(
+                ["thread", "% of a core", "of which kernel"],
+                [[k, f"{m.median(v):.2f}", f"{m.median(merged_sys[k]):.2f}"] for k, v in top],
+            )
+        )
         if len(procs) > 1:
             lines.append(
                 "processes: "
