@@ -2,21 +2,28 @@
 
     pip install py-spy          # into the same environment; not a project dependency
     python bench/profile_call.py --protocol sts --io file --view plain --threads
-    python bench/profile_call.py --io devices --view live --seconds 40 --threads --gil
+    python bench/profile_call.py --io devices --view live --seconds 40 --threads
+    python bench/profile_call.py --all-samples  # also samples not holding the GIL
     python bench/profile_call.py --under        # where attaching (ptrace) is not allowed
 
 Runs one call against `aivoco emulate` (file in/out, or real devices on a private
 PulseAudio; the live view on a pseudo-terminal of --cols x --rows), waits `--warmup`
-seconds, then samples it with `py-spy record --format raw --nonblocking` attached to the
-running process for the rest of the call (`--under` runs the whole command under py-spy
-instead: start-up is then included). At the same time /proc gives each thread's real CPU
-(bench/_measure.py), so every function's share of its thread's samples is turned into
-an estimated % of one core. Printed, and written to --out (raw stacks + summary.md):
-per thread (`--threads`) or over all threads, the top functions by self time (the leaf of
-the stack) and by inclusive time (anywhere on the stack).
+seconds, then samples it with `py-spy record --format raw --gil` attached to the running
+process for the rest of the call (`--under` runs the whole command under py-spy instead:
+start-up is then included). At the same time /proc gives each thread's real CPU, user
+and kernel (bench/_measure.py), so every function's share of its thread's samples is
+turned into an estimated % of one core: by default only samples holding the GIL are
+kept and weighted by the thread's user CPU (the Python work); the thread's kernel time
+(system calls, wake-ups) is shown beside it. Printed, and written to --out (raw stacks +
+summary.md): per thread (`--threads`) or over all threads, the top functions by self
+time (the leaf of the stack) and by inclusive time (anywhere on the stack), and a few
+categories (logging, rich, waits, numpy, ...) that test the usual suspects.
 
-`--idle` keeps py-spy's idle samples (then shares are of wall time, not CPU); `--gil`
-keeps only samples holding the GIL; `--native` adds C frames where py-spy can unwind them.
+Why GIL-only by default: py-spy's idle detection counts many samples of threads that
+were in fact parked in sleep()/wait()/select() as active (seen here: ~5x more "active"
+samples than /proc CPU allows), which would charge sleeping to the wait calls.
+`--all-samples` keeps them (weighted by user + kernel CPU), `--idle` keeps even idle
+samples (shares of wall time), `--native` adds C frames where py-spy can unwind them.
 """
 
 from __future__ import annotations
@@ -34,6 +41,21 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _measure as m
 
+# Each stack counts once per category it matches (categories overlap). Leaf categories
+# look at the innermost Python frame only; the others at any frame of the stack.
+_WAIT_LEAF = re.compile(r"(\.wait|select|sleep|Queue\.get|_wait_for_tstate_lock)$")
+CATEGORIES: list[tuple[str, str]] = [
+    ("leaf is a wait/sleep/select (a wake-up or a wait that py-spy saw as active)", "wait"),
+    ("anything under logging/", "logging/"),
+    ("anything under rich/ (the live view, summary tables)", "rich/"),
+    ("anything under engineio/ or socketio/", "engineio/|socketio/"),
+    ("anything under websocket/ (websocket-client)", "websocket/"),
+    ("anything under aiohttp/", "aiohttp/"),
+    ("anything under json/", "json/"),
+    ("leaf in numpy/", "leaf:numpy/"),
+    ("leaf in asyncio/ (event-loop machinery)", "leaf:asyncio/"),
+    ("leaf in aivoco/ (our own Python code)", "leaf:aivoco/"),
+]
 _THREAD = re.compile(r"^thread \((\d+)\)(?::\s*(.*))?$")
 _FRAME = re.compile(r"^(.*) \((.*?)(?::(\d+))?\)$")
 
@@ -45,7 +67,9 @@ class ThreadProfile:
     samples: int = 0
     leaf: Counter[str] = field(default_factory=Counter)
     inclusive: Counter[str] = field(default_factory=Counter)
-    cpu_pct: float | None = None
+    cpu_pct: float | None = None  # user + kernel, /proc
+    sys_pct: float | None = None  # kernel part
+    categories: Counter[str] = field(default_factory=Counter)
 
     @property
     def name(self) -> str:
@@ -86,9 +110,20 @@ def parse_raw(text: str) -> dict[int, ThreadProfile]:
         tp.samples += count
         if not rest:
             continue
-        tp.leaf[short(rest[-1])] += count
-        for f in {short(x) for x in rest}:
+        leaf = short(rest[-1])
+        tp.leaf[leaf] += count
+        names = {short(x) for x in rest}
+        for f in names:
             tp.inclusive[f] += count
+        for label, rule in CATEGORIES:
+            if rule == "wait":
+                hit = bool(_WAIT_LEAF.search(leaf.split(" (", 1)[0]))
+            elif rule.startswith("leaf:"):
+                hit = f"({rule[5:]}" in leaf
+            else:
+                hit = any(f"({p}" in f for f in names for p in rule.split("|"))
+            if hit:
+                tp.categories[label] += count
     return threads
 
 
@@ -96,12 +131,15 @@ def most(values: dict[str, float], top: int) -> list[tuple[str, float]]:
     return sorted(values.items(), key=lambda kv: -kv[1])[:top]
 
 
-def summarize(threads: dict[int, ThreadProfile], top: int, per_thread: bool, weighted: bool) -> str:
+def summarize(
+    threads: dict[int, ThreadProfile], top: int, per_thread: bool, weighted: bool, gil: bool
+) -> str:
     unit = "% of a core (est.)" if weighted else "% of samples"
 
     def share(tp: ThreadProfile, n: int) -> float:
         if weighted and tp.cpu_pct is not None and tp.samples:
-            return tp.cpu_pct * n / tp.samples
+            basis = tp.cpu_pct - (tp.sys_pct or 0.0) if gil else tp.cpu_pct
+            return basis * n / tp.samples
         total = sum(t.samples for t in threads.values()) or 1
         return 100.0 * n / (tp.samples if per_thread and not weighted else total)
 
@@ -111,12 +149,13 @@ def summarize(threads: dict[int, ThreadProfile], top: int, per_thread: bool, wei
     )
     lines.append(
         m.table(
-            ["thread", "tid", "% of a core (/proc)", "py-spy samples"],
+            ["thread", "tid", "% of a core (/proc)", "of which kernel", "py-spy samples"],
             [
                 [
                     t.name,
                     str(t.tid),
                     "-" if t.cpu_pct is None else f"{t.cpu_pct:.2f}",
+                    "-" if t.sys_pct is None else f"{t.sys_pct:.2f}",
                     str(t.samples),
                 ]
                 for t in ordered
@@ -141,6 +180,17 @@ def summarize(threads: dict[int, ThreadProfile], top: int, per_thread: bool, wei
                     [[f"{share(tp, n):.2f}", f] for f, n in tp.inclusive.most_common(top)],
                 )
             )
+    cats: dict[str, float] = {}
+    for tp in threads.values():
+        for c, n in tp.categories.items():
+            cats[c] = cats.get(c, 0.0) + share(tp, n)
+    lines += ["", "## categories (all threads; they overlap)", ""]
+    lines.append(
+        m.table(
+            [unit if weighted else "% of samples", "category"],
+            [[f"{cats.get(label, 0.0):.2f}", label] for label, _ in CATEGORIES],
+        )
+    )
     leaf_all: dict[str, float] = {}
     incl_all: dict[str, float] = {}
     for tp in threads.values():
@@ -168,7 +218,7 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=200, help="py-spy samples per second (200)")
     ap.add_argument("--threads", action="store_true", help="a summary per thread")
     ap.add_argument("--idle", action="store_true", help="keep idle samples (wall time)")
-    ap.add_argument("--gil", action="store_true", help="only samples holding the GIL")
+    ap.add_argument("--all-samples", action="store_true", help="not only samples holding the GIL")
     ap.add_argument("--native", action="store_true", help="include native (C) frames")
     ap.add_argument("--under", action="store_true", help="run under py-spy (no attach)")
     ap.add_argument(
@@ -191,7 +241,8 @@ def main() -> None:
     spy_opts = ["--format", "raw", "--threads", "--rate", str(args.rate)]
     spy_opts += ["--nonblocking"] if args.nonblocking else []
     spy_opts += ["-o", str(raw)]
-    spy_opts += [f for f, on in (("--idle", args.idle), ("--gil", args.gil)) if on]
+    gil = not args.all_samples and not args.idle
+    spy_opts += [f for f, on in (("--idle", args.idle), ("--gil", gil)) if on]
     spy_opts += ["--native"] if args.native else []
     with tempfile.TemporaryDirectory(prefix="aivoco-profile-run-") as tmpdir:
         tmp = Path(tmpdir)
@@ -252,16 +303,21 @@ def main() -> None:
     lo = start + (0.0 if args.under else args.warmup)
     st = m.steady(samples, lo, start + args.seconds, target)
     if st is not None:
-        by_tid = {}
+        by_tid: dict[int, tuple[float, float]] = {}
         first = next(s for s in samples if s.t >= lo)
         last = [s for s in samples if s.t <= start + args.seconds][-1]
         p0, p1 = first.procs.get(target), last.procs.get(target)
         if p0 is not None and p1 is not None:
             for tid, t in p1.threads.items():
                 b = p0.threads.get(tid)
-                by_tid[tid] = 100.0 * (t.ticks - (b.ticks if b else 0)) / m.CLK_TCK / st.seconds
+                scale = 100.0 / m.CLK_TCK / st.seconds
+                by_tid[tid] = (
+                    (t.ticks - (b.ticks if b else 0)) * scale,
+                    (t.sys_ticks - (b.sys_ticks if b else 0)) * scale,
+                )
         for tid, tp in threads.items():
-            tp.cpu_pct = by_tid.get(tid)
+            if tid in by_tid:
+                tp.cpu_pct, tp.sys_pct = by_tid[tid]
     weighted = not args.idle and st is not None
     head = (
         f"profile_call: aivoco {args.protocol}, {args.io}, {args.view}"
@@ -270,12 +326,12 @@ def main() -> None:
         + ("from start" if args.under else f"after {args.warmup:g} s")
         + f" at {args.rate}/s"
         + (" (idle kept)" if args.idle else "")
-        + (" (GIL only)" if args.gil else "")
+        + (" (GIL-holding samples, weighted by user CPU)" if gil else "")
         + (" (nonblocking)" if args.nonblocking else "")
         + (f"; process {st.cpu_pct:.2f} % of a core" if st is not None else "")
         + f"; {m.machine_line()}"
     )
-    text = head + "\n\n" + summarize(threads, args.top, args.threads, weighted)
+    text = head + "\n\n" + summarize(threads, args.top, args.threads, weighted, gil)
     print(text)
     (out_dir / "summary.md").write_text(text + "\n", encoding="utf-8")
     print(f"\nraw stacks and summary in {out_dir} (flamegraph: py-spy's raw format)")
