@@ -221,6 +221,7 @@ class Steady:
     by_process: dict[str, float]  # "comm[pid]" -> % of one core
     threads: list[tuple[str, float]]  # main process: (thread label, % of one core), desc.
     threads_sys: dict[str, float]  # main process: thread label -> kernel part of that %
+    threads_wakeups: dict[str, float]  # main process: thread label -> voluntary ctx sw/s
     voluntary_per_s: float
     involuntary_per_s: float
     rss_start_mb: float
@@ -286,6 +287,7 @@ def steady(
         by_process[f"{p.comm}[{pid}]"] = 100.0 * ticks / CLK_TCK / dt
     threads: dict[str, float] = {}
     threads_sys: dict[str, float] = {}
+    threads_wakeups: dict[str, float] = {}
     main_last, main_first = last.procs.get(main_pid), first.procs.get(main_pid)
     if main_last is not None:
         for tid, t in main_last.threads.items():
@@ -295,6 +297,8 @@ def steady(
             label = thread_label(tid, t.comm, names)
             threads[label] = threads.get(label, 0.0) + 100.0 * ticks / CLK_TCK / dt
             threads_sys[label] = threads_sys.get(label, 0.0) + 100.0 * sys_ticks / CLK_TCK / dt
+            vol = t.voluntary - (tb.voluntary if tb else 0)
+            threads_wakeups[label] = threads_wakeups.get(label, 0.0) + vol / dt
     series = []
     for a, b in itertools.pairwise(window):
         ticks = sum(
@@ -308,6 +312,7 @@ def steady(
         by_process=by_process,
         threads=sorted(threads.items(), key=lambda kv: -kv[1]),
         threads_sys=threads_sys,
+        threads_wakeups=threads_wakeups,
         voluntary_per_s=total_vol / dt,
         involuntary_per_s=total_inv / dt,
         rss_start_mb=first.rss_kb / 1024,

@@ -133,12 +133,17 @@ class RunResult:
     rss_end_mb: float = float("nan")
     rss_max_mb: float = float("nan")
     window_s: float = 0.0
+    load_1min: float = float("nan")  # /proc/loadavg after the run: others on the machine
     output_bytes_per_s: float = 0.0
     agent_audio_s: float | None = None
     replies: int | None = None
     by_process: dict[str, float] = field(default_factory=dict)
+    # Over the window's quarters: % of a core in each, and RSS MB at each boundary.
+    cpu_quarters: list[float] = field(default_factory=list)
+    rss_quarters: list[float] = field(default_factory=list)
     threads: list[tuple[str, float]] = field(default_factory=list)
     threads_sys: dict[str, float] = field(default_factory=dict)
+    threads_wakeups: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -237,6 +242,8 @@ def run_once(mode: Mode, run: int, ctx: Context) -> RunResult:
         if feeder is not None:
             feeder.stop()
     result = RunResult(mode.name, run, True)
+    with open("/proc/loadavg", encoding="ascii") as f:
+        result.load_1min = float(f.read().split()[0])
     names = m.read_thread_map(names_path)
     st = m.steady(samples, start + ctx.warmup, start + ctx.seconds, child.pid, names)
     if st is None:
@@ -244,6 +251,7 @@ def run_once(mode: Mode, run: int, ctx: Context) -> RunResult:
     result.cpu_pct = st.cpu_pct
     result.sys_pct = st.sys_pct
     result.threads_sys = st.threads_sys
+    result.threads_wakeups = st.threads_wakeups
     result.voluntary_per_s = st.voluntary_per_s
     result.involuntary_per_s = st.involuntary_per_s
     result.rss_start_mb, result.rss_end_mb, result.rss_max_mb = (
@@ -252,6 +260,11 @@ def run_once(mode: Mode, run: int, ctx: Context) -> RunResult:
         st.rss_max_mb,
     )
     result.window_s = st.seconds
+    if len(st.series) >= 4:
+        q = len(st.series) / 4
+        parts = [st.series[round(i * q) : round((i + 1) * q)] for i in range(4)]
+        result.cpu_quarters = [sum(c for _, c, _ in p) / len(p) for p in parts if p]
+        result.rss_quarters = [st.rss_start_mb] + [p[-1][2] for p in parts if p]
     result.by_process = st.by_process
     result.threads = st.threads
     result.output_bytes_per_s = child.output_bytes / max(1e-9, end_wall - start)
@@ -363,12 +376,28 @@ def report(results: list[RunResult], selected: Sequence[str], args: argparse.Nam
             )
     if comp:
         lines += ["", m.table(["pair", "% of a core", "ratio", "verdict"], comp)]
+    drift = []
+    for name in selected:
+        good = [r for r in by_mode.get(name, []) if r.ok and len(r.cpu_quarters) == 4]
+        if good:
+            cq = [m.median([r.cpu_quarters[i] for r in good]) for i in range(4)]
+            rq = [m.median([r.rss_quarters[i] for r in good]) for i in range(5)]
+            drift.append(
+                [name, " / ".join(f"{c:.2f}" for c in cq), " / ".join(f"{x:.1f}" for x in rq)]
+            )
+    if drift:
+        lines += [
+            "",
+            "over the window (is it flat?): CPU per quarter, RSS at start and each quarter's end",
+            m.table(["mode", "% of a core, Q1 / Q2 / Q3 / Q4", "RSS MB"], drift),
+        ]
     for name in selected:
         good = [r for r in by_mode.get(name, []) if r.ok]
         if not good:
             continue
         merged: dict[str, list[float]] = {}
         merged_sys: dict[str, list[float]] = {}
+        merged_wake: dict[str, list[float]] = {}
         for r in good:
             per: dict[str, float] = {}
             for label, pct in r.threads:
@@ -376,6 +405,7 @@ def report(results: list[RunResult], selected: Sequence[str], args: argparse.Nam
             for label, pct in per.items():
                 merged.setdefault(label, []).append(pct)
                 merged_sys.setdefault(label, []).append(r.threads_sys.get(label, 0.0))
+                merged_wake.setdefault(label, []).append(r.threads_wakeups.get(label, 0.0))
         procs: dict[str, list[float]] = {}
         for r in good:
             for label, pct in r.by_process.items():
@@ -384,8 +414,16 @@ def report(results: list[RunResult], selected: Sequence[str], args: argparse.Nam
         lines += ["", f"{name}: threads of the main process (% of a core, median over runs)"]
         lines.append(
             m.table(
-                ["thread", "% of a core", "of which kernel"],
-                [[k, f"{m.median(v):.2f}", f"{m.median(merged_sys[k]):.2f}"] for k, v in top],
+                ["thread", "% of a core", "of which kernel", "vol. ctx sw/s (wake-ups)"],
+                [
+                    [
+                        k,
+                        f"{m.median(v):.2f}",
+                        f"{m.median(merged_sys[k]):.2f}",
+                        f"{m.median(merged_wake[k]):.0f}",
+                    ]
+                    for k, v in top
+                ],
             )
         )
         if len(procs) > 1:
@@ -466,6 +504,7 @@ def main() -> None:
                         results.append(r)
                         print(
                             f"  run {run} {name:24} {_fmt(r.cpu_pct, '.2f'):>6} % "
+                            f"(load {_fmt(r.load_1min, '.2f')}) "
                             f"{'ok' if r.ok else 'FAILED'} {r.note}",
                             flush=True,
                         )
