@@ -8,8 +8,8 @@
 
 Runs one call against `aivoco emulate` (file in/out, or real devices on a private
 PulseAudio; the live view on a pseudo-terminal of --cols x --rows), waits `--warmup`
-seconds, then samples it with `py-spy record --format raw --gil` attached to the running
-process for the rest of the call (`--under` runs the whole command under py-spy instead:
+seconds, then samples it with `py-spy record --format raw --gil --nonblocking` attached to
+the running process for the rest of the call (`--under` runs the whole command under py-spy instead:
 start-up is then included). At the same time /proc gives each thread's real CPU, user
 and kernel (bench/_measure.py), so every function's share of its thread's samples is
 turned into an estimated % of one core: by default only samples holding the GIL are
@@ -24,6 +24,9 @@ were in fact parked in sleep()/wait()/select() as active (seen here: ~5x more "a
 samples than /proc CPU allows), which would charge sleeping to the wait calls.
 `--all-samples` keeps them (weighted by user + kernel CPU), `--idle` keeps even idle
 samples (shares of wall time), `--native` adds C frames where py-spy can unwind them.
+Why --nonblocking by default: py-spy otherwise stops every thread of the target for each
+sample; at 250 samples/s that added 2-3 % of a core (mostly kernel time) to the very
+threads being measured. `--blocking` restores it (consistent stacks, perturbed CPU).
 """
 
 from __future__ import annotations
@@ -222,9 +225,9 @@ def main() -> None:
     ap.add_argument("--native", action="store_true", help="include native (C) frames")
     ap.add_argument("--under", action="store_true", help="run under py-spy (no attach)")
     ap.add_argument(
-        "--nonblocking",
+        "--blocking",
         action="store_true",
-        help="do not pause the process per sample (less overhead, worse idle detection)",
+        help="pause the process for each sample (consistent stacks; perturbs its CPU)",
     )
     ap.add_argument("--top", type=int, default=12)
     ap.add_argument("--out", type=Path, default=None, help="directory for stacks + summary")
@@ -239,7 +242,7 @@ def main() -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     raw = out_dir / "stacks.txt"
     spy_opts = ["--format", "raw", "--threads", "--rate", str(args.rate)]
-    spy_opts += ["--nonblocking"] if args.nonblocking else []
+    spy_opts += [] if args.blocking else ["--nonblocking"]
     spy_opts += ["-o", str(raw)]
     gil = not args.all_samples and not args.idle
     spy_opts += [f for f, on in (("--idle", args.idle), ("--gil", gil)) if on]
@@ -327,7 +330,7 @@ def main() -> None:
         + f" at {args.rate}/s"
         + (" (idle kept)" if args.idle else "")
         + (" (GIL-holding samples, weighted by user CPU)" if gil else "")
-        + (" (nonblocking)" if args.nonblocking else "")
+        + (" (blocking: the target is paused per sample)" if args.blocking else "")
         + (f"; process {st.cpu_pct:.2f} % of a core" if st is not None else "")
         + f"; {m.machine_line()}"
     )
