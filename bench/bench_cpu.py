@@ -222,6 +222,7 @@ def run_once(mode: Mode, run: int, ctx: Context) -> RunResult:
         env["AIVOCO_BENCH_STS_URL"] = url
         cwd = ctx.node_dir
         stdin_pipe = True
+    child: m.Child | None = None
     try:
         child = m.Child(cmd, env=env, cwd=cwd, tty=mode.live, stdin_pipe=stdin_pipe)
         start = child.started_at
@@ -239,6 +240,8 @@ def run_once(mode: Mode, run: int, ctx: Context) -> RunResult:
         end_wall = time.monotonic()
         child.stop()
     finally:
+        if child is not None:
+            child.stop()  # a no-op after a normal end; on Ctrl-C it hangs up first
         if feeder is not None:
             feeder.stop()
     result = RunResult(mode.name, run, True)
@@ -521,4 +524,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: children were stopped on the way out
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

@@ -341,4 +341,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: children were stopped on the way out
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
