@@ -25,8 +25,8 @@ samples than /proc CPU allows), which would charge sleeping to the wait calls.
 `--all-samples` keeps them (weighted by user + kernel CPU), `--idle` keeps even idle
 samples (shares of wall time), `--native` adds C frames where py-spy can unwind them.
 Why --nonblocking by default: py-spy otherwise stops every thread of the target for each
-sample; at 250 samples/s that added 2-3 % of a core (mostly kernel time) to the very
-threads being measured. `--blocking` restores it (consistent stacks, perturbed CPU).
+sample, which perturbs the timing of a real-time call (its total CPU read about the same
+either way here). `--blocking` restores it (fully consistent stacks).
 """
 
 from __future__ import annotations
