@@ -227,7 +227,7 @@ def main() -> None:
     ap.add_argument(
         "--blocking",
         action="store_true",
-        help="pause the process for each sample (consistent stacks; perturbs its CPU)",
+        help="pause the process for each sample (consistent stacks; perturbs its timing)",
     )
     ap.add_argument("--top", type=int, default=12)
     ap.add_argument("--out", type=Path, default=None, help="directory for stacks + summary")
