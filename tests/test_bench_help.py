@@ -1,0 +1,49 @@
+"""Smoke test: every benchmark script in bench/ starts and prints its --help.
+
+The benchmarks themselves take minutes and need PulseAudio, Node or py-spy; they are run
+by hand (bench/RESULTS.md), not by the test suite. This only checks that each one imports
+and parses its options, so they do not rot silently.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+SCRIPTS = [
+    "bench_cpu.py",
+    "bench_latency.py",
+    "bench_startup.py",
+    "profile_call.py",
+    "ref_sts_client.py",
+    "ref_call_client.py",
+]
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_bench_script_help(script: str) -> None:
+    out = subprocess.run(
+        [sys.executable, str(BENCH / script), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "usage:" in out.stdout
+
+
+def test_bench_cpu_lists_its_modes() -> None:
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "bench_cpu.py"), "--list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "ref-sts-file" in out.stdout and "node-sts-dev" in out.stdout
