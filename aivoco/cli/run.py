@@ -18,6 +18,7 @@ from typing import Any
 
 from rich.console import Console
 
+from aivoco.cli.keys import call_keys, check_push_to_talk, terminal_keys_possible
 from aivoco.cli.options import OutputMode, OutputOptions, split_options
 from aivoco.errors import AudioFileError
 from aivoco.redact import RedactingFilter
@@ -96,6 +97,9 @@ def run_call(
 
     mode = output.mode()
     console = console or Console()
+    # Keys (mute, volume, push-to-talk, hang up): live view on a terminal only (keys.py).
+    keys = mode is OutputMode.LIVE and terminal_keys_possible()
+    check_push_to_talk(options.push_to_talk, keys)
     with log_to_file(output.log_file):
         call = open_call(options)
         view: AbstractContextManager[Any] = nullcontext()
@@ -105,7 +109,7 @@ def run_call(
             call.subscribe(PlainPrinter())
         else:
             view = LiveView(call.state, console)
-        with view:
+        with view, call_keys(call, keys):
             # close() runs inside the view, so its last frame shows the final state.
             try:
                 with _Interrupts() as interrupts:

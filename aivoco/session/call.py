@@ -377,4 +377,7 @@ class Call:
             error=None if error is None else str(error),
             recording=None if recorder is None else str(recorder.path),
             recording_s=None if recorder is None else round(recorder.duration_ms / 1000, 2),
+            echo_mode=snap.echo.mode,
+            echo_erle_db=snap.echo.erle_db,
+            local_barge_ins=snap.echo.barge_ins,
         )

@@ -46,6 +46,7 @@ from aivoco.wire.driver import ProtocolName
 log = logging.getLogger("aivoco.session")
 
 SUPPRESSING_HOLD_S = 0.5  # "echo suppressed" stays on the view this long after it acted
+HEARD_DBFS = -60.0  # a quieter microphone frame had no echo worth mentioning
 # Local barge-in: this much speech over the agent within the window (docs/echo.md#barge-in).
 ONSET_MS = 100.0
 ONSET_WINDOW_MS = 200.0
@@ -213,14 +214,18 @@ class EchoControl:
         t = frame.captured_at_s if frame.captured_at_s is not None else now - self.frame_s
         near = frame.mono_samples()
         near_f = near.astype(np.float32) / 32768.0
-        est = self.estimator.estimate(t, self.frame_s, level_dbfs(near_f))
+        near_dbfs = level_dbfs(near_f)
+        est = self.estimator.estimate(t, self.frame_s, near_dbfs)
         if self.mode is EchoMode.AEC:
             out, over = self._cancel(near, near_f, t, est)
         else:
             out, over = self._gate_or_pass(near, est, now)
         if self.trace is not None and len(self.trace) < TRACE_LIMIT:
-            self.trace.append(FrameTrace(t, level_dbfs(near_f), _dbfs(out), est, over))
-        acted = est.audible and not over and self.mode is not EchoMode.OFF
+            self.trace.append(FrameTrace(t, near_dbfs, _dbfs(out), est, over))
+        # It acted when the microphone heard something while the agent was audible and
+        # it did not go up as the user: gated, or cleaned by the canceller.
+        heard = near_dbfs > HEARD_DBFS
+        acted = heard and est.audible and not over and self.mode is not EchoMode.OFF
         if acted:
             self.suppressed_frames += 1
             self._acted_at = now

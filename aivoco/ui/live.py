@@ -102,6 +102,19 @@ def describe_record(record: dict[str, Any]) -> str | None:
                 )
         case "summary":
             text = None
+        # -- echo control and the keys (docs/echo.md) --
+        case "echo":
+            text = f"echo control: {r.get('mode')}"
+            if r.get("note"):
+                text += f" ({r.get('note')})"
+        case "barge_in":
+            text = f"barge-in: you spoke over the agent; cut {r.get('cleared_ms')} ms of its audio"
+        case "mute":
+            text = "microphone muted" if r.get("muted") else "microphone unmuted"
+        case "microphone":
+            text = f"microphone: {r.get('mode')}"
+        case "volume":
+            text = f"volume {r.get('percent')} %"
         case _:
             text = f"{kind}"
     return text

@@ -123,6 +123,67 @@ def stats_panel(snap: Snapshot) -> Panel:
     return Panel(table, title="call", title_align="left")
 
 
+# -- microphone, echo and keys (docs/echo.md) --------------------------------------------
+KEYS_HELP = (
+    ("m", "mute"),
+    ("+/-", "volume"),
+    ("space", "push-to-talk"),
+    ("o", "open mic"),
+    ("q", "hang up"),
+    ("?", "keys"),
+)
+
+
+def mic_badge(snap: Snapshot) -> Text:
+    """MUTED, push-to-talk state, or an open microphone."""
+    c = snap.controls
+    if c.muted:
+        return Text(" MUTED ", style="bold white on red")
+    if c.mic == "push-to-talk idle":
+        return Text(" PTT: mic closed, space to talk ", style="bold black on yellow")
+    if c.mic == "push-to-talk talking":
+        return Text(" PTT: TALKING ", style="bold black on green")
+    return Text("mic open", style="green")
+
+
+def echo_badge(snap: Snapshot) -> Text:
+    """The echo mode in force, its ERLE (aec), and "echo suppressed" while it acts."""
+    e = snap.echo
+    text = Text("echo ")
+    text.append(e.mode, style="bold")
+    if "unavailable" in e.note:
+        text.append(" (aec unavailable)", style="yellow")
+    if e.mode == "aec":
+        text.append(" ERLE " + ("—" if e.erle_db is None else f"{e.erle_db:.0f} dB"))
+    if e.suppressing:
+        text.append("  echo suppressed", style="bold yellow")
+    if e.barge_ins:
+        text.append(f"  barge-ins {e.barge_ins}", style="cyan")
+    return text
+
+
+def controls_line(snap: Snapshot) -> Text:
+    """One line: microphone, echo control, volume, and the keys hint."""
+    text = mic_badge(snap)
+    text.append("  ")
+    text.append_text(echo_badge(snap))
+    text.append(f"  vol {snap.controls.volume_percent}%")
+    if snap.controls.keys:
+        text.append("  ? keys", style="dim")
+    return text
+
+
+def keys_help() -> Text:
+    """The keys of a live call (shown with `?`)."""
+    text = Text()
+    for i, (key, what) in enumerate(KEYS_HELP):
+        if i:
+            text.append("  ")
+        text.append(key, style="bold reverse")
+        text.append(f" {what}")
+    return text
+
+
 def call_view(snap: Snapshot, transcript_lines: int = 12) -> RenderableType:
     meters = Group(
         meter("you", snap.mic_dbfs, active=snap.user_speaking),
@@ -133,8 +194,16 @@ def call_view(snap: Snapshot, transcript_lines: int = 12) -> RenderableType:
     side.add_column(ratio=1)
     side.add_row(credits_panel(snap), stats_panel(snap))
     io = Text(f"in: {snap.input_label}   out: {snap.output_label}", style="dim")
+    controls: list[RenderableType] = [controls_line(snap)]  # mic, echo, volume (echo.md)
+    if snap.controls.show_help and snap.controls.keys:
+        controls.append(keys_help())
     return Group(
-        status_line(snap), io, meters, side, transcript_panel(snap.transcript, transcript_lines)
+        status_line(snap),
+        io,
+        *controls,
+        meters,
+        side,
+        transcript_panel(snap.transcript, transcript_lines),
     )
 
 
@@ -176,6 +245,8 @@ def summary_rows(s: CallSummary) -> list[tuple[str, str]]:
             f"pre-fill {round(p.prefill_ms, 1)} ms",
         )
     )
+    if s.echo_mode is not None:
+        rows.append(("echo", _echo_summary(s)))
     if s.functions_called:
         rows.append(("functions", f"{s.functions_called} called"))
     rows.append(("protocol errors", str(s.protocol_errors)))
@@ -195,6 +266,15 @@ def summary_rows(s: CallSummary) -> list[tuple[str, str]]:
     if s.recording:
         rows.append(("recording", f"{s.recording} ({s.recording_s} s)"))
     return rows
+
+
+def _echo_summary(s: CallSummary) -> str:
+    text = s.echo_mode or "off"
+    if s.echo_erle_db is not None:
+        text += f", ERLE {s.echo_erle_db:.0f} dB"
+    if s.local_barge_ins:
+        text += f", {s.local_barge_ins} barge-in{'s' if s.local_barge_ins != 1 else ''}"
+    return text
 
 
 def summary_table(summary: CallSummary) -> Table:
