@@ -30,6 +30,7 @@ from aivoco.emulator.assets import demo_utterance_path
 from aivoco.emulator.records import SessionRecord
 from aivoco.session import CallOptions, open_call
 from aivoco.session.call import Call
+from aivoco.session.lifecycle import Phase
 from aivoco.session.options import EchoMode
 from aivoco.wire.driver import ProtocolName
 
@@ -90,7 +91,7 @@ def rig_call(
         call = open_call(options)
         try:
             call.start()
-            assert call.lifecycle.phase.value == "live", call.result
+            assert call.phase is Phase.LIVE, call.result
             yield emu, call
         finally:
             call.hang_up()
@@ -149,12 +150,18 @@ def conversation(
     replies: int = 2,
     delay_ms: int = 80,
     attenuation_db: float = -12.0,
+    speaker_raw: Path | None = None,
 ) -> RigRun:
     """`replies` turns: say the utterance, let the agent answer it in full (or not)."""
     with tempfile.TemporaryDirectory() as tmp:
         wav = speech_wav(Path(tmp))
         with rig_call(
-            pulse, mode=mode, protocol=protocol, delay_ms=delay_ms, attenuation_db=attenuation_db
+            pulse,
+            mode=mode,
+            protocol=protocol,
+            delay_ms=delay_ms,
+            attenuation_db=attenuation_db,
+            record_speaker=speaker_raw,
         ) as (emu, call):
             for k in range(1, replies + 1):
                 say(pulse, wav)
@@ -164,7 +171,7 @@ def conversation(
         result = call.result
         assert result is not None
         record = sessions(emu, protocol)[0]
-    return RigRun(record, result.summary.to_record(), figures)
+    return RigRun(record, result.summary.to_record(), figures, speaker_raw)
 
 
 def barge_in_while_replying(
@@ -204,3 +211,22 @@ def barge_in_while_replying(
         assert result is not None
         record = sessions(emu, protocol)[0]
     return RigRun(record, result.summary.to_record(), figures, speaker_raw), started
+
+
+def voiced_s(pcm: np.ndarray, rate_hz: int, threshold_dbfs: float = -50.0) -> float:
+    """Seconds of 10 ms blocks louder than `threshold_dbfs` (RMS): how much of a
+    recording is speech, whatever the silences around and between it."""
+    block = rate_hz // 100
+    x = pcm[: pcm.size // block * block].astype(np.float64).reshape(-1, block) / 32768
+    rms = np.sqrt(np.mean(x * x, axis=1))
+    return float(np.count_nonzero(rms > 10 ** (threshold_dbfs / 20))) / 100
+
+
+def utterance_voiced_s() -> float:
+    data, rate = soundfile.read(str(demo_utterance_path()), dtype="int16")
+    return voiced_s(np.asarray(data), int(rate))
+
+
+def speaker_voiced_s(raw: Path) -> float:
+    """Speech heard on the speaker's monitor (parec: s16le mono 48 kHz)."""
+    return voiced_s(np.frombuffer(raw.read_bytes(), "<i2"), 48000)
