@@ -74,10 +74,14 @@ class FarEnd:
 
     def segment(self, t_s: float, frames: int) -> Float32Array:
         """The `frames` samples heard from `t_s` on; zeros where nothing is known."""
-        out = np.zeros(frames, np.float32)
         pos = self.position(t_s)
         if pos is None:
-            return out
+            return np.zeros(frames, np.float32)
+        return self.segment_at(pos, frames)
+
+    def segment_at(self, pos: int, frames: int) -> Float32Array:
+        """The `frames` samples from stream position `pos`; zeros where unknown."""
+        out = np.zeros(frames, np.float32)
         lo = max(pos, self._start)
         hi = min(pos + frames, self._start + self._hist.shape[0])
         if hi > lo:
@@ -93,6 +97,43 @@ class FarEnd:
             return level_dbfs(x)
         ms = float(np.max(np.mean(np.square(blocks, dtype=np.float64), axis=1)))
         return SILENCE_DBFS if ms <= 0 else max(SILENCE_DBFS, 10.0 * math.log10(ms))
+
+
+class FarCursor:
+    """The far end as one continuous stream, one frame per near frame, for the canceller.
+
+    The times of blocks wobble by a few ms from callback to callback (when Python gets
+    to run each one). Cutting the far end by each frame's own timestamps would skip or
+    repeat samples at every wobble, which AEC3 takes for a change of the echo path and
+    answers by re-adapting (measured: ERLE dips of 10-20 dB, docs/echo.md#alignment).
+    The cursor advances exactly one frame per frame and follows the timestamps only
+    through a slow average, moving when they disagree by more than `jump_ms` (an
+    underrun or an overflow moved one stream against the other)."""
+
+    def __init__(self, far: FarEnd, jump_ms: float = 10.0, smoothing: float = 0.05) -> None:
+        self.far = far
+        self._jump = far.rate_hz * jump_ms / 1000
+        self._alpha = smoothing
+        self._pos: int | None = None
+        self._error = 0.0  # smoothed (timestamp position - cursor), in samples
+        self.jumps = 0
+
+    def take(self, t_s: float, frames: int) -> Float32Array:
+        target = self.far.position(t_s)
+        if target is None:
+            return np.zeros(frames, np.float32)
+        if self._pos is None:
+            self._pos = target
+        else:
+            error = target - self._pos
+            self._error += self._alpha * (error - self._error)
+            if abs(self._error) > self._jump:  # persistently off: move, in one step
+                self._pos = target
+                self._error = 0.0
+                self.jumps += 1
+        out = self.far.segment_at(self._pos, frames)
+        self._pos += frames
+        return out
 
 
 @dataclass(frozen=True)
@@ -116,14 +157,18 @@ class GateSettings:
     # The loudest echo to expect = playback + coupling. Until measured, the echo is
     # assumed as loud as the playback itself (0 dB).
     initial_coupling_db: float = 0.0
-    # Measured coupling = the median of (near - far) over recent frames with loud
-    # playback, plus the spread of echo-only frames above their median (7.5 dB at the
-    # 99th percentile on the rig). The median ignores the user talking over the agent
-    # for up to half of the time the agent is audible (docs/echo.md#coupling).
-    coupling_percentile: float = 50.0
-    echo_spread_db: float = 8.0
+    # Measured coupling = the 90th percentile of (near - far) over recent frames with
+    # loud playback, plus the spread of echo frames above it (their 99th percentile lay
+    # 0.9-1.3 dB above their 90th on the rig, at every delay and attenuation). A frame
+    # more than `outlier_db` above the ceiling is taken for the user, not echo: it only
+    # raises the ceiling by `creep_db_per_s` for its duration, so a louder echo path
+    # (the system volume turned up) is still learned, slowly (docs/echo.md#coupling).
+    coupling_percentile: float = 90.0
+    echo_spread_db: float = 2.0
+    outlier_db: float = 3.0
+    creep_db_per_s: float = 1.0
     coupling_frames: int = 500  # 10 s of 20 ms frames
-    coupling_min_frames: int = 25
+    coupling_min_frames: int = 10  # 200 ms: users talk over a reply within a second
     coupling_far_dbfs: float = -45.0  # only frames with playback at least this loud
     # No quieter frame ever counts as speech over the agent: the level below which the
     # reference clients (has_audio) and the emulator's VAD call a frame silence.
@@ -135,9 +180,8 @@ class CouplingEstimator:
 
     `coupling_db` is the ceiling of the echo relative to the playback level: echo-only
     frames sit below it (the far level is the loudest block of the delay window);
-    speech over the agent sits above it. The median of recent frames tracks the echo as
-    long as the user talks over the agent less than half of the time, and the spread
-    above the median covers the echo frames' own variation (docs/echo.md#coupling).
+    speech over the agent sits above it, and is counted as barely above it, so it moves
+    the estimate slowly (docs/echo.md#coupling).
     """
 
     def __init__(self, settings: GateSettings) -> None:
@@ -153,11 +197,19 @@ class CouplingEstimator:
     def measured(self) -> bool:
         return len(self._ratios) >= self.settings.coupling_min_frames
 
-    def observe(self, near_dbfs: float, far_dbfs: float) -> None:
+    def observe(
+        self, near_dbfs: float, far_dbfs: float, frame_s: float, trusted: bool = False
+    ) -> None:
+        """One frame heard while the agent played; `trusted`: known to be echo (the
+        canceller explained it), never taken for the user."""
         s = self.settings
         if far_dbfs < s.coupling_far_dbfs or near_dbfs <= SILENCE_DBFS:
             return
-        self._ratios.append(near_dbfs - far_dbfs)
+        ratio = near_dbfs - far_dbfs
+        if not trusted and self.measured and ratio > self._value + s.outlier_db:
+            self._value += s.creep_db_per_s * frame_s
+            return
+        self._ratios.append(ratio)
         if self.measured:
             typical = float(np.percentile(np.asarray(self._ratios), s.coupling_percentile))
             self._value = typical + s.echo_spread_db
@@ -180,7 +232,12 @@ class EchoEstimator:
         self.settings = settings or GateSettings()
         self.coupling = CouplingEstimator(self.settings)
 
-    def estimate(self, t_s: float, duration_s: float, near_dbfs: float) -> EchoEstimate:
+    def estimate(
+        self, t_s: float, duration_s: float, near_dbfs: float, learn: bool = True
+    ) -> EchoEstimate:
+        """The echo to expect in the frame captured at `t_s`; with `learn`, the frame
+        also feeds the coupling (a caller that can tell echo from speech passes False
+        and calls `coupling.observe` itself for the echo)."""
         s = self.settings
         self.far.pull()
         t0 = t_s - s.path_delay_ms / 1000
@@ -188,8 +245,8 @@ class EchoEstimator:
         far_dbfs = self.far.level_dbfs(t0, t1)
         recent_dbfs = self.far.level_dbfs(t0 - s.tail_ms / 1000, t1)
         audible = recent_dbfs >= s.audible_dbfs
-        if audible:
-            self.coupling.observe(near_dbfs, far_dbfs)
+        if audible and learn:
+            self.coupling.observe(near_dbfs, far_dbfs, duration_s)
         return EchoEstimate(audible, far_dbfs, far_dbfs + self.coupling.coupling_db)
 
 

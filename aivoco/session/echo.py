@@ -31,6 +31,7 @@ from aivoco.audio.echo import (
     EchoEstimate,
     EchoEstimator,
     ErleMeter,
+    FarCursor,
     FarEnd,
     GateSettings,
     gate_passes,
@@ -47,9 +48,30 @@ log = logging.getLogger("aivoco.session")
 
 SUPPRESSING_HOLD_S = 0.5  # "echo suppressed" stays on the view this long after it acted
 HEARD_DBFS = -60.0  # a quieter microphone frame had no echo worth mentioning
-# Local barge-in: this much speech over the agent within the window (docs/echo.md#barge-in).
-ONSET_MS = 100.0
-ONSET_WINDOW_MS = 200.0
+# aec: a frame the canceller made this much quieter was echo, and teaches the coupling;
+# speech over the agent passes it nearly untouched (99 % of echo frames on the rig).
+ECHO_EXPLAINED_DB = 10.0
+# Local barge-in (docs/echo.md#barge-in): within the last ONSET_WINDOW_MS, at least
+# ONSET_SPEECH_MS of frames of speech over the agent, spanning at least ONSET_SPAN_MS
+# from the first to the end of the last (the emulator's VAD confirms an onset by a
+# 100 ms span; the gate lets speech through in pieces).
+ONSET_SPEECH_MS = 60.0
+ONSET_SPAN_MS = 100.0
+ONSET_WINDOW_MS = 300.0
+
+
+def speech_onset(recent: deque[tuple[bool, float]]) -> bool:
+    """`recent`: (speech over the agent, frame ms) for the last frames, oldest first."""
+    speech = sum(ms for spoke, ms in recent if spoke)
+    if speech < ONSET_SPEECH_MS:
+        return False
+    pos, first, last = 0.0, None, 0.0
+    for spoke, ms in recent:
+        if spoke:
+            first = pos if first is None else first
+            last = pos + ms
+        pos += ms
+    return first is not None and last - first >= ONSET_SPAN_MS
 
 
 TRACE_LIMIT = 30_000  # frames a trace keeps (10 minutes of 20 ms frames)
@@ -62,6 +84,8 @@ class FrameTrace:
     t_s: float  # capture time
     near_dbfs: float  # what the microphone heard
     out_dbfs: float  # what went upstream
+    processed_dbfs: float  # after the canceller (and NS), before any gating
+    far_now_dbfs: float  # what the speaker played during the frame itself
     estimate: EchoEstimate
     over_agent: bool  # counted as the user talking over the agent
 
@@ -114,8 +138,8 @@ def choose_mode(
 class LocalBargeIn:
     """Barge-in on our side, for sts (docs/echo.md#barge-in).
 
-    The uplink reports frames of user speech over the agent (`feed`); once ONSET_MS of
-    them fall within ONSET_WINDOW_MS, playback is flushed (the jitter buffer's fade)
+    The uplink reports frames of user speech over the agent (`feed`); once they make an
+    onset (`speech_onset`), playback is flushed (the jitter buffer's fade)
     and the downlink drops agent audio (`admit`) until the agent pauses for
     `pause_s` (AGENT_GAP_S: what starts a new agent turn)."""
 
@@ -127,6 +151,7 @@ class LocalBargeIn:
         self.bus = bus
         self.pause_s = pause_s
         self.count = 0
+        self.triggered_at: list[float] = []  # when each barge-in cut playback
         self.dropped_chunks = 0
         self._lock = threading.Lock()
         self._dropping = False
@@ -138,8 +163,7 @@ class LocalBargeIn:
         self._recent.append((over_agent, frame_ms))
         while sum(ms for _, ms in self._recent) - self._recent[0][1] >= ONSET_WINDOW_MS:
             self._recent.popleft()
-        speech_ms = sum(ms for spoke, ms in self._recent if spoke)
-        if speech_ms < ONSET_MS or self.player.stats().jitter.buffered_ms <= 0:
+        if not speech_onset(self._recent) or self.player.stats().jitter.buffered_ms <= 0:
             return False  # not yet speech, or nothing of the agent's left to cut
         with self._lock:
             if self._dropping:
@@ -147,6 +171,7 @@ class LocalBargeIn:
             self._dropping = True
             self._last_audio = now
             self.count += 1
+            self.triggered_at.append(now)
         self._recent.clear()
         cleared = self.player.clear()
         cleared_ms = round(cleared * 1000 / self.player.clock_rate_hz, 1)
@@ -191,11 +216,13 @@ class EchoControl:
         self.mic_live = mic_live  # mute and push-to-talk (session/controls.py)
         self.settings = settings or GateSettings()
         self.estimator = EchoEstimator(FarEnd(player.reference, rate_hz), self.settings)
+        self.cursor = FarCursor(self.estimator.far)  # the canceller's continuous far end
         self.erle = ErleMeter(self.frame_s)
         self.suppressed_frames = 0  # frames the gate silenced, or aec cleaned of echo
         self.passed_frames = 0  # frames sent as speech while the agent was audible
         self._acted_at = -1e9
         self.trace: list[FrameTrace] | None = None  # set to a list to record every frame
+        self._processed_dbfs = 0.0
         self._open_until = -1e9  # after a local barge-in the gate opens for the tail
 
     def announce(self) -> None:
@@ -215,13 +242,18 @@ class EchoControl:
         near = frame.mono_samples()
         near_f = near.astype(np.float32) / 32768.0
         near_dbfs = level_dbfs(near_f)
-        est = self.estimator.estimate(t, self.frame_s, near_dbfs)
+        # With the canceller, only frames it could explain as echo teach the coupling.
+        aec = self.mode is EchoMode.AEC
+        est = self.estimator.estimate(t, self.frame_s, near_dbfs, learn=not aec)
         if self.mode is EchoMode.AEC:
-            out, over = self._cancel(near, near_f, t, est)
+            out, over = self._cancel(near, near_f, t, est, now)
         else:
             out, over = self._gate_or_pass(near, est, now)
         if self.trace is not None and len(self.trace) < TRACE_LIMIT:
-            self.trace.append(FrameTrace(t, near_dbfs, _dbfs(out), est, over))
+            far_now = self.estimator.far.level_dbfs(t, t + self.frame_s)
+            self.trace.append(
+                FrameTrace(t, near_dbfs, _dbfs(out), self._processed_dbfs, far_now, est, over)
+            )
         # It acted when the microphone heard something while the agent was audible and
         # it did not go up as the user: gated, or cleaned by the canceller.
         heard = near_dbfs > HEARD_DBFS
@@ -239,6 +271,7 @@ class EchoControl:
         ):
             # The agent was cut: what still sounds is the tail of the device buffer; let
             # the user's speech through instead of gating it (docs/echo.md#barge-in).
+            # The canceller keeps cancelling.
             s = self.settings
             self._open_until = now + (s.tail_ms + s.path_delay_ms) / 1000
         if not mic_live:
@@ -247,14 +280,14 @@ class EchoControl:
         return AudioChunk(out, frame.sample_rate_hz, captured_at_s=frame.captured_at_s)
 
     def _cancel(
-        self, near: np.ndarray, near_f: Float32Array, t: float, est: EchoEstimate
+        self, near: np.ndarray, near_f: Float32Array, t: float, est: EchoEstimate, now: float
     ) -> tuple[np.ndarray, bool]:
         processor = self.setup.processor
         assert processor is not None  # AEC is only in force with a processor
-        far = float32_to_pcm16(self.estimator.far.segment(t, near.shape[0]))
+        far = float32_to_pcm16(self.cursor.take(t, near.shape[0]))
         out = processor.process(near, far)
         out_f = out.astype(np.float32) / 32768.0
-        out_db = level_dbfs(out_f)
+        out_db = self._processed_dbfs = level_dbfs(out_f)
         # The residual is the user when it is louder than the echo itself would be: AEC3
         # leaves 20-50 dB less than that once converged, but for a few hundred ms after
         # the agent starts again it may leave nearly all of it (docs/echo.md#aec).
@@ -263,9 +296,13 @@ class EchoControl:
         over = est.audible and out_db > max(
             est.expected_echo_dbfs + s.aec_margin_db, s.speech_floor_dbfs
         )
+        near_db = level_dbfs(near_f)
+        if est.audible and near_db - out_db >= ECHO_EXPLAINED_DB:
+            self.estimator.coupling.observe(near_db, est.far_dbfs, self.frame_s, trusted=True)
         if est.audible and not over:
             self.erle.observe(near_f, out_f)
-            out = np.zeros_like(out)
+            if now >= self._open_until:
+                out = np.zeros_like(out)
         return out, over
 
     def _gate_or_pass(
@@ -273,7 +310,7 @@ class EchoControl:
     ) -> tuple[np.ndarray, bool]:
         processor = self.setup.processor
         out = processor.process(near) if processor is not None else near
-        out_db = level_dbfs(out.astype(np.float32) / 32768.0)
+        out_db = self._processed_dbfs = level_dbfs(out.astype(np.float32) / 32768.0)
         s = self.settings
         if self.mode is EchoMode.OFF:
             return out, est.audible and out_db > s.speech_floor_dbfs
