@@ -101,7 +101,7 @@ def capture(delay_ms: int, attenuation_db: float, pulse: PulseServer) -> Capture
         mic.start()
         listener = threading.Thread(target=listen, daemon=True)
         listener.start()
-        time.sleep(1.5)  # the loopback settles (tests/pulse.py: EchoPath)
+        time.sleep(3.0)  # the loopback settles (tests/pulse.py: EchoPath)
         start = time.monotonic()
         step = 480  # 20 ms at 24 kHz, paced like the emulator
         for k, i in enumerate(range(0, reply.frames, step)):
@@ -158,7 +158,10 @@ def echo_figures(trace: list[FrameTrace]) -> dict[str, float]:
     first = next(x.t_s for x in trace if x.far_now_dbfs > -60)
     loud = [x for x in trace if x.estimate.far_dbfs >= -45 and x.t_s >= first + 2.0]
     erle = _power_db([x.near_dbfs for x in loud]) - _power_db([x.processed_dbfs for x in loud])
-    heard = [x for x in trace if x.estimate.audible and x.near_dbfs > -60]
+    # Echo frames: the agent audible and the microphone hearing something, from the
+    # moment its playback starts (the rig's null sinks emit a short steady burst when a
+    # stream opens, before any playback: not echo).
+    heard = [x for x in trace if x.t_s >= first and x.estimate.audible and x.near_dbfs > -60]
     passed = [x for x in heard if x.out_dbfs > -96]
     return {
         "erle_db": erle,
@@ -170,9 +173,14 @@ def echo_figures(trace: list[FrameTrace]) -> dict[str, float]:
 
 
 def coupling_spread(trace: list[FrameTrace]) -> tuple[float, float]:
-    """(median, 99th percentile) of near - far over frames with loud playback."""
-    r = [x.near_dbfs - x.estimate.far_dbfs for x in trace if x.estimate.far_dbfs >= -45]
-    return float(np.percentile(r, 50)), float(np.percentile(r, 99))
+    """(90th, 99th percentile) of near - far over frames with loud playback that the
+    microphone heard: how the gate's coupling estimate sits against the echo's peaks."""
+    r = [
+        x.near_dbfs - x.estimate.far_dbfs
+        for x in trace
+        if x.estimate.far_dbfs >= -45 and x.near_dbfs > -96
+    ]
+    return float(np.percentile(r, 90)), float(np.percentile(r, 99))
 
 
 def part_echo(pulse: PulseServer, quick: bool) -> None:
@@ -183,7 +191,7 @@ def part_echo(pulse: PulseServer, quick: bool) -> None:
     print(
         f"{'delay':>5} {'atten':>6} | {'ERLE aec':>8} {'ERLE unaligned':>14} | "
         f"{'near':>6} {'sent aec':>8} {'sent gate':>9} | {'false pass aec/gate':>19} | "
-        f"{'coupling p50/p99':>16}"
+        f"{'coupling p90/p99':>16}"
     )
     for delay, att in conditions:
         cap = capture(delay, att, pulse)
