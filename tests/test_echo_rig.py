@@ -39,7 +39,7 @@ def test_without_echo_control_the_agent_interrupts_itself(
 
 @pytest.mark.parametrize(
     ("protocol", "mode", "replies"),
-    [(STS, EchoMode.GATE, 3), (STS, EchoMode.AEC, 3), (CALL, EchoMode.GATE, 2),
+    [(STS, EchoMode.GATE, 2), (STS, EchoMode.AEC, 3), (CALL, EchoMode.GATE, 2),
      (CALL, EchoMode.AEC, 2)],
 )  # fmt: skip
 def test_with_echo_control_the_agent_never_interrupts_itself(

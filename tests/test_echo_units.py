@@ -6,6 +6,7 @@ real one is tests/test_echo_rig.py."""
 from __future__ import annotations
 
 import sys
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -28,7 +29,8 @@ from aivoco.audio.files import read_file
 from aivoco.audio.playout import ClockPlayer
 from aivoco.audio.timed import TimedRing, block_time_s
 from aivoco.emulator.assets import demo_utterance_path
-from aivoco.session.echo import EchoControl, LocalBargeIn, choose_mode
+from aivoco.session.bargein import LocalBargeIn, speech_onset
+from aivoco.session.echo import EchoControl, choose_mode
 from aivoco.session.options import EchoMode, NoiseSuppression
 from aivoco.session.records import RecordBus
 from aivoco.session.state import CallState
@@ -319,3 +321,14 @@ def test_nothing_to_cut_is_no_barge_in() -> None:
     for k in range(10):
         assert not rig.barge.feed(True, 20.0, T0 + k * 0.02)
     assert rig.barge.count == 0
+
+
+def test_a_barge_in_onset_needs_enough_speech_spanning_100ms() -> None:
+    def onset(pattern: str) -> bool:  # one character per 20 ms frame: x = speech
+        return speech_onset(deque((c == "x", 20.0) for c in pattern))
+
+    assert not onset("xxxx")  # 80 ms: a glitch, not yet an onset
+    assert onset("xxxxx")  # 100 ms
+    assert onset("x..x.x")  # the gate lets speech through in pieces
+    assert not onset("x.....x")  # 40 ms of speech is not enough, however spread
+    assert speech_onset(deque([(True, 100.0)]))  # --chunk-ms 100: one frame will do

@@ -16,7 +16,7 @@ from typing import Any
 
 from aivoco.errors import AivocoError, ProtocolError
 from aivoco.session import intents as it
-from aivoco.session.echo import LocalBargeIn
+from aivoco.session.bargein import LocalBargeIn
 from aivoco.session.interfaces import FunctionRunner, PlayerLike
 from aivoco.session.lifecycle import EndReason, Lifecycle, Op
 from aivoco.session.records import RecordBus

@@ -18,8 +18,6 @@ and drops the rest of the reply until the agent pauses.
 from __future__ import annotations
 
 import logging
-import threading
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,11 +35,11 @@ from aivoco.audio.echo import (
     gate_passes,
     level_dbfs,
 )
+from aivoco.session.bargein import LocalBargeIn
 from aivoco.session.interfaces import PlayerLike
 from aivoco.session.options import CallOptions, EchoMode, NoiseSuppression
 from aivoco.session.records import RecordBus
 from aivoco.session.state import CallState, EchoView
-from aivoco.session.turns import AGENT_GAP_S
 from aivoco.wire.driver import ProtocolName
 
 log = logging.getLogger("aivoco.session")
@@ -51,29 +49,6 @@ HEARD_DBFS = -60.0  # a quieter microphone frame had no echo worth mentioning
 # aec: a frame the canceller made this much quieter was echo, and teaches the coupling;
 # speech over the agent passes it nearly untouched (99 % of echo frames on the rig).
 ECHO_EXPLAINED_DB = 10.0
-# Local barge-in (docs/echo.md#barge-in): within the last ONSET_WINDOW_MS, at least
-# ONSET_SPEECH_MS of frames of speech over the agent, spanning at least ONSET_SPAN_MS
-# from the first to the end of the last (the emulator's VAD confirms an onset by a
-# 100 ms span; the gate lets speech through in pieces).
-ONSET_SPEECH_MS = 60.0
-ONSET_SPAN_MS = 100.0
-ONSET_WINDOW_MS = 300.0
-
-
-def speech_onset(recent: deque[tuple[bool, float]]) -> bool:
-    """`recent`: (speech over the agent, frame ms) for the last frames, oldest first."""
-    speech = sum(ms for spoke, ms in recent if spoke)
-    if speech < ONSET_SPEECH_MS:
-        return False
-    pos, first, last = 0.0, None, 0.0
-    for spoke, ms in recent:
-        if spoke:
-            first = pos if first is None else first
-            last = pos + ms
-        pos += ms
-    return first is not None and last - first >= ONSET_SPAN_MS
-
-
 TRACE_LIMIT = 30_000  # frames a trace keeps (10 minutes of 20 ms frames)
 
 
@@ -99,6 +74,7 @@ class EchoSetup:
     mode: EchoMode  # the mode in force: AEC, GATE or OFF
     note: str  # why, for the view and the records
     processor: WebRtcProcessor | None  # the canceller, or NS/high-pass alone
+    requested: EchoMode = EchoMode.AUTO
 
 
 def choose_mode(
@@ -115,7 +91,11 @@ def choose_mode(
     mode = requested
     if requested is EchoMode.AUTO:
         mode = EchoMode.AEC if acoustic else EchoMode.OFF
-        notes.append("auto: speaker and microphone" if acoustic else "auto: no speaker-mic path")
+        notes.append(
+            "auto: the microphone can hear the speaker"
+            if acoustic
+            else "auto: a file stands in for the microphone or the speaker"
+        )
     processor: WebRtcProcessor | None = None
     if mode is EchoMode.AEC:
         try:
@@ -132,64 +112,7 @@ def choose_mode(
             )
         except EchoUnavailableError as exc:
             notes.append(f"noise suppression / high-pass unavailable: {exc}")
-    return EchoSetup(mode, "; ".join(notes), processor)
-
-
-class LocalBargeIn:
-    """Barge-in on our side, for sts (docs/echo.md#barge-in).
-
-    The uplink reports frames of user speech over the agent (`feed`); once they make an
-    onset (`speech_onset`), playback is flushed (the jitter buffer's fade)
-    and the downlink drops agent audio (`admit`) until the agent pauses for
-    `pause_s` (AGENT_GAP_S: what starts a new agent turn)."""
-
-    def __init__(
-        self, player: PlayerLike, state: CallState, bus: RecordBus, pause_s: float = AGENT_GAP_S
-    ) -> None:
-        self.player = player
-        self.state = state
-        self.bus = bus
-        self.pause_s = pause_s
-        self.count = 0
-        self.triggered_at: list[float] = []  # when each barge-in cut playback
-        self.dropped_chunks = 0
-        self._lock = threading.Lock()
-        self._dropping = False
-        self._last_audio = 0.0
-        self._recent: deque[tuple[bool, float]] = deque()
-
-    def feed(self, over_agent: bool, frame_ms: float, now: float) -> bool:
-        """One uplink frame; True when it triggered a barge-in."""
-        self._recent.append((over_agent, frame_ms))
-        while sum(ms for _, ms in self._recent) - self._recent[0][1] >= ONSET_WINDOW_MS:
-            self._recent.popleft()
-        if not speech_onset(self._recent) or self.player.stats().jitter.buffered_ms <= 0:
-            return False  # not yet speech, or nothing of the agent's left to cut
-        with self._lock:
-            if self._dropping:
-                return False
-            self._dropping = True
-            self._last_audio = now
-            self.count += 1
-            self.triggered_at.append(now)
-        self._recent.clear()
-        cleared = self.player.clear()
-        cleared_ms = round(cleared * 1000 / self.player.clock_rate_hz, 1)
-        self.state.add_entry("info", "barge-in: you spoke over the agent; playback stopped")
-        self.bus.emit("barge_in", cleared_ms=cleared_ms)
-        return True
-
-    def admit(self, at: float) -> bool:
-        """Agent audio arriving at `at`: False while the interrupted reply goes on."""
-        with self._lock:
-            if not self._dropping:
-                return True
-            if at - self._last_audio >= self.pause_s:
-                self._dropping = False
-                return True
-            self._last_audio = at
-            self.dropped_chunks += 1
-            return False
+    return EchoSetup(mode, "; ".join(notes), processor, requested)
 
 
 class EchoControl:
@@ -229,7 +152,10 @@ class EchoControl:
         """Say which mode is in force (once the call's records have their files)."""
         self.bus.emit("echo", mode=self.mode.value, note=self.setup.note)
         if "unavailable" in self.setup.note:
-            self.state.add_entry("error", self.setup.note)
+            # Asked for by name, a missing canceller is an error worth seeing; under
+            # auto it is information (the gate works without it).
+            explicit = self.setup.requested is not EchoMode.AUTO
+            self.state.add_entry("error" if explicit else "info", self.setup.note)
             log.warning("%s", self.setup.note)
         self._publish(False)
 
