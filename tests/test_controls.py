@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from clirun import cli_env, json_lines, run_cli, write_tone
 from rich.console import Console
 
 from aivoco.audio.playout import ClockPlayer
 from aivoco.cli.keys import Key, KeyParser, check_push_to_talk
+from aivoco.emulator import Emulator, EmulatorConfig
 from aivoco.errors import UsageError
 from aivoco.session.controls import CallControls, MicMode
 from aivoco.session.records import RecordBus
@@ -152,3 +155,25 @@ def test_summary_names_the_echo_mode() -> None:
     record = summary.to_record()
     assert record["echo_mode"] == "aec" and record["echo_erle_db"] == 28.4
     assert record["local_barge_ins"] == 1
+
+
+# -- the options on the command line ----------------------------------------------------------
+def test_echo_mode_comes_from_the_environment_and_bad_values_are_usage_errors(
+    tmp_path: Path,
+) -> None:
+    tone = write_tone(tmp_path / "tone.wav", 440, 16000, 0.5)
+    with Emulator(EmulatorConfig(port=0, latency_ms=0)) as emu:
+        args = [
+            "sts", "--key", "k", "--url", emu.sts_url, "--input", str(tone), "--output",
+            str(tmp_path / "out.wav"), "--idle-timeout", "0.5", "--json",
+        ]  # fmt: skip
+        res = run_cli(*args, env=cli_env(AIVOCO_ECHO="gate"))
+        assert res.returncode == 0, res.stderr
+        records = json_lines(res.stdout)
+        echo = next(r for r in records if r["type"] == "echo")
+        assert echo["mode"] == "gate" and echo["note"] == ""
+        assert records[-1]["echo_mode"] == "gate" and records[-1]["local_barge_ins"] == 0
+        auto = json_lines(run_cli(*args).stdout)
+        assert next(r for r in auto if r["type"] == "echo")["mode"] == "off"  # files
+    bad = run_cli("sts", "--key", "k", "--echo", "loud")
+    assert bad.returncode == 2 and "loud" in bad.stderr

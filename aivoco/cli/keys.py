@@ -6,7 +6,8 @@ the call runs without keys and the view does not offer them.
 
 The terminal's settings are saved first and restored on every way out of the block:
 the call's end, an exception, a second Ctrl-C (KeyboardInterrupt passes through the
-`with`), and interpreter exit (atexit) as a last resort. In between, ECHO and ICANON are
+`with`), and interpreter exit (atexit) as a last resort; also while the call is
+suspended (Ctrl-Z), and taken again when it continues. In between, ECHO and ICANON are
 off, so keys are read one at a time and never reach the screen; ISIG stays on, so Ctrl-C
 is still SIGINT and keeps its meaning (hang up, twice: leave). Escape sequences (arrow
 and function keys) are consumed whole and ignored, never read as letters.
@@ -19,11 +20,13 @@ import contextlib
 import logging
 import os
 import select
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import Enum
+from types import FrameType
 from typing import Any
 
 from aivoco.errors import UsageError
@@ -103,6 +106,8 @@ class KeyReader:
         self.on_key = on_key
         self.fd = fd
         self._saved: list[Any] | None = None
+        self._keys_mode: list[Any] | None = None
+        self._previous_tstp: Any = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="aivoco-keys", daemon=True)
         self._parser = KeyParser()
@@ -115,8 +120,10 @@ class KeyReader:
         mode[3] &= ~(termios.ECHO | termios.ICANON)  # lflags: no echo, byte by byte
         mode[6][termios.VMIN] = 1
         mode[6][termios.VTIME] = 0
+        self._keys_mode = mode
         atexit.register(self.restore)
         termios.tcsetattr(self.fd, termios.TCSANOW, mode)
+        self._handle_suspend()
         self._thread.start()
         return self
 
@@ -124,7 +131,30 @@ class KeyReader:
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=1)
+        if self._previous_tstp is not None:
+            signal.signal(signal.SIGTSTP, self._previous_tstp)
+            self._previous_tstp = None
         self.restore()
+
+    def _handle_suspend(self) -> None:
+        """Ctrl-Z: give the shell its terminal back before stopping, and take the keys
+        mode again when continued (`fg`); shells do not do either for us."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        self._previous_tstp = signal.signal(signal.SIGTSTP, self._on_suspend)
+
+    def _on_suspend(self, signum: int, frame: FrameType | None) -> None:
+        import termios
+
+        saved, mode = self._saved, self._keys_mode
+        with contextlib.suppress(termios.error):
+            if saved is not None:
+                termios.tcsetattr(self.fd, termios.TCSANOW, saved)
+            signal.signal(signal.SIGTSTP, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGTSTP)  # stops here until continued
+            signal.signal(signal.SIGTSTP, self._on_suspend)
+            if mode is not None and self._saved is not None:
+                termios.tcsetattr(self.fd, termios.TCSANOW, mode)
 
     def restore(self) -> None:
         """Put the terminal back as it was (idempotent)."""
