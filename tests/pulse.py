@@ -20,6 +20,7 @@ root"); it still runs as a per-user daemon because --system is not given.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -215,6 +216,59 @@ class PulseServer:
                 stdout=out,
                 stderr=subprocess.PIPE,
             )
+
+
+class EchoPath:
+    """An acoustic echo path for the rig (opt-in, so other device tests are unaffected):
+    `module-loopback` from the speaker's monitor into the microphone's feed sink, delayed
+    by about `delay_ms` and attenuated by `attenuation_db` (the sink input's volume).
+
+    Measured on this rig (bench/bench_echo.py): after settling for about a second, the
+    echo arrives within a few ms of `latency_msec` at exactly the attenuation asked for.
+    The loopback's default rate adjustment keeps that delay steadier (+-3 ms over 20 s)
+    than faster adjustment (`adjust_time=1`: +-10 ms), so the defaults are kept.
+    """
+
+    def __init__(self, server: PulseServer, delay_ms: int, attenuation_db: float) -> None:
+        self.server = server
+        self.delay_ms = delay_ms
+        self.attenuation_db = attenuation_db
+        self.module: str | None = None
+
+    def __enter__(self) -> EchoPath:
+        self.module = self.server.pactl(
+            "load-module",
+            "module-loopback",
+            f"source={SPEAKER_MONITOR}",
+            f"sink={MIC_FEED_SINK}",
+            f"latency_msec={self.delay_ms}",
+            "source_dont_move=true",
+            "sink_dont_move=true",
+        ).strip()
+        try:
+            self.server.pactl(
+                "set-sink-input-volume", self._sink_input(), f"{self.attenuation_db}dB"
+            )
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _sink_input(self) -> str:
+        listing = self.server.pactl("list", "sink-inputs")
+        for block in listing.split("Sink Input #")[1:]:
+            owner = re.search(r"Owner Module: (\d+)", block)
+            if owner is not None and owner.group(1) == self.module:
+                return block.split("\n", 1)[0].strip()
+        raise PulseUnavailableError(f"no sink input of loopback module {self.module}:\n{listing}")
+
+    def close(self) -> None:
+        module, self.module = self.module, None
+        if module is not None:
+            self.server.pactl("unload-module", module)
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def stop_client(proc: subprocess.Popen[bytes]) -> None:

@@ -88,6 +88,9 @@ class AudioChunk:
     samples: Int16Array
     sample_rate_hz: int
     channels: int = 1
+    # When its first sample left the microphone's converter (time.monotonic() seconds),
+    # if known: echo control aligns it with what the speaker played (docs/echo.md).
+    captured_at_s: float | None = None
 
     def __post_init__(self) -> None:
         arr = np.asarray(self.samples)

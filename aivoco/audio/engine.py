@@ -12,6 +12,7 @@ import queue
 import threading
 import warnings
 from collections.abc import Iterator
+from time import monotonic
 from typing import Any, TypeVar
 
 import numpy as np
@@ -20,7 +21,7 @@ from aivoco.audio.chunk import AudioChunk, Float32Array, float32_to_pcm16
 from aivoco.audio.devices import DeviceInfo, load_sounddevice, resolve_device
 from aivoco.audio.playout import Player
 from aivoco.audio.resample import StreamResampler
-from aivoco.audio.ring import SampleRing
+from aivoco.audio.timed import TimedRing, block_time_s
 from aivoco.errors import AivocoError, DeviceError
 
 T = TypeVar("T")
@@ -79,7 +80,10 @@ def _open_stream(sd: Any, cls: Any, device: DeviceInfo, kind: str, callback: Any
 
 
 class MicCapture:
-    """Microphone -> mono int16 frames of `frame_ms` at `sample_rate_hz`."""
+    """Microphone -> mono int16 frames of `frame_ms` at `sample_rate_hz`, each stamped
+    with the time its first sample left the converter (`captured_at_s`)."""
+
+    acoustic = True  # a real microphone: it can hear the speaker (echo control)
 
     def __init__(self, device: str | int | None, sample_rate_hz: int, frame_ms: int) -> None:
         self._sd = load_sounddevice()
@@ -96,13 +100,19 @@ class MicCapture:
         self._stream = _open_stream(self._sd, self._sd.InputStream, self.device, "input", self._cb)
         self.device_rate_hz = int(self._stream.samplerate)
         self.channels = int(self._stream.channels)
-        self._ring = SampleRing(self.device_rate_hz * CAPTURE_RING_MS // 1000, self.channels)
+        self._ring = TimedRing(
+            self.device_rate_hz * CAPTURE_RING_MS // 1000, self.device_rate_hz, self.channels
+        )
+        # Input buffers lie in the past: without a believable ADC time, assume the
+        # stream's nominal latency (docs/echo.md#alignment).
+        self._fallback_s = -float(self._stream.latency)
         self._worker = threading.Thread(target=self._work, name="aivoco-capture", daemon=True)
 
     def _cb(self, indata: Float32Array, frames: int, time: Any, status: Any) -> None:
         if status.input_overflow:
             self.input_overflows += 1
-        self._ring.write(indata)
+        at = block_time_s(monotonic(), time.currentTime, time.inputBufferAdcTime, self._fallback_s)
+        self._ring.write(indata, at)
 
     def start(self) -> None:
         try:
@@ -114,20 +124,29 @@ class MicCapture:
     def _work(self) -> None:
         rs = StreamResampler(self.device_rate_hz, self.sample_rate_hz)
         pending = np.zeros(0, np.float32)
+        produced = 0  # resampler output position of pending[0]
+        fed = 0  # device frames fed to the resampler
+        anchor = (0, 0.0)  # (resampler input position, its capture time)
         period = BLOCK_MS / 2000.0
         while not self._stop.wait(period):
             if not self._stream.active:
                 self._error = DeviceError(f"input device {self.device.name} stopped")
                 return
-            x = self._ring.read()
-            if x.shape[0] == 0:
+            block = self._ring.read()
+            if block.frames == 0:
                 continue
+            x = block.samples
+            anchor = (fed, block.start_s)
+            fed += block.frames
             mono = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
             pending = np.concatenate([pending, rs.process_float(mono)[:, 0]])
             while pending.shape[0] >= self.frame_frames:
                 frame = float32_to_pcm16(pending[: self.frame_frames])
                 pending = pending[self.frame_frames :]
-                self._put(AudioChunk(frame, self.sample_rate_hz))
+                # libsamplerate keeps output aligned: output j is input j / ratio.
+                at = anchor[1] + (produced / rs.ratio - anchor[0]) / self.device_rate_hz
+                produced += self.frame_frames
+                self._put(AudioChunk(frame, self.sample_rate_hz, captured_at_s=at))
 
     def _put(self, chunk: AudioChunk) -> None:
         while True:
@@ -161,7 +180,10 @@ class MicCapture:
 
 
 class DevicePlayer(Player[T]):
-    """Speaker: the output callback fills from the jitter buffer at the device rate."""
+    """Speaker: the output callback fills from the jitter buffer at the device rate,
+    applies the volume and taps what it wrote, with its DAC time, as the echo reference."""
+
+    acoustic = True  # a real speaker: the microphone may hear it (echo control)
 
     def __init__(self, device: str | int | None, prefill_ms: float = 60.0) -> None:
         self._sd = load_sounddevice()
@@ -171,6 +193,7 @@ class DevicePlayer(Player[T]):
             self._sd, self._sd.OutputStream, self.device, "output", self._cb
         )
         self.channels = int(self._stream.channels)
+        self._fallback_s = float(self._stream.latency)  # output buffers lie in the future
         block = self.clock_rate_hz * BLOCK_MS // 1000
         # Scratch for devices that refuse mono; sized for blocks up to 8x nominal.
         self._scratch = np.zeros((block * 8, 1), np.float32)
@@ -178,12 +201,14 @@ class DevicePlayer(Player[T]):
     def _cb(self, outdata: Float32Array, frames: int, time: Any, status: Any) -> None:
         if status.output_underflow:
             self.device_underflows += 1
-        if self.channels == 1:
-            self.jitter.fill(outdata)
-        else:
-            scratch = self._scratch[:frames]
-            self.jitter.fill(scratch)
-            outdata[:] = scratch  # broadcast mono to every channel
+        mono = outdata if self.channels == 1 else self._scratch[:frames]
+        self.jitter.fill(mono)
+        if self.volume != 1.0:
+            mono *= self.volume
+        if self.channels != 1:
+            outdata[:] = mono  # broadcast mono to every channel
+        at = block_time_s(monotonic(), time.currentTime, time.outputBufferDacTime, self._fallback_s)
+        self.reference.write(mono, at)
 
     def start(self) -> None:
         try:

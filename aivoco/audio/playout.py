@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -20,13 +21,18 @@ from aivoco.audio.files import Pacer
 from aivoco.audio.jitter import JitterBuffer, JitterStats
 from aivoco.audio.resample import ToRate
 from aivoco.audio.ring import SampleRing
+from aivoco.audio.timed import TimedRing
 from aivoco.audio.wav import WavWriter
 from aivoco.errors import AivocoError
 
 T = TypeVar("T")
 
 MONITOR_MS = 2000  # the observer drains every ~50 ms; 2 s covers long stalls
+# The echo reference (what was written to the device, after the volume): drained by
+# the uplink every frame (10-200 ms); 2 s covers a long stall. Overflow drops the oldest.
+REFERENCE_MS = 2000
 TICK_MS = 10
+MAX_VOLUME = 2.0
 
 
 @dataclass(frozen=True)
@@ -46,23 +52,40 @@ class Player(Generic[T]):
             clock_rate_hz, prefill_ms=prefill_ms, monitor=self.monitor
         )
         self._to_clock = ToRate(clock_rate_hz)
+        # play/clear/add_marker share the resampler: a local barge-in clears from the
+        # uplink thread while the event thread plays.
+        self._producer_lock = threading.Lock()
         self.device_underflows = 0
         self.error: AivocoError | None = None
+        # Gain applied to what is written to the device (the `+`/`-` keys); read by the
+        # clock once per block, so a change is heard within one block.
+        self.volume = 1.0
+        # What the clock wrote, after the volume, with the time it is heard: echo control's
+        # far-end reference (aivoco.audio.echo.FarEnd, docs/echo.md#alignment).
+        self.reference = TimedRing(clock_rate_hz * REFERENCE_MS // 1000, clock_rate_hz)
 
     def play(self, chunk: AudioChunk) -> None:
         """Queue agent audio (any rate; downmixed). Call from one producer thread."""
-        self.jitter.write(self._to_clock.process(chunk).to_float32())
+        with self._producer_lock:
+            self.jitter.write(self._to_clock.process(chunk).to_float32())
 
     def clear(self) -> int:
         """Barge-in: discard queued audio (short fade), including resampler state."""
-        self._to_clock.reset()
-        return self.jitter.clear()
+        with self._producer_lock:
+            self._to_clock.reset()
+            return self.jitter.clear()
 
     def add_marker(self, token: T) -> None:
         """A mark ends a stretch of audio: flush the resamplers' few held-back ms first,
         so the mark is reached after the very last sample queued before it."""
-        self.jitter.write(self._to_clock.flush().to_float32())
-        self.jitter.add_marker(token)
+        with self._producer_lock:
+            self.jitter.write(self._to_clock.flush().to_float32())
+            self.jitter.add_marker(token)
+
+    def set_volume(self, volume: float) -> float:
+        """Set the playback gain (0 .. MAX_VOLUME); returns the value in force."""
+        self.volume = min(MAX_VOLUME, max(0.0, float(volume)))
+        return self.volume
 
     def pop_reached(self) -> list[T]:
         return self.jitter.pop_reached()
@@ -84,6 +107,8 @@ class Player(Generic[T]):
 class ClockPlayer(Player[T]):
     """A virtual speaker: consumes the jitter buffer in real time on its own thread and
     optionally writes what it plays to a WAV (the `--output FILE` timeline)."""
+
+    acoustic = False  # no microphone can hear a file: echo control is not needed
 
     def __init__(
         self,
@@ -108,6 +133,10 @@ class ClockPlayer(Player[T]):
             while not self._stop.is_set():
                 pacer.wait()
                 self.jitter.fill(buf)
+                if self.volume != 1.0:
+                    buf *= self.volume
+                # A virtual speaker plays each tick as it is filled.
+                self.reference.write(buf, time.monotonic())
                 if self._wav is not None:
                     self._wav.write(AudioChunk(float32_to_pcm16(buf), self.clock_rate_hz))
         except AivocoError as exc:  # e.g. the disk filled up: the session reports it

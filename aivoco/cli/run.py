@@ -24,6 +24,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from aivoco.cli.errors import SignalExit
+from aivoco.cli.keys import call_keys, check_push_to_talk, terminal_keys_possible
 from aivoco.cli.options import OutputMode, OutputOptions, split_options
 from aivoco.errors import AivocoError, AudioFileError
 from aivoco.redact import MIN_SAFE_LENGTH, RedactingFilter, is_short
@@ -163,9 +164,12 @@ def run_call(options: CallOptions, output: OutputOptions, console: Any = None) -
     printer = JsonPrinter() if mode is OutputMode.JSON else None
     try:
         options.check(extra_outputs={"--log-file": output.log_file})
+        # Keys (mute, volume, push-to-talk, hang up): live view on a terminal only (keys.py).
+        keys = mode is OutputMode.LIVE and terminal_keys_possible()
+        check_push_to_talk(options.push_to_talk, keys)
         _warn_short_key(options)
         with _Signals() as signals, log_to_file(output.log_file) as log_file:
-            runner = _Runner(options, mode, signals, log_file, console)
+            runner = _Runner(options, mode, signals, log_file, console, keys)
             return runner.run(printer)
     except AivocoError as exc:
         if printer is not None and not printer.written:
@@ -186,8 +190,10 @@ class _Runner:
         signals: _Signals,
         log_file: LogFileHandler | None,
         console: Any,
+        keys: bool = False,
     ) -> None:
         self.options = options
+        self.keys = keys
         self.mode = mode
         self.signals = signals
         self.log_file = log_file
@@ -214,7 +220,7 @@ class _Runner:
             self.console = self.console or sink.console
         if not isinstance(sink, LiveView):
             call.subscribe(sink)
-        with view:
+        with view, call_keys(call, self.keys):
             # close() runs inside the view, so its last frame shows the final state.
             result = self._wait(call, sink)
         gone = _gone(sink)  # a closed pipe, or the terminal of a SIGHUP

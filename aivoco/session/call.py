@@ -26,7 +26,9 @@ from types import TracebackType
 
 from aivoco.errors import AivocoError, ConnectionFailedError
 from aivoco.session import intents as it
+from aivoco.session.controls import CallControls
 from aivoco.session.downlink import Downlink
+from aivoco.session.echo import echo_for_call
 from aivoco.session.files import StereoRecorder, TranscriptWriter
 from aivoco.session.interfaces import FunctionRunner, PlayerLike, Source
 from aivoco.session.lifecycle import EndReason, Lifecycle, Outcome, Phase
@@ -84,6 +86,14 @@ class Call:
         self.turns = TurnTracker()
         self.timers = Timers(options.idle_timeout_s, options.max_duration_s)
         self.recorder: StereoRecorder | None = None
+        # Mute, push-to-talk, volume (the keys), echo control and local barge-in.
+        ptt = options.push_to_talk
+        self.controls = CallControls(player, self.state, self.bus, push_to_talk=ptt)
+        acoustic = getattr(source, "acoustic", False) and getattr(player, "acoustic", False)
+        self.echo, barge_in = echo_for_call(
+            options, acoustic=acoustic, player=player, rate_hz=driver.uplink_rate_hz,
+            state=self.state, bus=self.bus, mic_live=lambda: self.controls.mic_live,
+        )  # fmt: skip
         self.downlink = Downlink(
             driver,
             player,
@@ -93,6 +103,7 @@ class Call:
             turns=self.turns,
             functions=functions,
             function_timeout_s=options.function_timeout_s,
+            barge_in=barge_in,
         )
         self._ended = threading.Event()  # stops the uplink and the observer
         self._closing = threading.Event()  # the event thread stops once the queue is empty
@@ -297,6 +308,7 @@ class Call:
             recorder=self.recorder,
             frame_ms=self.options.chunk_ms,
             input_finished=self.timers.input_finished,
+            echo=self.echo,
         ).run()
 
     def _observe_loop(self) -> None:
@@ -376,4 +388,7 @@ class Call:
             server_message=outcome.server_message,
             recording=None if recorder is None else str(recorder.path),
             recording_s=None if recorder is None else round(recorder.duration_ms / 1000, 2),
+            echo_mode=snap.echo.mode,
+            echo_erle_db=snap.echo.erle_db,
+            local_barge_ins=snap.echo.barge_ins,
         )

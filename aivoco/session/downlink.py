@@ -16,6 +16,7 @@ from typing import Any
 
 from aivoco.errors import AivocoError, ProtocolError
 from aivoco.session import intents as it
+from aivoco.session.bargein import LocalBargeIn
 from aivoco.session.interfaces import FunctionRunner, PlayerLike
 from aivoco.session.lifecycle import EndReason, Lifecycle, Op, Phase
 from aivoco.session.records import RecordBus
@@ -46,6 +47,7 @@ class Downlink:
         turns: TurnTracker,
         functions: FunctionRunner | None,
         function_timeout_s: float,
+        barge_in: LocalBargeIn | None = None,
     ) -> None:
         self.driver = driver
         self.player = player
@@ -56,6 +58,7 @@ class Downlink:
         self.functions = functions
         self.function_timeout_s = function_timeout_s
         self.bad_in_a_row = 0
+        self.barge_in = barge_in  # sts: drops the rest of a reply the user talked over
 
     def handle(self, item: ev.Timed) -> Intents:
         """Apply one event; returns what the call must do about it."""
@@ -78,6 +81,8 @@ class Downlink:
         return [it.AgentActive(item.at)]
 
     def _agent_audio(self, e: ev.AgentAudio, at: float) -> None:
+        if self.barge_in is not None and not self.barge_in.admit(at):
+            return
         latency = self.turns.on_agent_audio(at)
         if latency is not None:
             self.state.add_latency(latency)

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 from aivoco.audio.chunk import AudioChunk
 from aivoco.audio.playout import PlayerStats
+from aivoco.audio.timed import TimedRing
 from aivoco.errors import AivocoError
 from aivoco.session.functions._common import FunctionOutcome
 from aivoco.wire.functions import FunctionSpec
@@ -29,6 +30,7 @@ class Source(Protocol):
 class PlayerLike(Protocol):
     error: AivocoError | None
     clock_rate_hz: int
+    reference: TimedRing  # what the clock wrote, with its time: the echo reference
 
     def start(self) -> None: ...
     def close(self) -> None: ...
@@ -38,6 +40,7 @@ class PlayerLike(Protocol):
     def pop_reached(self) -> list[str]: ...
     def take_played(self) -> AudioChunk: ...
     def stats(self) -> PlayerStats: ...
+    def set_volume(self, volume: float) -> float: ...
 
 
 class FunctionRunner(Protocol):

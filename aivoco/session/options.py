@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from enum import Enum
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,9 +27,35 @@ _URLS: dict[ProtocolName, tuple[str, str, tuple[str, ...]]] = {
 }
 
 AUDIO = "Audio"
+ECHO = "Speakers, headphones and echo"
 FILES = "Files and headless use"
 STS_ONLY = frozenset({"sts"})
 CALLS = frozenset({"sts", "call"})
+
+
+class EchoMode(str, Enum):
+    """`--echo`: how the agent's own voice is kept out of the microphone (docs/echo.md)."""
+
+    AUTO = "auto"  # off when a file stands in for the mic or speaker, else aec, else gate
+    AEC = "aec"  # WebRTC acoustic echo cancellation (the aivoco[aec] extra)
+    GATE = "gate"  # silence upstream while the agent is audible, unless clearly louder
+    OFF = "off"  # full duplex, for headphones
+
+
+class NoiseSuppression(str, Enum):
+    """`--noise-suppression`: WebRTC's levels, about 6, 12, 18 and 21 dB of reduction."""
+
+    OFF = "off"
+    LOW = "low"
+    MODERATE = "moderate"
+    HIGH = "high"
+    VERY_HIGH = "very-high"
+
+    @property
+    def level(self) -> int | None:
+        """WebRTC's ns_level (0-3), None when off."""
+        order = list(NoiseSuppression)
+        return None if self is NoiseSuppression.OFF else order.index(self) - 1
 
 
 @dataclass(frozen=True)
@@ -128,6 +155,31 @@ class CallOptions:
     chunk_ms: int = _opt(
         20, "--chunk-ms", "Uplink frame length. Lower is lower latency; 20 ms is what "
         "telephony uses.", metavar="MS", panel=AUDIO, min=10, max=200,
+    )  # fmt: skip
+    # -- echo, barge-in, microphone (docs/echo.md) -------------------------------------
+    echo: EchoMode = _opt(
+        EchoMode.AUTO, "--echo", "Echo control: aec (echo cancellation), gate (mute the mic "
+        "while the agent is audible unless you are clearly louder), off (headphones), auto "
+        "(off with files, else aec when installed, else gate).", panel=ECHO,
+        envvar="AIVOCO_ECHO",
+    )  # fmt: skip
+    noise_suppression: NoiseSuppression = _opt(
+        NoiseSuppression.OFF, "--noise-suppression", "WebRTC noise suppression on the "
+        "microphone (needs the aec extra).", panel=ECHO, envvar="AIVOCO_NOISE_SUPPRESSION",
+    )  # fmt: skip
+    high_pass: bool = _opt(
+        False, "--high-pass/--no-high-pass", "WebRTC high-pass filter on the microphone "
+        "(always on with --echo aec; needs the aec extra).", panel=ECHO,
+        envvar="AIVOCO_HIGH_PASS",
+    )  # fmt: skip
+    barge_in: bool = _opt(
+        True, "--barge-in/--no-barge-in", "When you talk over the agent, stop its playback "
+        "at once and drop the rest of that reply (the sts protocol has no clear message).",
+        panel=ECHO, commands=STS_ONLY, envvar="AIVOCO_BARGE_IN",
+    )  # fmt: skip
+    push_to_talk: bool = _opt(
+        False, "--push-to-talk", "Start with the microphone closed; space toggles it (live "
+        "view only).", panel=ECHO,
     )  # fmt: skip
     connect_timeout_s: float = _opt(
         10.0, "--connect-timeout", "Give up if the call is not live after this long, all "

@@ -49,6 +49,29 @@ class Credits:
 
 
 @dataclass(frozen=True)
+class ControlsView:
+    """The microphone and playback controls as the view shows them (session/controls.py)."""
+
+    muted: bool = False
+    mic: str = "open"  # open | push-to-talk idle | push-to-talk talking
+    mic_live: bool = True
+    volume_percent: int = 100
+    keys: bool = False  # a key reader is running: the keys work
+    show_help: bool = False
+
+
+@dataclass(frozen=True)
+class EchoView:
+    """Echo control as the view shows it (session/echo.py, docs/echo.md)."""
+
+    mode: str = "off"  # the mode in force: aec | gate | off
+    note: str = ""  # why this mode (auto's choice, a fallback)
+    suppressing: bool = False  # it acted on the microphone within the last moment
+    erle_db: float | None = None  # aec: echo return loss enhancement
+    barge_ins: int = 0  # local barge-ins (sts): playback cut because you spoke
+
+
+@dataclass(frozen=True)
 class Snapshot:
     protocol: str
     endpoint: str
@@ -72,6 +95,8 @@ class Snapshot:
     input_label: str
     output_label: str
     end_reason: str | None
+    controls: ControlsView = ControlsView()
+    echo: EchoView = EchoView()
 
 
 @dataclass
@@ -90,6 +115,8 @@ class _Mutable:
     net: NetStats | None = None
     playback: PlaybackFigures | None = None
     end_reason: str | None = None
+    controls: ControlsView = field(default_factory=ControlsView)
+    echo: EchoView = field(default_factory=EchoView)
 
 
 class CallState:
@@ -188,6 +215,14 @@ class CallState:
             self._m.net = net
             self._m.playback = playback
 
+    def set_controls(self, controls: ControlsView) -> None:
+        with self._lock:
+            self._m.controls = controls
+
+    def set_echo(self, echo: EchoView) -> None:
+        with self._lock:
+            self._m.echo = echo
+
     # -- reading -------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
         with self._lock:
@@ -216,4 +251,6 @@ class CallState:
                 input_label=self.input_label,
                 output_label=self.output_label,
                 end_reason=m.end_reason,
+                controls=m.controls,
+                echo=m.echo,
             )

@@ -49,6 +49,9 @@ class CallSummary:
     server_message: str | None = None
     recording: str | None = None
     recording_s: float | None = None
+    echo_mode: str | None = None  # aec | gate | off (docs/echo.md)
+    echo_erle_db: float | None = None  # aec: echo return loss enhancement at the end
+    local_barge_ins: int = 0  # sts: playback cut because the user talked over the agent
 
     def to_record(self) -> dict[str, Any]:
         n, p = self.net, self.playback
@@ -77,6 +80,10 @@ class CallSummary:
             "playback_prefill_ms": round(p.prefill_ms, 1),
             "playback_hold_ms": round(p.hold_ms, 1),
         }
+        if self.echo_mode is not None:
+            out["echo_mode"] = self.echo_mode
+            out["echo_erle_db"] = _round(self.echo_erle_db, 1)
+            out["local_barge_ins"] = self.local_barge_ins
         if self.credits is not None:
             out["credits_used"] = _round(self.credits.used, 4)
             out["credits_remaining"] = _round(self.credits.remaining, 4)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 
 from aivoco.audio.chunk import AudioChunk
 from aivoco.audio.levels import HAS_AUDIO_PEAK_THRESHOLD, peak, to_dbfs
+from aivoco.session.echo import EchoControl
 from aivoco.session.files import StereoRecorder
 from aivoco.session.interfaces import Source
 from aivoco.session.lifecycle import Lifecycle, Op
@@ -35,6 +36,7 @@ class Uplink:
         recorder: StereoRecorder | None,
         frame_ms: int,
         input_finished: Callable[[float], None],
+        echo: EchoControl | None = None,
     ) -> None:
         self.source = source
         self.driver = driver
@@ -46,9 +48,12 @@ class Uplink:
         self.frame_s = frame_ms / 1000.0
         self._input_finished = input_finished
         self._finished_reported = False
+        self.echo = echo  # echo control, barge-in, mute and push-to-talk (session/echo.py)
 
     def run(self) -> None:
         """Send frames until the call stops taking audio; raises what the source raises."""
+        if self.echo is not None:
+            self.echo.announce()
         frames: Iterable[AudioChunk] = self.source
         for frame in frames:
             if not self.lifecycle.permits(Op.SEND_AUDIO):
@@ -56,9 +61,12 @@ class Uplink:
             self.send(frame, time.monotonic())
 
     def send(self, frame: AudioChunk, now: float) -> None:
+        heard = peak(frame)  # the meter shows what the microphone hears, even when muted
+        if self.echo is not None:
+            frame = self.echo.process(frame, now)
         level = peak(frame)
         voiced = level > HAS_AUDIO_PEAK_THRESHOLD  # has_audio(), without a second pass
-        self.state.set_levels(mic_dbfs=to_dbfs(level), user_speaking=self.turns.user_speaking)
+        self.state.set_levels(mic_dbfs=to_dbfs(heard), user_speaking=self.turns.user_speaking)
         end = self.turns.on_user_frame(voiced, frame.frames, frame.sample_rate_hz, now)
         if end is not None:
             self.state.add_entry("you", f"spoke {end.duration_s:.1f} s")

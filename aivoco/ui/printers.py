@@ -96,6 +96,18 @@ def describe_record(record: dict[str, Any]) -> str | None:
             return f"hanging up ({r.get('reason')})"
         case "session_ended":
             return _session_ended(r)
+        # -- echo control and the keys (docs/echo.md) --
+        case "echo":
+            note = r.get("note")
+            return f"echo control: {r.get('mode')}" + (f" ({note})" if note else "")
+        case "barge_in":
+            return f"barge-in: you spoke over the agent; cut {r.get('cleared_ms')} ms of its audio"
+        case "mute":
+            return "microphone muted" if r.get("muted") else "microphone unmuted"
+        case "microphone":
+            return f"microphone: {r.get('mode')}"
+        case "volume":
+            return f"volume {r.get('percent')} %"
         case kind:
             return str(kind)
 

@@ -186,6 +186,68 @@ def stats_panel(snap: Snapshot) -> Panel:
     return Panel(table, title=title, title_align="left", height=_SIDE_ROWS + 2)
 
 
+# -- microphone, echo and keys (docs/echo.md) --------------------------------------------
+KEYS_HELP = (
+    ("m", "mute"),
+    ("+/-", "volume"),
+    ("space", "push-to-talk"),
+    ("o", "open mic"),
+    ("q", "hang up"),
+    ("?", "keys"),
+)
+
+
+def mic_badge(snap: Snapshot) -> Text:
+    """MUTED, push-to-talk state, or an open microphone."""
+    c = snap.controls
+    if c.muted:
+        return Text(" MUTED ", style="bold white on red")
+    if c.mic == "push-to-talk idle":
+        return Text(" PTT: mic closed, space to talk ", style="bold black on yellow")
+    if c.mic == "push-to-talk talking":
+        return Text(" PTT: TALKING ", style="bold black on green")
+    return Text("mic open", style="green")
+
+
+def echo_badge(snap: Snapshot) -> Text:
+    """The echo mode in force, its ERLE (aec), and "echo suppressed" while it acts."""
+    e = snap.echo
+    text = Text("echo ")
+    text.append(e.mode, style="bold")
+    if "unavailable" in e.note:
+        text.append(" (aec unavailable)", style="yellow")
+    if e.mode == "aec":
+        text.append(" ERLE " + ("—" if e.erle_db is None else f"{e.erle_db:.0f} dB"))
+    if e.suppressing:
+        text.append("  echo suppressed", style="bold yellow")
+    if e.barge_ins:
+        text.append(f"  barge-ins {e.barge_ins}", style="cyan")
+    return text
+
+
+def controls_line(snap: Snapshot) -> Text:
+    """One line: microphone, echo control, volume, and the keys hint."""
+    text = mic_badge(snap)
+    text.no_wrap, text.overflow = True, "ellipsis"
+    text.append("  ")
+    text.append_text(echo_badge(snap))
+    text.append(f"  vol {snap.controls.volume_percent}%")
+    if snap.controls.keys:
+        text.append("  ? keys", style="dim")
+    return text
+
+
+def keys_help() -> Text:
+    """The keys of a live call (shown with `?`)."""
+    text = Text()
+    for i, (key, what) in enumerate(KEYS_HELP):
+        if i:
+            text.append("  ")
+        text.append(key, style="bold reverse")
+        text.append(f" {what}")
+    return text
+
+
 def _figures_line(snap: Snapshot) -> Text:
     """The side panels in one line, for terminals too short for them."""
     parts = [f"latency {_ms(snap.latency_last_ms)}"]
@@ -224,13 +286,17 @@ def call_view(
     # (renderable, lines it takes), most important first; dropped from the end.
     optional: list[tuple[RenderableType, int]] = [(io, 1), (Group(*meters), 2)]
     optional.append((side, _SIDE_ROWS + 2) if width >= 60 else (_figures_line(snap), 1))
-    fixed = 1 + 2  # status line, transcript borders
+    # mic, echo and volume always show (a muted microphone must never scroll away)
+    controls: list[RenderableType] = [controls_line(snap)]
+    if snap.controls.show_help and snap.controls.keys:
+        controls.append(keys_help())
+    fixed = 1 + len(controls) + 2  # status line, controls, transcript borders
     while optional and rows - fixed - sum(n for _, n in optional) < MIN_TRANSCRIPT_LINES:
         dropped = optional.pop()
         if dropped[1] == _SIDE_ROWS + 2:  # the panels give way to their one-line form
             optional.append((_figures_line(snap), 1))
     lines = rows - fixed - sum(n for _, n in optional)
-    parts: list[RenderableType] = [status_line(snap, width)]
+    parts: list[RenderableType] = [status_line(snap, width), *controls]
     parts.extend(r for r, _ in optional)
     parts.append(transcript_panel(snap.transcript, lines, width))
     return Group(*parts)
@@ -278,6 +344,8 @@ def summary_rows(s: CallSummary) -> list[tuple[str, str]]:
             f"(held {round(p.hold_ms, 1)} ms)",
         )
     )
+    if s.echo_mode is not None:
+        rows.append(("echo", _echo_summary(s)))
     if s.functions_called:
         rows.append(("functions", f"{s.functions_called} called"))
     rows.append(("protocol errors", str(s.protocol_errors)))
@@ -297,6 +365,15 @@ def summary_rows(s: CallSummary) -> list[tuple[str, str]]:
     if s.recording:
         rows.append(("recording", f"{s.recording} ({s.recording_s} s)"))
     return rows
+
+
+def _echo_summary(s: CallSummary) -> str:
+    text = s.echo_mode or "off"
+    if s.echo_erle_db is not None:
+        text += f", ERLE {s.echo_erle_db:.0f} dB"
+    if s.local_barge_ins:
+        text += f", {s.local_barge_ins} barge-in{'s' if s.local_barge_ins != 1 else ''}"
+    return text
 
 
 def summary_table(summary: CallSummary) -> Table:

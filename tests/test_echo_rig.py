@@ -1,0 +1,72 @@
+"""Echo control on the rig: real PortAudio streams, a real acoustic echo path, the emulator.
+
+PulseAudio loops the speaker back into the microphone 80 ms later at -12 dB
+(tests/echo_rig.py). Without echo control the agent hears its own reply and interrupts
+itself; with the gate or the canceller it never does and its reply is heard whole; a
+user talking over the agent, louder than the echo, still interrupts it. The figures
+behind the thresholds are measured by bench/bench_echo.py (docs/echo.md).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from echo_rig import (
+    barge_in_while_replying,
+    conversation,
+    speaker_voiced_s,
+    utterance_voiced_s,
+)
+from pulse import PulseServer
+
+from aivoco.session.options import EchoMode
+from aivoco.wire.driver import ProtocolName
+
+pytestmark = [pytest.mark.device, pytest.mark.timeout(150)]
+
+STS, CALL = ProtocolName.STS, ProtocolName.CALL
+
+
+@pytest.mark.parametrize("protocol", [STS, CALL])
+def test_without_echo_control_the_agent_interrupts_itself(
+    pulse: PulseServer, protocol: ProtocolName
+) -> None:
+    run = conversation(pulse, mode=EchoMode.OFF, protocol=protocol, replies=1)
+    assert run.self_interruptions > 0, run.echo
+    assert run.record.replies[0].interrupted
+
+
+@pytest.mark.parametrize(
+    ("protocol", "mode", "replies"),
+    [(STS, EchoMode.GATE, 2), (STS, EchoMode.AEC, 3), (CALL, EchoMode.GATE, 2),
+     (CALL, EchoMode.AEC, 2)],
+)  # fmt: skip
+def test_with_echo_control_the_agent_never_interrupts_itself(
+    pulse: PulseServer, tmp_path: Path, protocol: ProtocolName, mode: EchoMode, replies: int
+) -> None:
+    speaker = tmp_path / "speaker.raw"
+    run = conversation(pulse, mode=mode, protocol=protocol, replies=replies, speaker_raw=speaker)
+    assert run.self_interruptions == 0, run.echo
+    assert len(run.record.replies) == replies  # it heard only what we said
+    assert all(r.frames_sent == r.frames_total for r in run.record.replies)
+    # Heard whole: nothing cut on our side, and the speaker played all of each reply.
+    assert run.summary["playback_clears"] == 0 and run.summary["local_barge_ins"] == 0
+    assert speaker_voiced_s(speaker) >= replies * utterance_voiced_s() - 0.1
+    assert run.echo["mode"] == mode.value and run.echo["coupling_measured"]
+    if mode is EchoMode.AEC:
+        assert run.echo["erle_db"] is not None and run.echo["erle_db"] > 10
+
+
+@pytest.mark.parametrize(
+    ("protocol", "mode"),
+    [(STS, EchoMode.GATE), (STS, EchoMode.AEC), (CALL, EchoMode.GATE), (CALL, EchoMode.AEC)],
+)
+def test_a_real_barge_in_still_interrupts_the_agent(
+    pulse: PulseServer, protocol: ProtocolName, mode: EchoMode
+) -> None:
+    # The user talks over the reply at the agent's own level: 12 dB above its echo.
+    run, _ = barge_in_while_replying(pulse, mode=mode, protocol=protocol, louder_db=0.0)
+    reply = run.record.replies[0]
+    assert reply.interrupted and run.record.barge_ins >= 1, run.echo
+    assert reply.frames_sent < reply.frames_total
