@@ -169,7 +169,7 @@ def run_call(options: CallOptions, output: OutputOptions, console: Any = None) -
         check_push_to_talk(options.push_to_talk, keys)
         _warn_short_key(options)
         with _Signals() as signals, log_to_file(output.log_file) as log_file:
-            runner = _Runner(options, mode, signals, log_file, console, keys)
+            runner = _Runner(options, mode, signals, log_file, console, keys=keys)
             return runner.run(printer)
     except AivocoError as exc:
         if printer is not None and not printer.written:
@@ -190,6 +190,7 @@ class _Runner:
         signals: _Signals,
         log_file: LogFileHandler | None,
         console: Any,
+        *,
         keys: bool = False,
     ) -> None:
         self.options = options
