@@ -296,8 +296,10 @@ def call_view(
         if dropped[1] == _SIDE_ROWS + 2:  # the panels give way to their one-line form
             optional.append((_figures_line(snap), 1))
     lines = rows - fixed - sum(n for _, n in optional)
-    parts: list[RenderableType] = [status_line(snap, width), *controls]
-    parts.extend(r for r, _ in optional)
+    shown = [r for r, _ in optional]
+    head = shown[:1] if shown[:1] == [io] else []  # the in/out line stays under the header
+    parts: list[RenderableType] = [status_line(snap, width), *head, *controls]
+    parts.extend(shown[len(head) :])
     parts.append(transcript_panel(snap.transcript, lines, width))
     return Group(*parts)
 
