@@ -160,12 +160,13 @@ class CallOptions:
     echo: EchoMode = _opt(
         EchoMode.AUTO, "--echo", "Echo control: aec (echo cancellation), gate (mute the mic "
         "while the agent is audible unless you are clearly louder), off (headphones), auto "
-        "(off with files, else aec when installed, else gate).", panel=ECHO,
+        "(off with files, else aec when installed, else gate).", metavar="MODE", panel=ECHO,
         envvar="AIVOCO_ECHO",
     )  # fmt: skip
     noise_suppression: NoiseSuppression = _opt(
         NoiseSuppression.OFF, "--noise-suppression", "WebRTC noise suppression on the "
-        "microphone (needs the aec extra).", panel=ECHO, envvar="AIVOCO_NOISE_SUPPRESSION",
+        "microphone: off, low, moderate, high or very-high (needs the aec extra).",
+        metavar="LEVEL", panel=ECHO, envvar="AIVOCO_NOISE_SUPPRESSION",
     )  # fmt: skip
     high_pass: bool = _opt(
         False, "--high-pass/--no-high-pass", "WebRTC high-pass filter on the microphone "
