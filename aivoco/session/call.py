@@ -10,6 +10,8 @@ Threads and what they own:
 * observer (every 20 ms): what the speaker played, marks, counters, timers (`Observer`);
 * goodbye: started when the call starts ending; sends the protocol's goodbye and
   waits, bounded, for the server's final word;
+* reconnect: started when a dropped call may come back (`reconnect.py`): new sessions
+  with the same options, while the uplink and the observer keep the timeline going;
 * function workers: one short-lived thread per function call (handlers may block).
 Every change of phase goes through `lifecycle.py`; the UI reads `state.snapshot()`.
 """
@@ -29,9 +31,10 @@ from aivoco.session import intents as it
 from aivoco.session.downlink import Downlink
 from aivoco.session.files import StereoRecorder, TranscriptWriter
 from aivoco.session.interfaces import FunctionRunner, PlayerLike, Source
-from aivoco.session.lifecycle import EndReason, Lifecycle, Outcome, Phase
+from aivoco.session.lifecycle import EndReason, Lifecycle, Outcome, Phase, ReconnectPolicy
 from aivoco.session.observer import OBSERVE_PERIOD_S, Observer, Timers
 from aivoco.session.options import CallOptions
+from aivoco.session.reconnect import DriverSlot, Reconnector
 from aivoco.session.records import RecordBus, RecordConsumer
 from aivoco.session.state import CallState
 from aivoco.session.summary import CallSummary, CreditFigures, PlaybackFigures
@@ -64,13 +67,16 @@ class Call:
         input_label: str = "",
         output_label: str = "",
         output_path: Path | None = None,
+        reconnect: Callable[[], Driver] | None = None,
     ) -> None:
         self.options = options
         self.output_path = output_path  # the WAV the agent's audio goes to, if not a speaker
-        self.driver = driver
+        self.driver = DriverSlot(driver)
+        self._build_driver = reconnect  # a new driver for the same call, or None: no retry
         self.source = source
         self.player = player
-        self.lifecycle = Lifecycle()
+        tries = options.reconnect_tries if reconnect is not None else 0
+        self.lifecycle = Lifecycle(ReconnectPolicy(tries, options.reconnect_delay_s))
         self.state = CallState(
             driver.protocol.value,
             driver.endpoint,
@@ -200,8 +206,10 @@ class Call:
     # -- phases ----------------------------------------------------------------------
     def _on_phase(self, old: Phase, new: Phase) -> None:
         self.state.set_phase(new)
-        if new is Phase.LIVE:
-            self.bus.start_clock()  # records' `t` counts from here
+        if new is Phase.LIVE and old is Phase.CONNECTING:
+            self.bus.start_clock()  # records' `t` counts from here, across reconnects
+        elif new is Phase.RECONNECTING:
+            self._spawn("reconnect", self._reconnect)
         elif new is Phase.ENDING:
             reason = self.lifecycle.reason or EndReason.HANGUP
             self.bus.emit("hangup", reason=reason.value)
@@ -214,6 +222,18 @@ class Call:
                 self.bus.emit(
                     "error", message=str(outcome.error), kind=type(outcome.error).__name__
                 )
+
+    def _reconnect(self) -> None:
+        assert self._build_driver is not None  # no policy allows a retry without one
+        Reconnector(
+            self.driver,
+            self._build_driver,
+            self.lifecycle,
+            events=self.events,
+            state=self.state,
+            bus=self.bus,
+            connect_timeout_s=self.options.connect_timeout_s,
+        ).run()
 
     def _start_media(self) -> None:
         # Both clocks start when the call goes live, so the recording's two tracks share
@@ -273,7 +293,9 @@ class Call:
         # every event the server sent is accounted for in records and the summary.
         while True:
             item = self.events.get(timeout=0.05)
-            if item is not None:
+            if item is not None and self.driver.is_stale(item):
+                log.info("ignored %s from a connection already replaced", type(item.event).__name__)
+            elif item is not None:
                 for intent in self.downlink.handle(item):
                     self._apply(intent)
             elif self._closing.is_set():
@@ -348,7 +370,7 @@ class Call:
         credits = None
         if self.driver.has_credits:
             used, remaining = snap.credits.estimate(snap.elapsed_s)
-            credits = CreditFigures(used, remaining, snap.credits.final_used is not None)
+            credits = CreditFigures(used, remaining, snap.credits.final)
         recorder = self.recorder
         return CallSummary(
             reason=outcome.label,
@@ -365,4 +387,5 @@ class Call:
             error=None if error is None else str(error),
             recording=None if recorder is None else str(recorder.path),
             recording_s=None if recorder is None else round(recorder.duration_ms / 1000, 2),
+            reconnects=self.lifecycle.reconnects,
         )

@@ -87,7 +87,7 @@ class Downlink:
 
     def _session(self, e: ev.Ready | ev.Ended | ev.Failed | ev.Disconnected) -> Intents:
         if isinstance(e, ev.Ready):
-            self.state.set_credits(available=e.credits_available, cost_per_minute=e.cost_per_minute)
+            self.state.session_started(e.credits_available, e.cost_per_minute)
             self.state.add_entry("info", e.message or "session ready")
             self.bus.emit(
                 "ready",

@@ -14,7 +14,7 @@ from aivoco.audio.levels import HAS_AUDIO_PEAK_THRESHOLD, SILENCE_DBFS, peak, to
 from aivoco.session import intents as it
 from aivoco.session.files import StereoRecorder
 from aivoco.session.interfaces import PlayerLike
-from aivoco.session.lifecycle import EndReason, Lifecycle, Op
+from aivoco.session.lifecycle import EndReason, Lifecycle, Op, Phase
 from aivoco.session.records import RecordBus
 from aivoco.session.state import CallState
 from aivoco.session.summary import PlaybackFigures
@@ -91,6 +91,8 @@ class Observer:
             self.publish_stats()
         if self.player.stats().jitter.buffered_ms > 0:
             self.timers.agent_active(now)  # audio still queued: the agent is not done
+        if self.lifecycle.phase is Phase.RECONNECTING:
+            self.timers.agent_active(now)  # no one can tell whether the agent is done
         due = self.timers.due(now, self.state.elapsed_s(now))
         if due is not None:
             intents.append(due)

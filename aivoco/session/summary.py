@@ -46,6 +46,7 @@ class CallSummary:
     error: str | None = None
     recording: str | None = None
     recording_s: float | None = None
+    reconnects: int = 0
 
     def to_record(self) -> dict[str, Any]:
         n, p = self.net, self.playback
@@ -72,6 +73,7 @@ class CallSummary:
             "playback_dropped_ms": round(p.dropped_ms, 1),
             "playback_clears": p.clears,
             "playback_prefill_ms": round(p.prefill_ms, 1),
+            "reconnects": self.reconnects,
         }
         if self.credits is not None:
             out["credits_used"] = _round(self.credits.used, 4)

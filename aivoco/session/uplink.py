@@ -48,14 +48,20 @@ class Uplink:
         self._finished_reported = False
 
     def run(self) -> None:
-        """Send frames until the call stops taking audio; raises what the source raises."""
+        """Send frames until the call stops taking audio; raises what the source raises.
+
+        While the call reconnects, frames are still taken (the microphone does not stop)
+        and recorded, but not sent: the recording keeps the call's timeline."""
         frames: Iterable[AudioChunk] = self.source
         for frame in frames:
-            if not self.lifecycle.permits(Op.SEND_AUDIO):
+            if self.lifecycle.permits(Op.SEND_AUDIO):
+                self.send(frame, time.monotonic())
+            elif self.lifecycle.permits(Op.KEEP_MEDIA):
+                self.send(frame, time.monotonic(), transmit=False)
+            else:
                 return
-            self.send(frame, time.monotonic())
 
-    def send(self, frame: AudioChunk, now: float) -> None:
+    def send(self, frame: AudioChunk, now: float, transmit: bool = True) -> None:
         level = peak(frame)
         voiced = level > HAS_AUDIO_PEAK_THRESHOLD  # has_audio(), without a second pass
         self.state.set_levels(mic_dbfs=to_dbfs(level), user_speaking=self.turns.user_speaking)
@@ -65,7 +71,8 @@ class Uplink:
             self.bus.emit("user_speech_end", duration_s=round(end.duration_s, 3))
         if self.recorder is not None:
             self.recorder.add_user(frame)
-        self.driver.send_audio(frame)
+        if transmit:
+            self.driver.send_audio(frame)
         if self.source.finished and not self._finished_reported:
             self._finished_reported = True
             self._input_finished(now)

@@ -93,6 +93,13 @@ def describe_record(record: dict[str, Any]) -> str | None:
             text = "input file finished; sending silence until the agent is quiet"
         case "hangup":
             text = f"hanging up ({r.get('reason')})"
+        case "reconnecting":
+            text = (
+                f"connection lost ({r.get('reason')}); reconnecting ({r.get('attempt')}/"
+                f"{r.get('of')}) in {r.get('delay_s')} s"
+            )
+        case "reconnected":
+            text = f"reconnected after {r.get('gap_s')} s"
         case "session_ended":
             text = f"session ended: {r.get('message') or r.get('reason')}"
             if r.get("total_credits_used") is not None:

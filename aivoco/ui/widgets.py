@@ -17,6 +17,7 @@ _PHASE_STYLE = {
     Phase.NEW: "dim",
     Phase.CONNECTING: "yellow",
     Phase.LIVE: "green",
+    Phase.RECONNECTING: "red",
     Phase.ENDING: "yellow",
     Phase.ENDED: "dim",
 }
@@ -58,7 +59,7 @@ def meter(label: str, dbfs: float, width: int = 30, active: bool = False) -> Tex
 def status_line(snap: Snapshot) -> Text:
     text = Text()
     text.append("● ", style=_PHASE_STYLE.get(snap.phase, "white"))
-    text.append(f"{snap.phase.value:<10}", style="bold")
+    text.append(f"{snap.phase_label:<10}", style="bold")
     text.append(f" {snap.protocol}  {snap.endpoint}  ")
     text.append(snap.label, style="cyan")
     text.append(f"  {clock(snap.elapsed_s)}")
@@ -179,6 +180,8 @@ def summary_rows(s: CallSummary) -> list[tuple[str, str]]:
     if s.functions_called:
         rows.append(("functions", f"{s.functions_called} called"))
     rows.append(("protocol errors", str(s.protocol_errors)))
+    if s.reconnects:
+        rows.append(("reconnects", str(s.reconnects)))
     if s.events_dropped:
         rows.append(("events dropped", str(s.events_dropped)))
     if n.uplink_dropped:
