@@ -111,10 +111,12 @@ class CallDriver(DriverBase[CallIncoming]):
 
     # -- connection ----------------------------------------------------------------
     def _connect(self, timeout_s: float) -> None:
-        ws: Any = websocket.WebSocket(enable_multithread=True)
+        # sslopt belongs to the constructor (connect() ignores it); None keeps the
+        # library's verifying default.
         sslopt = {"context": self._tls} if self._tls is not None else None
+        ws: Any = websocket.WebSocket(enable_multithread=True, sslopt=sslopt)
         try:
-            ws.connect(self._url, timeout=timeout_s, sslopt=sslopt)
+            ws.connect(self._url, timeout=timeout_s)
         except websocket.WebSocketBadStatusException as exc:
             raise error_for(self.endpoint, http_status=exc.status_code) from None
         except (websocket.WebSocketTimeoutException, TimeoutError):
@@ -144,6 +146,7 @@ class CallDriver(DriverBase[CallIncoming]):
             detail = f"the server sent {exc}"
             error = ProtocolError(f"{self.endpoint} sent {exc}; the connection was closed")
             self._send_close(websocket.STATUS_MESSAGE_TOO_BIG)
+            self._discard_until_closed()
         except (websocket.WebSocketException, OSError, ValueError) as exc:
             detail = redact(str(exc) or type(exc).__name__)
         except Exception as exc:  # a library bug must not leave the call waiting forever
@@ -174,6 +177,23 @@ class CallDriver(DriverBase[CallIncoming]):
                     assembled = 0
                     self._message(*ws.cont_frame.extract(frame))
 
+    def _discard_until_closed(self) -> None:
+        """After refusing a message: drop what still arrives (unread data would make our
+        close a TCP reset, and the peer would never read our close frame), until the
+        peer closes or CLOSE_WAIT_S passed."""
+        sock = getattr(self._ws, "sock", None)
+        if sock is None:
+            return
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        with contextlib.suppress(OSError):
+            sock.settimeout(0.05)
+            while time.monotonic() < deadline:
+                try:
+                    if not sock.recv(65536):
+                        return
+                except TimeoutError:
+                    continue
+
     @staticmethod
     def _next_frame(ws: Any) -> Any:
         """The next frame, its length checked before its payload is read."""
@@ -197,7 +217,7 @@ class CallDriver(DriverBase[CallIncoming]):
     def _on_closed(self, detail: str, error: AivocoError | None = None) -> None:
         self._stop.set()
         if self._silent_s is not None:
-            detail = f"nothing arrived for {self._silent_s:.0f} s, not even a pong"
+            detail = f"nothing arrived for {self._silent_s:.1f} s, not even a pong"
         log.info("connection closed: %s", detail)
         if self._closed:
             return

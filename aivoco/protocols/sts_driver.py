@@ -51,7 +51,7 @@ from aivoco.errors import ConnectionFailedError, ProtocolError
 from aivoco.protocols import _bounds
 from aivoco.protocols._codec import Outgoing
 from aivoco.protocols._driver import DriverBase
-from aivoco.protocols._summary import snippet
+from aivoco.protocols._summary import clip, snippet
 from aivoco.protocols._tls import connect_failure, tls_context
 from aivoco.protocols.sts_codec import StsCodec, StsIncoming
 from aivoco.redact import redact
@@ -227,8 +227,9 @@ class StsDriver(DriverBase[StsIncoming]):
         self.net.messages_received += 1
         self.net.bytes_received += _size(data)
         detail = str(exc) if isinstance(exc, ProtocolError) else type(exc).__name__
-        log.warning("undecodable Socket.IO packet (%s): %s", detail, snippet(data))
-        self._put(ev.ProtocolIssue(f"undecodable Socket.IO packet ({detail})"))
+        message = f"undecodable Socket.IO packet ({clip(detail, 80)}): {snippet(data, 60)}"
+        log.warning("%s", message)
+        self._put(ev.ProtocolIssue(message))
 
     def _on_disconnect(self, reason: Any) -> None:
         log.info("disconnected (%s)", reason)
