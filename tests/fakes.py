@@ -140,6 +140,7 @@ class MemorySource:
         self.frame_ms = frame_ms
         self.pace = pace
         self.finished = False
+        self.lost_frames = 0
         self.started = threading.Event()
         self._closed = threading.Event()
 

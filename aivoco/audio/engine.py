@@ -99,6 +99,12 @@ class MicCapture:
         self._ring = SampleRing(self.device_rate_hz * CAPTURE_RING_MS // 1000, self.channels)
         self._worker = threading.Thread(target=self._work, name="aivoco-capture", daemon=True)
 
+    @property
+    def lost_frames(self) -> int:
+        """Captured audio dropped by an overflow (at `sample_rate_hz`)."""
+        ring_lost = self._ring.dropped_frames * self.sample_rate_hz // self.device_rate_hz
+        return self.dropped_frames + ring_lost
+
     def _cb(self, indata: Float32Array, frames: int, time: Any, status: Any) -> None:
         if status.input_overflow:
             self.input_overflows += 1

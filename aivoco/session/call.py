@@ -319,6 +319,9 @@ class Call:
         while not self._ended.wait(OBSERVE_PERIOD_S):
             for intent in observer.tick(time.monotonic()):
                 self._apply(intent)
+        # What played until the end, and nothing after: closing can take seconds on a
+        # loaded machine, and the recording covers the call, not its release.
+        observer.drain_played()
 
     def _observer(self) -> Observer:
         return Observer(
@@ -352,7 +355,6 @@ class Call:
                     t.join(timeout=_JOIN_S)
             self.player.close()
             observer = self._observer()
-            observer.drain_played()
             if self.recorder is not None:
                 self.recorder.close()
         observer.publish_stats()

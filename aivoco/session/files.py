@@ -19,10 +19,14 @@ from aivoco.audio.resample import ToRate
 from aivoco.audio.wav import WavWriter
 from aivoco.errors import AudioFileError
 
-# If one side of the recording stops producing (a stalled thread or device), the other
+# If one side of the recording stops producing (a dead thread or device), the other
 # side is written against silence once it runs this far ahead, so the tracks stay
-# time-aligned instead of one piling up in memory.
-MAX_SKEW_MS = 500
+# time-aligned instead of one piling up in memory. Far above any stall of a live side
+# (it was 500 ms): silence written for a side that was only late pushed its late audio,
+# and the rest of its track, off the call's timeline, so a loaded machine stretched the
+# recording. Both sides account for their own gaps (`Pacer.skipped_s`,
+# `Player.take_played`), so a late side always catches up (tests/test_timeline.py).
+MAX_SKEW_MS = 20_000
 
 
 class TranscriptWriter:

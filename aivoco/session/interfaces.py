@@ -19,6 +19,11 @@ from aivoco.wire.functions import FunctionSpec
 class Source(Protocol):
     finished: bool
 
+    @property
+    def lost_frames(self) -> int:
+        """Frames of the source's timeline never delivered (a stalled pacer, a capture
+        overflow): the recording puts that much silence in their place."""
+
     def start(self) -> None: ...
 
     def __iter__(self) -> Iterator[AudioChunk]: ...

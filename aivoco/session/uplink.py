@@ -46,6 +46,7 @@ class Uplink:
         self.frame_s = frame_ms / 1000.0
         self._input_finished = input_finished
         self._finished_reported = False
+        self._lost_recorded = 0
 
     def run(self) -> None:
         """Send frames until the call stops taking audio; raises what the source raises.
@@ -70,6 +71,10 @@ class Uplink:
             self.state.add_entry("you", f"spoke {end.duration_s:.1f} s")
             self.bus.emit("user_speech_end", duration_s=round(end.duration_s, 3))
         if self.recorder is not None:
+            lost = self.source.lost_frames - self._lost_recorded
+            if lost > 0:  # time the source skipped: silence, so the track keeps the clock
+                self._lost_recorded += lost
+                self.recorder.add_user(AudioChunk.silence(lost, frame.sample_rate_hz))
             self.recorder.add_user(frame)
         if transmit:
             self.driver.send_audio(frame)
