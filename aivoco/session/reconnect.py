@@ -143,7 +143,7 @@ def _added(a: NetStats, b: NetStats) -> NetStats:
         for f in dataclasses.fields(NetStats)
         if f.name != "transport"
     }
-    return NetStats(transport=b.transport, **summed)
+    return NetStats(transport=b.transport or a.transport, **summed)
 
 
 class Reconnector:
@@ -174,20 +174,19 @@ class Reconnector:
         detail = lc.drop.detail if lc.drop is not None else "the connection dropped"
         self.state.session_dropped()
         self.slot.retire()
+        what = "connection lost"
         while True:
             attempt, tries = lc.attempt
             delay_s = lc.policy.delay_s(attempt)
             self.state.set_reconnect((attempt, tries))
-            self.state.add_entry(
-                "error", f"connection lost ({detail}); reconnecting {attempt}/{tries}"
-            )
+            self.state.add_entry("error", f"{what} ({detail}); reconnecting {attempt}/{tries}")
             self.bus.emit("reconnecting", attempt=attempt, of=tries, delay_s=delay_s, reason=detail)
             if lc.wait_until(lambda p: p is not Phase.RECONNECTING, delay_s):
                 return  # hung up or ended while waiting
             failure = self._attempt()
             if failure is None:
                 break
-            detail = str(failure)
+            detail, what = str(failure), f"try {attempt} failed"
             if not lc.retry_failed(failure):
                 return
         if lc.phase is Phase.LIVE:
