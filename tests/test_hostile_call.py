@@ -181,8 +181,9 @@ def test_a_silent_peer_is_dropped_and_a_quiet_one_is_kept() -> None:
             quiet.close()
     assert isinstance(lost, ev.Disconnected) and isinstance(lost.error, ConnectionFailedError)
     assert "nothing arrived for" in lost.detail and "not even a pong" in lost.detail
-    # interval + timeout after the last pong (which came before the freeze), plus a tick.
-    assert took_s < 0.5 + 0.3
+    # interval + timeout (0.5 s) after the last pong, which came before the freeze; the
+    # margin is for a loaded machine.
+    assert took_s < 0.5 + 1.5
 
 
 def test_the_reader_reports_every_way_it_can_end() -> None:

@@ -237,7 +237,7 @@ def test_backoff_between_failed_tries(tmp_path: Path) -> None:
     opened = [dropped_at] + [d.opened_at or 0.0 for d in supply.drivers[1:]]
     waited = np.diff(opened)
     assert list(waited >= [QUICK, 2 * QUICK, 4 * QUICK]) == [True] * 3  # each its backoff
-    assert waited[2] < 4 * QUICK + 0.2  # and not much longer
+    assert waited[2] < 4 * QUICK + 1.0  # and not a longer step of the backoff
     tries = [r for r in records if r["type"] == "reconnecting"]
     assert [(r["attempt"], r["delay_s"]) for r in tries] == [(1, QUICK), (2, 2 * QUICK),
                                                             (3, 4 * QUICK)]  # fmt: skip

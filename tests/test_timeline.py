@@ -33,9 +33,11 @@ def test_a_starved_pacer_counts_the_time_it_skipped() -> None:
     pacer = Pacer(20)
     for _ in range(3):
         pacer.wait()
+    due = time.monotonic()  # about when the next frame is due
     time.sleep(1.3)
+    late_s = time.monotonic() - due
     pacer.wait()
-    assert pacer.skipped_s == pytest.approx(1.3 - 0.04, abs=0.1)
+    assert pacer.skipped_s == pytest.approx(late_s, abs=0.05)
     catching = Pacer(20, catch_up=True)
     catching.wait()
     time.sleep(1.2)
@@ -63,18 +65,20 @@ def test_a_virtual_speaker_keeps_its_clock_through_a_stall(tmp_path: Path) -> No
     player.close()
     wall_s = time.monotonic() - t0
     frames = len(np.frombuffer((tmp_path / "out.wav").read_bytes()[44:], "<i2"))
-    assert frames / RATE == pytest.approx(wall_s, abs=0.15)  # was 1.5 s short
+    assert frames / RATE == pytest.approx(wall_s, abs=0.3)  # was 1.5 s short
 
 
 def test_played_audio_lost_by_a_late_reader_comes_back_as_silence() -> None:
     player: ClockPlayer[str] = ClockPlayer(RATE)
     player.jitter.write(np.full((RATE * 3, 1), 0.25, np.float32))
+    t0 = time.monotonic()
     player.start()
     time.sleep(3.0 + 0.1)  # longer than the monitor holds (MONITOR_MS)
     played = player.take_played()
+    elapsed_s = time.monotonic() - t0
     player.close()
     assert MONITOR_MS < 3000
-    assert played.frames / RATE == pytest.approx(3.1, abs=0.1)  # was 2 s
+    assert played.frames / RATE == pytest.approx(elapsed_s, abs=0.1)  # was 2 s
     lost_s = played.frames / RATE - MONITOR_MS / 1000
     assert not played.samples[: int(lost_s * RATE * 0.9)].any()  # the lost part: silence
 
@@ -118,14 +122,14 @@ def run_call(tmp_path: Path, driver: ScriptedDriver, player: ClockPlayer[str]) -
 def test_a_stalled_observer_does_not_stretch_the_recording(tmp_path: Path) -> None:
     result = run_call(tmp_path, ScriptedDriver(), StallingPlayer(1.5, after_s=0.5))
     # Was about 1.5 s longer: silence written for the late side, then its audio after it.
-    assert result.summary.recording_s == pytest.approx(result.summary.duration_s, abs=0.15)
+    assert result.summary.recording_s == pytest.approx(result.summary.duration_s, abs=0.3)
 
 
 def test_a_slow_release_is_not_recorded(tmp_path: Path) -> None:
     driver = SlowToClose(on_goodbye=lambda: [ev.Ended("stopped_by_user")])
     result = run_call(tmp_path, driver, ClockPlayer(RATE))
     # Was the duration plus the 1.5 s the release took.
-    assert result.summary.recording_s == pytest.approx(result.summary.duration_s, abs=0.15)
+    assert result.summary.recording_s == pytest.approx(result.summary.duration_s, abs=0.3)
 
 
 class SlowSender(ScriptedDriver):
@@ -150,4 +154,4 @@ def test_time_a_starved_sender_skipped_is_silence_on_its_track(tmp_path: Path) -
     onset_s = np.flatnonzero(np.abs(left) > 1000)[0] / RATE
     # The tone starts 1 s into the file; the 1.5 s stall came 0.5 s in, so it was sent
     # (and heard by the agent) at 2.5 s. Without the skipped time it was put at 1.0 s.
-    assert onset_s == pytest.approx(2.5, abs=0.15)
+    assert onset_s == pytest.approx(2.5, abs=0.3)
