@@ -97,6 +97,10 @@ def test_a_session_that_drops_at_once_uses_up_the_same_tries() -> None:
     clock.now += 1.0
     lc.disconnected(LOST)
     assert lc.phase is Phase.ENDED  # no endless loop against a flapping server
+    assert lc.outcome is not None and str(lc.outcome.error) == (
+        "the connection was lost; not retried: the last 2 sessions dropped within 10 s "
+        "of coming back"
+    )
 
 
 def test_a_session_that_held_starts_a_fresh_count() -> None:

@@ -252,7 +252,8 @@ class Lifecycle:
             else:
                 asked = phase is Phase.ENDING
                 reason = EndReason.SERVER if asked else EndReason.ERROR
-                changed = self._transition(Trigger.END, reason, None if asked else e.error)
+                error = None if asked else self._flapping(e) or e.error
+                changed = self._transition(Trigger.END, reason, error)
         self._deliver()
         return changed
 
@@ -273,6 +274,15 @@ class Lifecycle:
         self._attempt += 1
         self._attempt_lost = False
         return True
+
+    def _flapping(self, e: ev.Disconnected) -> AivocoError | None:
+        """The error for a drop not retried because every try came back and dropped."""
+        if not retryable(e) or self.policy.tries == 0 or self._attempt < self.policy.tries:
+            return None
+        return ConnectionFailedError(
+            f"{e.error}; not retried: the last {self._attempt} sessions dropped within "
+            f"{self.policy.stable_s:g} s of coming back"
+        )
 
     def retry_failed(self, error: AivocoError) -> bool:
         """The attempt in progress did not bring the session back. True: try again
