@@ -59,6 +59,7 @@ from aivoco.audio.playout import ClockPlayer
 from aivoco.audio.timed import TimedBlock
 from aivoco.emulator.assets import demo_utterance_path
 from aivoco.session.echo import EchoControl, FrameTrace, choose_mode
+from aivoco.session.interfaces import MarkToken
 from aivoco.session.options import EchoMode
 from aivoco.session.records import RecordBus
 from aivoco.session.state import CallState
@@ -85,7 +86,7 @@ def capture(delay_ms: int, attenuation_db: float, pulse: PulseServer) -> Capture
     gap = AudioChunk.silence_ms(500, 24000)
     reply = AudioChunk.concat([gap, agent, gap, agent, gap, agent, gap, gap])
     with EchoPath(pulse, delay_ms, attenuation_db):
-        player: DevicePlayer[str] = DevicePlayer(None)
+        player: DevicePlayer[MarkToken] = DevicePlayer(None)
         mic = MicCapture(None, RATE, 20)
         reference: list[tuple[TimedBlock, float]] = []
         frames: list[tuple[AudioChunk, float]] = []
@@ -129,7 +130,7 @@ def replay(cap: Capture, mode: EchoMode, aligned: bool = True) -> list[FrameTrac
 
     Aligned: the times PortAudio's timestamps gave. Unaligned: each block is taken as
     played, and each frame as captured, the moment it reached the bench."""
-    player: ClockPlayer[str] = ClockPlayer(cap.device_rate_hz)  # only its tap is used
+    player: ClockPlayer[MarkToken] = ClockPlayer(cap.device_rate_hz)  # only its tap is used
     setup = choose_mode(mode, acoustic=True, rate_hz=RATE)
     state = CallState("sts", "bench", "bench", has_credits=False)
     control = EchoControl(

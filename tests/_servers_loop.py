@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -94,6 +95,7 @@ class _ThreadedServer:
         self._transports: set[asyncio.Transport] = set()
         self.errors: list[BaseException] = []  # failures inside actions or hooks
         self.port = 0
+        self.ssl_context: ssl.SSLContext | None = None  # set before start(): serve TLS
 
     # -- subclass interface ---------------------------------------------------------
     def _build_app(self) -> web.Application:
@@ -122,7 +124,8 @@ class _ThreadedServer:
 
     @property
     def url(self) -> str:
-        return f"{self._scheme()}://127.0.0.1:{self.port}"
+        secure = "s" if self.ssl_context is not None else ""
+        return f"{self._scheme()}{secure}://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
         loop, thread = self._loop, self._thread
@@ -172,7 +175,7 @@ class _ThreadedServer:
         # A short shutdown_timeout: cleanup must not wait a minute on a stuck handler.
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
 

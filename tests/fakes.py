@@ -27,6 +27,7 @@ class Sent:
     marks: list[str] = field(default_factory=list)
     function_results: list[tuple[str, str, Any]] = field(default_factory=list)
     goodbyes: int = 0
+    after_close: int = 0  # audio handed over after close(): dropped, as real drivers do
 
 
 class ScriptedDriver:
@@ -57,8 +58,9 @@ class ScriptedDriver:
         self._open_error = open_error
         self._open_delay_s = open_delay_s
         self._goodbye_error = goodbye_error
-        self._events: ev.EventQueue | None = None
+        self._events: ev.EventSink | None = None
         self._lock = threading.Lock()
+        self.opened_at: float | None = None  # time.monotonic() when the call opened it
 
     # -- the test's side ---------------------------------------------------------------
     def push(self, *events: ev.Event) -> None:
@@ -67,7 +69,8 @@ class ScriptedDriver:
             self._events.put(e)
 
     # -- the Driver contract -------------------------------------------------------------
-    def open(self, events: ev.EventQueue, timeout_s: float) -> None:
+    def open(self, events: ev.EventSink, timeout_s: float) -> None:
+        self.opened_at = time.monotonic()
         self._events = events
         if self._open_delay_s:
             time.sleep(min(self._open_delay_s, timeout_s))
@@ -77,7 +80,9 @@ class ScriptedDriver:
 
     def send_audio(self, chunk: AudioChunk) -> None:
         with self._lock:
-            assert not self.closed.is_set(), "audio sent after close"
+            if self.closed.is_set():  # the session may race its own hang-up or a drop
+                self.sent.after_close += 1
+                return
             self.sent.audio.append(chunk)
             self.net.audio_ms_sent += chunk.duration_ms
 
@@ -101,6 +106,28 @@ class ScriptedDriver:
         self.closed.set()
 
 
+class DriverSupply:
+    """Scripted drivers for a call that reconnects: `next()` hands out the prepared ones
+    in order (the first is the call's first driver), and counts what was asked for."""
+
+    def __init__(self, *drivers: ScriptedDriver) -> None:
+        self.drivers = list(drivers)
+        self.built = 1  # the first driver goes to open_call directly
+
+    @property
+    def first(self) -> ScriptedDriver:
+        return self.drivers[0]
+
+    @property
+    def latest(self) -> ScriptedDriver:
+        return self.drivers[self.built - 1]
+
+    def next(self) -> ScriptedDriver:
+        assert self.built < len(self.drivers), "the call asked for more drivers than scripted"
+        self.built += 1
+        return self.drivers[self.built - 1]
+
+
 class MemorySource:
     """Frames from memory, then silence; paced at `pace` x real time (0: unpaced for
     the given frames, but silence is always paced so a call does not spin)."""
@@ -113,6 +140,7 @@ class MemorySource:
         self.frame_ms = frame_ms
         self.pace = pace
         self.finished = False
+        self.lost_frames = 0
         self.started = threading.Event()
         self._closed = threading.Event()
 

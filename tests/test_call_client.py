@@ -219,7 +219,7 @@ def test_a_drop_mid_call_reports_and_keeps_the_files(tmp_path: Path) -> None:
             "start", on_start(*media_actions(sine_chunk(300, 8000, 0.5), 20), Sleep(1.5), Abort())
         )
         res = run_cli(
-            *call_args(server, tmp_path, "--input", str(tone), "--plain"),
+            *call_args(server, tmp_path, "--input", str(tone), "--plain", "--no-reconnect"),
             *file_args(tmp_path),
             "--log-file",
             str(tmp_path / "log.txt"),

@@ -74,7 +74,7 @@ def test_drop_after_is_reported_and_files_stay_valid(protocol: str, tmp_path: Pa
     config = EmulatorConfig(port=0, latency_ms=0, drop_after_s=2.0)
     with Emulator(config) as emu:
         args = sts(emu, tmp_path) if protocol == "sts" else call(emu, tmp_path)
-        res = run_cli(*args, *file_args(tmp_path))
+        res = run_cli(*args, *file_args(tmp_path), "--no-reconnect")
     assert res.returncode == ExitCode.CONNECTION, res.stderr
     assert "lost" in res.stderr
     rec = read_wav(tmp_path / "rec.wav")

@@ -14,6 +14,7 @@ from aivoco.cli.keys import Key, KeyParser, check_push_to_talk
 from aivoco.emulator import Emulator, EmulatorConfig
 from aivoco.errors import UsageError
 from aivoco.session.controls import CallControls, MicMode
+from aivoco.session.interfaces import MarkToken
 from aivoco.session.records import RecordBus
 from aivoco.session.state import CallState, ControlsView, EchoView
 from aivoco.session.summary import CallSummary, PlaybackFigures
@@ -29,8 +30,8 @@ class Records:
         self.items.append(record)
 
 
-def controls(push_to_talk: bool = False) -> tuple[CallControls, ClockPlayer[str], Records]:
-    player: ClockPlayer[str] = ClockPlayer(16000)
+def controls(push_to_talk: bool = False) -> tuple[CallControls, ClockPlayer[MarkToken], Records]:
+    player: ClockPlayer[MarkToken] = ClockPlayer(16000)
     state = CallState("sts", "test", "test", has_credits=False)
     bus = RecordBus()
     records = Records()

@@ -31,6 +31,7 @@ from aivoco.audio.timed import TimedRing, block_time_s
 from aivoco.emulator.assets import demo_utterance_path
 from aivoco.session.bargein import LocalBargeIn, speech_onset
 from aivoco.session.echo import EchoControl, choose_mode
+from aivoco.session.interfaces import MarkToken
 from aivoco.session.options import EchoMode, NoiseSuppression
 from aivoco.session.records import RecordBus
 from aivoco.session.state import CallState
@@ -205,13 +206,13 @@ class Room:
 @dataclass
 class Rig:
     control: EchoControl
-    player: ClockPlayer[str]
+    player: ClockPlayer[MarkToken]
     bus_records: list[dict[str, object]]
     barge: LocalBargeIn
 
 
 def make_rig(mode: EchoMode, mic_live: Callable[[], bool] = lambda: True) -> Rig:
-    player: ClockPlayer[str] = ClockPlayer(RATE)  # its clock is the test: never started
+    player: ClockPlayer[MarkToken] = ClockPlayer(RATE)  # its clock is the test: never started
     player.play(AudioChunk.silence(RATE * 30, RATE))  # something queued to cut
     state = CallState("sts", "test", "test", has_credits=False)
     bus = RecordBus()

@@ -33,7 +33,13 @@ KEY = "sk-lifecycle-0123456789"
 # -- the table -----------------------------------------------------------------------
 def test_every_phase_and_trigger_has_one_answer() -> None:
     ended_from = {p for (p, t), new in _TRANSITIONS.items() if new is Phase.ENDED}
-    assert ended_from == {Phase.NEW, Phase.CONNECTING, Phase.LIVE, Phase.ENDING}
+    assert ended_from == {
+        Phase.NEW,
+        Phase.CONNECTING,
+        Phase.LIVE,
+        Phase.RECONNECTING,
+        Phase.ENDING,
+    }
     assert not any(p is Phase.ENDED for p, _ in _TRANSITIONS)  # nothing leaves ENDED
     assert set(_ALLOWED) == set(Phase)
     assert _ALLOWED[Phase.LIVE] == frozenset(Op)

@@ -333,7 +333,7 @@ def test_connection_refused_and_dropped_mid_call(tmp_path: Path) -> None:
             then(Emit("text_response", {"text": "hello"}), Sleep(1.0), Disconnect(abrupt=True)),
         )
         res = run_cli(
-            *sts_args(server, tmp_path, "--input", str(tone), "--plain"),
+            *sts_args(server, tmp_path, "--input", str(tone), "--plain", "--no-reconnect"),
             *file_args(tmp_path),
         )
     assert res.returncode == ExitCode.CONNECTION, res.stderr

@@ -108,6 +108,12 @@ class MicCapture:
         self._fallback_s = -float(self._stream.latency)
         self._worker = threading.Thread(target=self._work, name="aivoco-capture", daemon=True)
 
+    @property
+    def lost_frames(self) -> int:
+        """Captured audio dropped by an overflow (at `sample_rate_hz`)."""
+        ring_lost = self._ring.dropped_frames * self.sample_rate_hz // self.device_rate_hz
+        return self.dropped_frames + ring_lost
+
     def _cb(self, indata: Float32Array, frames: int, time: Any, status: Any) -> None:
         if status.input_overflow:
             self.input_overflows += 1

@@ -79,10 +79,18 @@ def read_file(path: str | os.PathLike[str], sample_rate_hz: int) -> AudioChunk:
 
 
 class Pacer:
-    """Deadline pacing: frame k is released at start + k x frame_ms (no drift build-up)."""
+    """Deadline pacing: frame k is released at start + k x frame_ms (no drift build-up).
 
-    def __init__(self, frame_ms: float) -> None:
+    A pacer starved for over a second (a suspended process, a loaded machine) either
+    re-anchors, so a sender does not burst a backlog onto the wire, and counts the time
+    it skipped (`skipped_s`: the recording puts that much silence on the timeline), or,
+    with `catch_up` (a virtual speaker, which like a real one never pauses), releases
+    the missed frames at once."""
+
+    def __init__(self, frame_ms: float, catch_up: bool = False) -> None:
         self.frame_s = frame_ms / 1000.0
+        self.catch_up = catch_up
+        self.skipped_s = 0.0
         self._start: float | None = None
         self._k = 0
 
@@ -93,9 +101,8 @@ class Pacer:
         due = self._start + self._k * self.frame_s
         if due > now:
             time.sleep(due - now)
-        elif now - due > 1.0:
-            # We were suspended or starved for over a second: re-anchor rather than
-            # bursting a backlog onto the wire.
+        elif now - due > 1.0 and not self.catch_up:
+            self.skipped_s += now - due
             self._start = now - self._k * self.frame_s
         self._k += 1
 
@@ -125,6 +132,11 @@ class FileSource:
         self._pacer = Pacer(frame_ms)
         self._closed = False
         probe(self.path)  # fail early with a clear message, before any connection
+
+    @property
+    def lost_frames(self) -> int:
+        """Frames of time the pacer skipped after a stall (silence on the timeline)."""
+        return round(self._pacer.skipped_s * self.sample_rate_hz)
 
     def start(self) -> None:
         """Nothing to open: pacing starts with the first frame taken."""

@@ -63,6 +63,7 @@ class Player(Generic[T]):
         # What the clock wrote, after the volume, with the time it is heard: echo control's
         # far-end reference (aivoco.audio.echo.FarEnd, docs/echo.md#alignment).
         self.reference = TimedRing(clock_rate_hz * REFERENCE_MS // 1000, clock_rate_hz)
+        self._monitor_lost = 0  # monitor overflow already reported as silence
 
     def play(self, chunk: AudioChunk) -> None:
         """Queue agent audio (any rate; downmixed). Call from one producer thread."""
@@ -91,8 +92,17 @@ class Player(Generic[T]):
         return self.jitter.pop_reached()
 
     def take_played(self) -> AudioChunk:
-        """Everything handed to the speaker since the last call (mono int16)."""
-        return AudioChunk(float32_to_pcm16(self.monitor.read()), self.clock_rate_hz)
+        """Everything handed to the speaker since the last call (mono int16).
+
+        If the reader fell more than MONITOR_MS behind, the oldest played audio was
+        dropped from the monitor: it comes back as silence of the same length, so what
+        is taken always spans the speaker's whole timeline."""
+        played = self.monitor.read()
+        lost = self.monitor.dropped_frames - self._monitor_lost
+        self._monitor_lost += lost
+        if lost:
+            played = np.concatenate([np.zeros((lost, played.shape[1]), np.float32), played])
+        return AudioChunk(float32_to_pcm16(played), self.clock_rate_hz)
 
     def stats(self) -> PlayerStats:
         return PlayerStats(self.jitter.stats(), self.device_underflows, self.clock_rate_hz)
@@ -128,7 +138,7 @@ class ClockPlayer(Player[T]):
     def _run(self) -> None:
         tick = self.clock_rate_hz * TICK_MS // 1000
         buf = np.zeros((tick, 1), np.float32)
-        pacer = Pacer(TICK_MS)
+        pacer = Pacer(TICK_MS, catch_up=True)  # a speaker's clock does not pause
         try:
             while not self._stop.is_set():
                 pacer.wait()

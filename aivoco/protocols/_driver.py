@@ -34,7 +34,7 @@ class DriverBase(ABC, Generic[RawT]):
         self.endpoint = endpoint
         self.net = NetStats()
         self.log = log
-        self._events: ev.EventQueue | None = None
+        self._events: ev.EventSink | None = None
         self._send_lock = threading.Lock()
         self._opened = False
         self._closed = False
@@ -57,7 +57,7 @@ class DriverBase(ABC, Generic[RawT]):
         return self.codec.has_credits
 
     # -- opening ---------------------------------------------------------------------
-    def open(self, events: ev.EventQueue, timeout_s: float) -> None:
+    def open(self, events: ev.EventSink, timeout_s: float) -> None:
         self._events = events
         self._connect(timeout_s)
         with self._send_lock:

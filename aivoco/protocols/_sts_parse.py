@@ -9,35 +9,17 @@ fields into shared events.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from typing import Any
 
 from aivoco.audio.chunk import AudioChunk
 from aivoco.errors import AudioFormatError, ProtocolError
-from aivoco.text import clip, snippet, type_name
+from aivoco.protocols import _bounds
+from aivoco.protocols._bounds import amount, integer, number
+from aivoco.protocols._summary import clip, snippet, summarize, type_name
 
 OUTPUT_RATE_HZ = 24000  # audio_response: PCM s16le 24 kHz mono
-
-
-def number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        f = float(value)
-    elif isinstance(value, str):
-        try:
-            f = float(value.strip())
-        except ValueError:
-            return None
-    else:
-        return None
-    return f if math.isfinite(f) else None
-
-
-def integer(value: Any) -> int | None:
-    f = number(value)
-    return int(f) if f is not None and f.is_integer() else None
+_TEXT_LIMIT = 500
 
 
 def opt_str(value: Any) -> str | None:
@@ -47,7 +29,11 @@ def opt_str(value: Any) -> str | None:
 def text(value: Any) -> str:
     if value is None or isinstance(value, str):
         return value or ""
-    return clip(json.dumps(value, default=str), 500)  # e.g. an error given as an object
+    try:  # e.g. an error given as an object (its depth is checked on arrival)
+        shown = json.dumps(value, default=str)
+    except ValueError:  # an integer of more digits than Python prints
+        shown = summarize(value)
+    return clip(shown, _TEXT_LIMIT)
 
 
 def decode_payload(event: str, data: Any, lenient_text: bool = False) -> dict[str, Any] | Any:
@@ -57,10 +43,13 @@ def decode_payload(event: str, data: Any, lenient_text: bool = False) -> dict[st
         return {}
     if isinstance(data, str):
         try:
+            _bounds.check_text_depth(data, f"{event}: the payload")
             data = json.loads(data)
-        except ValueError:
+        except (ValueError, ProtocolError) as exc:
             if lenient_text:
                 return None
+            if isinstance(exc, ProtocolError):
+                raise
             raise ProtocolError(
                 f"{event}: payload is neither an object nor JSON text: {snippet(data)}"
             ) from None
@@ -102,6 +91,7 @@ def _function_called(p: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
         raise ProtocolError(f"{where}: no 'call_id' (got {snippet(call_id)})")
     args = p.get("arguments")
     if isinstance(args, str):
+        _bounds.check_text_depth(args, f"{where}: 'arguments'")
         try:
             args = json.loads(args)
         except ValueError:
@@ -113,19 +103,24 @@ def _function_called(p: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
     return name, args, call_id
 
 
+def _count(value: Any) -> int | None:
+    n = integer(value)
+    return n if n is not None and n >= 0 else None
+
+
 PARSERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "auth_success": lambda p: number(p.get("credits")),
     "auth_failed": lambda p: (text(p.get("message")), number(p.get("credits"))),
     "session_ready": lambda p: (
         opt_str(p.get("message")),
         number(p.get("credits_available")),
-        number(p.get("cost_per_minute")),
-        integer(p.get("functions_loaded")),
+        amount(p.get("cost_per_minute")),
+        _count(p.get("functions_loaded")),
     ),
     "session_ended": lambda p: (
         opt_str(p.get("reason")),
         opt_str(p.get("message")),
-        number(p.get("total_credits_used")),
+        amount(p.get("total_credits_used")),
         number(p.get("remaining_credits")),
     ),
     "text_response": _text_response,
@@ -135,7 +130,7 @@ PARSERS: dict[str, Callable[[dict[str, Any]], Any]] = {
     "function_error": lambda p: text(p.get("error")),
     "function_response_sent": lambda p: (
         opt_str(p.get("function_name")),
-        number(p.get("admin_units_deducted")),
+        amount(p.get("admin_units_deducted")),
         number(p.get("remaining_admin_units")),
     ),
     "error": lambda p: (text(p.get("message")), opt_str(p.get("type"))),

@@ -34,6 +34,7 @@ from aivoco.errors import (
     ProtocolError,
     ProtocolMisuseError,
 )
+from aivoco.protocols import _bounds
 from aivoco.protocols._codec import Codec, Outgoing
 from aivoco.protocols._summary import base64_size, clip, snippet, summarize, type_name
 from aivoco.wire import events as ev
@@ -44,6 +45,9 @@ ENCODING = "audio/x-mulaw"
 TRACK = "inbound"
 # Compact separators, as JSON.stringify in the reference client produces.
 _SEPARATORS = (",", ":")
+
+# Unknown event names are kept for the log and the transcript, this long at most.
+_NAME_LIMIT = 80
 
 # A received frame: text frames as str, binary frames as bytes.
 CallIncoming: TypeAlias = "str | bytes"
@@ -108,9 +112,9 @@ def _message(raw: Any) -> dict[str, Any]:
     if not isinstance(raw, str):
         raise ProtocolError(f"frame must be text or bytes, got {type_name(raw)}")
     try:
-        message = json.loads(raw)
-    except ValueError:
-        raise ProtocolError(f"frame is not JSON: {snippet(raw)}") from None
+        message = _bounds.loads(raw, "frame")
+    except ProtocolError as exc:
+        raise ProtocolError(f"{exc}: {snippet(raw)}") from None
     if not isinstance(message, dict):
         raise ProtocolError(f"frame is not a JSON object: {snippet(raw)}")
     return message
@@ -160,7 +164,7 @@ def decode(raw: CallIncoming) -> ev.Event:
         return ev.Ended("agent-hangup", "the agent ended the call")
     if event == "connected":
         return _connected(message)
-    return ev.UnknownEvent(event, message)
+    return ev.UnknownEvent(clip(event, _NAME_LIMIT), message)
 
 
 # -- one-line log summaries ------------------------------------------------------------
@@ -172,6 +176,7 @@ def _abbreviate(key: str, value: Any) -> str | None:
 
 
 def describe(raw: CallIncoming) -> str:
+    """A bounded one-line summary of any frame (total: never raises)."""
     prefix = ""
     if isinstance(raw, (bytes, bytearray, memoryview)):
         data = bytes(raw)
@@ -183,9 +188,9 @@ def describe(raw: CallIncoming) -> str:
     if raw == "":
         return prefix + "''" if prefix else "'' (handshake)"
     try:
-        message = json.loads(raw)
-    except (ValueError, RecursionError):
-        return prefix + f"non-JSON {snippet(raw)}"
+        message = _bounds.loads(raw, "frame")
+    except ProtocolError as exc:
+        return prefix + f"{exc}: {snippet(raw)}"
     if not isinstance(message, dict):
         return prefix + summarize(message, _abbreviate)
     event = message.get("event")

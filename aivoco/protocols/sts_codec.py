@@ -35,6 +35,7 @@ from aivoco.errors import (
     ServiceError,
     UsageError,
 )
+from aivoco.protocols import _bounds
 from aivoco.protocols._codec import Codec, Outgoing
 from aivoco.protocols._sts_parse import PARSERS, decode_payload
 from aivoco.protocols._summary import base64_size, clip, snippet, summarize, type_name
@@ -63,6 +64,9 @@ CREDIT_EXHAUSTION_CODES = frozenset(
     {"insufficient_user_credits", "insufficient_admin_units", "insufficient_credits"}
 )
 AUTH_ERROR_CODES = frozenset({"invalid_api_key"})
+
+# Unknown event names are kept for the log and the transcript, this long at most.
+_NAME_LIMIT = 80
 
 # A received Socket.IO event: its name and the arguments it carried.
 StsIncoming: TypeAlias = tuple[str, tuple[Any, ...]]
@@ -218,8 +222,11 @@ def decode(event: Any, args: tuple[Any, ...]) -> ev.Event:
     """A received Socket.IO event -> a shared event; ProtocolError if malformed."""
     if not isinstance(event, str):
         raise ProtocolError(f"event name must be text, got {type_name(event)}")
+    for arg in args:
+        _bounds.check_depth(arg, f"{clip(event, 40)}: the payload")
     if event not in PARSERS:
-        return ev.UnknownEvent(event, args[0] if len(args) == 1 else (args or None))
+        data = args[0] if len(args) == 1 else (args or None)
+        return ev.UnknownEvent(clip(event, _NAME_LIMIT), data)
     if len(args) > 1:
         raise ProtocolError(f"{clip(event, 40)}: {len(args)} arguments, expected one payload")
     return _to_event(event, args[0] if args else None)
@@ -240,12 +247,13 @@ def _abbreviate(key: str, value: Any) -> str | None:
 
 
 def describe_incoming(event: Any, args: tuple[Any, ...]) -> str:
+    """A bounded one-line summary of any received event (total: never raises)."""
     name = event if isinstance(event, str) and len(event) <= 40 else snippet(event, 40)
     data: Any = args[0] if len(args) == 1 else (list(args) if args else None)
     if isinstance(data, str):
         try:
-            decoded = json.loads(data)
-        except (ValueError, RecursionError):
+            decoded = _bounds.loads(data, "payload")
+        except ProtocolError:
             decoded = None
         if isinstance(decoded, dict):
             data = decoded

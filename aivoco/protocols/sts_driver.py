@@ -10,7 +10,19 @@ with a burst of numbered chunks.
 
 Every event reaches one class-based namespace handler with its name (a `*` catch-all
 would receive an event literally named `*` without its name, and a second argument
-would break a one-argument handler).
+would break a one-argument handler). A packet python-socketio cannot decode (bad JSON,
+nesting past `_bounds.MAX_DEPTH`, an event that is not a list, a stray attachment)
+raised inside a library task, was logged as "Task exception was never retrieved" and
+lost; `_Client` turns it into a counted `ProtocolIssue` like any malformed event.
+
+A peer that goes silent (TCP open, nothing arrives) is detected by engine.io's ping
+timeout: the server pings every pingInterval and the client gives up when neither a ping
+nor anything else arrived for pingInterval + pingTimeout (45 s with Socket.IO's
+defaults). Both are the server's to announce, so each is capped at `MAX_PING_S`: a
+silent peer is a drop within 2 x MAX_PING_S (docs/protocols.md#leniency).
+
+TLS: certificates are verified (python-engineio's default); `ca_file` replaces the
+system's authorities with the given ones, for servers with a private CA.
 
 Transports: websocket first; engineio only ever tries `transports[0]`, so the polling
 fallback is a second connect attempt made here, within the same connect deadline.
@@ -20,19 +32,27 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import json
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import aiohttp
 import socketio
 from engineio.payload import Payload
+from socketio.packet import Packet
 
-from aivoco.errors import ConnectionFailedError
+from aivoco.errors import ConnectionFailedError, ProtocolError
+from aivoco.protocols import _bounds
 from aivoco.protocols._codec import Outgoing
 from aivoco.protocols._driver import DriverBase
+from aivoco.protocols._summary import clip, snippet
+from aivoco.protocols._tls import connect_failure, tls_context
 from aivoco.protocols.sts_codec import StsCodec, StsIncoming
 from aivoco.redact import redact
 from aivoco.wire import events as ev
@@ -54,6 +74,8 @@ Payload.max_decode_packets = max(Payload.max_decode_packets, 10_000)
 UPLINK_BACKLOG_LIMIT = 250
 _LIBRARY_EVENTS = frozenset({"connect", "connect_error", "__disconnect_final"})
 _CLOSE_STEP_S = 3.0
+# The longest pingInterval and pingTimeout we accept from a server (each, in seconds).
+MAX_PING_S = 60.0
 
 
 def endpoint_label(url: str) -> str:
@@ -70,6 +92,37 @@ def _size(value: Any) -> int:
     return 64
 
 
+class _BoundedJson:
+    """The JSON module python-socketio decodes packets with, nesting checked first."""
+
+    dumps = staticmethod(json.dumps)
+
+    @staticmethod
+    def loads(text: str | bytes, **kwargs: Any) -> Any:
+        if isinstance(text, (bytes, bytearray)):
+            text = bytes(text).decode("utf-8")
+        _bounds.check_text_depth(text, "a Socket.IO packet")
+        return json.loads(text, **kwargs)
+
+
+class _Packet(Packet):  # type: ignore[misc]
+    json = _BoundedJson
+
+
+class _Client(socketio.AsyncClient):  # type: ignore[misc]
+    """python-socketio's client, with every undecodable packet reported to the driver."""
+
+    def __init__(self, driver: StsDriver, **kwargs: Any) -> None:
+        super().__init__(serializer=_Packet, **kwargs)
+        self._driver = driver
+
+    async def _handle_eio_message(self, data: Any) -> None:
+        try:
+            await super()._handle_eio_message(data)
+        except Exception as exc:  # the library raises a wide range here
+            self._driver._undecodable(exc, data)
+
+
 class _Namespace(socketio.AsyncClientNamespace):  # type: ignore[misc]
     """Receives every event of the default namespace, name included."""
 
@@ -83,11 +136,17 @@ class _Namespace(socketio.AsyncClientNamespace):  # type: ignore[misc]
 
 class StsDriver(DriverBase[StsIncoming]):
     def __init__(
-        self, url: str, codec: StsCodec, *, transports: Sequence[str] = ("websocket", "polling")
+        self,
+        url: str,
+        codec: StsCodec,
+        *,
+        transports: Sequence[str] = ("websocket", "polling"),
+        ca_file: Path | None = None,
     ) -> None:
         super().__init__(codec, endpoint_label(url), log)
         self.url = url
         self.transports = tuple(transports)
+        self._tls: ssl.SSLContext | None = tls_context(ca_file)
         self._loop = asyncio.new_event_loop()
         self._loop.set_exception_handler(self._loop_exception)
         self._thread = threading.Thread(
@@ -105,7 +164,13 @@ class StsDriver(DriverBase[StsIncoming]):
             raise TimeoutError(f"no answer within {timeout_s:.1f} s") from None
 
     async def _connect_once(self, transport: str, timeout_s: float) -> Any:
-        sio = socketio.AsyncClient(reconnection=False, handle_sigint=False, logger=False)
+        options: dict[str, Any] = {}
+        tls = self._tls
+        if tls is not None:  # one session for polling and websocket, with our authorities
+            options["http_session"] = lambda: aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(ssl=tls)
+            )
+        sio = _Client(self, reconnection=False, handle_sigint=False, logger=False, **options)
         sio.register_namespace(_Namespace(self))
         try:
             await asyncio.wait_for(
@@ -115,6 +180,10 @@ class StsDriver(DriverBase[StsIncoming]):
         except BaseException:
             await sio.disconnect()
             raise
+        # The read loop gives up after pingInterval + pingTimeout of silence; a server
+        # must not be able to make that unbounded.
+        sio.eio.ping_interval = min(sio.eio.ping_interval, MAX_PING_S)
+        sio.eio.ping_timeout = min(sio.eio.ping_timeout, MAX_PING_S)
         return sio
 
     def _connect(self, timeout_s: float) -> None:
@@ -144,7 +213,7 @@ class StsDriver(DriverBase[StsIncoming]):
                     f"Speech-to-Speech URL? ({detail})"
                 )
             )
-        raise ConnectionFailedError(redact(f"cannot connect to {self.endpoint} ({detail})"))
+        raise connect_failure(self.endpoint, detail)
 
     def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """Library errors on the loop go to the log, never to the user's screen."""
@@ -160,6 +229,15 @@ class StsDriver(DriverBase[StsIncoming]):
             self._on_disconnect(args[0] if args else None)
             return
         self._received((event, args), sum(_size(a) for a in args))
+
+    def _undecodable(self, exc: Exception, data: Any) -> None:
+        """A packet the library could not decode: one malformed message, counted."""
+        self.net.messages_received += 1
+        self.net.bytes_received += _size(data)
+        detail = str(exc) if isinstance(exc, ProtocolError) else type(exc).__name__
+        message = f"undecodable Socket.IO packet ({clip(detail, 80)}): {snippet(data, 60)}"
+        log.warning("%s", message)
+        self._put(ev.ProtocolIssue(message))
 
     def _on_disconnect(self, reason: Any) -> None:
         log.info("disconnected (%s)", reason)

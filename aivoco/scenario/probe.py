@@ -107,20 +107,16 @@ class AgentTracker:
                 heard.clears += 1
 
 
-class _TapQueue(ev.EventQueue):
+class _TapQueue:
     """Shows each event to the tracker, then queues it for the call as usual."""
 
-    def __init__(self, inner: ev.EventQueue, tracker: AgentTracker) -> None:
-        super().__init__(limit=1)
+    def __init__(self, inner: ev.EventSink, tracker: AgentTracker) -> None:
         self._inner = inner
         self._tracker = tracker
 
     def put(self, event: ev.Event) -> None:
         self._tracker.on_event(time.monotonic(), event)
         self._inner.put(event)
-
-    def get(self, timeout: float) -> ev.Timed | None:
-        return self._inner.get(timeout)
 
 
 class ProbeDriver:
@@ -143,10 +139,6 @@ class ProbeDriver:
     def net(self) -> NetStats:
         return self.inner.net
 
-    @net.setter
-    def net(self, value: NetStats) -> None:
-        self.inner.net = value
-
     @property
     def protocol(self) -> ProtocolName:
         return self.inner.protocol
@@ -163,7 +155,7 @@ class ProbeDriver:
     def has_credits(self) -> bool:
         return self.inner.has_credits
 
-    def open(self, events: ev.EventQueue, timeout_s: float) -> None:
+    def open(self, events: ev.EventSink, timeout_s: float) -> None:
         self.inner.open(_TapQueue(events, self.tracker), timeout_s)
 
     def send_audio(self, chunk: AudioChunk) -> None:

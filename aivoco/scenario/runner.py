@@ -22,6 +22,7 @@ from aivoco.scenario.prepare import PreparedScenario
 from aivoco.scenario.probe import AgentTracker, ProbeDriver, UplinkLog
 from aivoco.scenario.script import ScriptSource, TurnTiming
 from aivoco.session.call import Call
+from aivoco.session.interfaces import MarkToken
 from aivoco.session.lifecycle import EndReason
 from aivoco.session.options import CallOptions
 from aivoco.session.summary import CallSummary
@@ -167,8 +168,13 @@ def _open(active: ActiveRun, listener: RunListener, result: RunResult) -> Call:
     options = _options(active, result)
     options.check()
     functions = active.prepared.functions
-    inner = active.make_driver(options) if active.make_driver else build_driver(options, functions)
-    driver = ProbeDriver(inner, active.uplink, active.tracker)
+
+    def probed() -> ProbeDriver:
+        made = active.make_driver
+        inner = made(options) if made else build_driver(options, functions)
+        return ProbeDriver(inner, active.uplink, active.tracker)
+
+    driver = probed()
 
     def turn_done(timing: TurnTiming) -> None:
         turn = active.prepared.turns[timing.index - 1].turn
@@ -183,8 +189,18 @@ def _open(active: ActiveRun, listener: RunListener, result: RunResult) -> Call:
 
     source = ScriptSource(active.prepared, active.uplink, active.tracker, script_done, turn_done)
     active.source = source
-    player: ClockPlayer[str] = ClockPlayer(driver.downlink_rate_hz)
-    call = open_call(options, driver=driver, source=source, player=player, functions=functions)
+    player: ClockPlayer[MarkToken] = ClockPlayer(driver.downlink_rate_hz)
+    # A reconnect is a failure unless the scenario allows it (expect.py): then a dropped
+    # call comes back through the same probe, so its timing stays on one timeline.
+    reconnect = probed if active.scenario.allow_reconnect else None
+    call = open_call(
+        options,
+        driver=driver,
+        source=source,
+        player=player,
+        functions=functions,
+        reconnect=reconnect,
+    )
     call.subscribe(active)
     return call
 

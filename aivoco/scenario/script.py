@@ -77,6 +77,11 @@ class ScriptSource:
         self._first_k = 0
         self._started_at = 0.0
 
+    @property
+    def lost_frames(self) -> int:
+        """Always 0: a late frame is still sent (and counted as slip), never skipped."""
+        return 0
+
     def start(self) -> None:
         """Nothing to open: the schedule starts with the first frame taken."""
 

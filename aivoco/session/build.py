@@ -7,12 +7,13 @@ to replace what the options would build.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from aivoco.errors import DeviceError, PortAudioMissingError, UsageError
 from aivoco.redact import register_secret, register_url_credentials
 from aivoco.session.call import Call
-from aivoco.session.interfaces import FunctionRunner, PlayerLike, Source
+from aivoco.session.interfaces import FunctionRunner, MarkToken, PlayerLike, Source
 from aivoco.session.options import CallOptions
 from aivoco.wire.driver import Driver, ProtocolName
 
@@ -45,13 +46,13 @@ def build_driver(options: CallOptions, functions: FunctionRunner | None) -> Driv
     if options.protocol is ProtocolName.CALL:
         from aivoco.protocols.call_driver import CallDriver
 
-        return CallDriver(url, key, (options.agent or "").strip())
+        return CallDriver(url, key, (options.agent or "").strip(), ca_file=options.ca_file)
     from aivoco.protocols.sts_codec import StsCodec
     from aivoco.protocols.sts_driver import StsDriver
 
     specs = functions.specs if functions is not None else ()
     codec = StsCodec(key, options.voice, text_or_file(options.system), specs)
-    return StsDriver(url, codec)
+    return StsDriver(url, codec, ca_file=options.ca_file)
 
 
 def build_source(options: CallOptions, rate_hz: int) -> tuple[Source, str]:
@@ -79,7 +80,7 @@ def build_player(options: CallOptions, rate_hz: int) -> tuple[PlayerLike, str, P
     from aivoco.audio.engine import DevicePlayer
 
     try:
-        spk: DevicePlayer[str] = DevicePlayer(options.output_device)
+        spk: DevicePlayer[MarkToken] = DevicePlayer(options.output_device)
     except (PortAudioMissingError, DeviceError) as exc:
         fallback = options.speaker_fallback_file
         if fallback is None or options.output_device is not None:
@@ -95,16 +96,22 @@ def open_call(
     source: Source | None = None,
     player: PlayerLike | None = None,
     functions: FunctionRunner | None = None,
+    reconnect: Callable[[], Driver] | None = None,
 ) -> Call:
     """A call ready to `start()`: options checked, the key registered as a secret,
-    parts built (usage, file and device errors raise here, before any connection)."""
+    parts built (usage, file and device errors raise here, before any connection).
+
+    A dropped call reconnects with a driver built like the first (or by `reconnect`,
+    e.g. a scripted one); a `driver` passed without `reconnect` is never replaced."""
     options.check()
     register_secret((options.key or "").strip())
     register_url_credentials(options.resolved_url())
     if functions is None:
         functions = load_functions(options)
+    rebuild = reconnect
     if driver is None:
         driver = build_driver(options, functions)
+        rebuild = reconnect or (lambda: build_driver(options, functions))
     in_label = out_label = ""
     written: Path | None = None
     if source is None:
@@ -124,4 +131,5 @@ def open_call(
         input_label=in_label,
         output_label=out_label,
         output_path=written,
+        reconnect=rebuild,
     )

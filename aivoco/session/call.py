@@ -4,14 +4,12 @@
     call.subscribe(printer)          # records, as --json prints them
     result = call.run()              # start(), wait(), close()
 
-Threads and what they own:
-* events: the driver's EventQueue -> `Downlink`, whose intents are applied here;
-* uplink: source frames -> levels, turns, recording (left) -> driver (`Uplink`);
-* observer (every 20 ms): what the speaker played, marks, counters, timers (`Observer`);
-* goodbye: started when the call starts ending; sends the protocol's goodbye and
-  waits, bounded, for the server's final word;
-* function workers: one short-lived thread per function call (handlers may block).
-Every change of phase goes through `lifecycle.py`; the UI reads `state.snapshot()`.
+Threads: connect; events (the driver's queue -> `Downlink`, whose intents are applied
+here); uplink (source -> `Uplink` -> driver); observer (`Observer`, every 20 ms: what
+the speaker played, marks, counters, timers); goodbye (the protocol's goodbye, then a
+bounded wait for the server's final word); reconnect (`reconnect.py`); one worker per
+function call. Every change of phase goes through `lifecycle.py`; the UI reads
+`state.snapshot()`.
 """
 
 from __future__ import annotations
@@ -26,20 +24,22 @@ from types import TracebackType
 
 from aivoco.errors import AivocoError, ConnectionFailedError
 from aivoco.session import intents as it
+from aivoco.session.bargein import LocalBargeIn
 from aivoco.session.controls import CallControls
 from aivoco.session.downlink import Downlink
 from aivoco.session.echo import echo_for_call
-from aivoco.session.files import StereoRecorder, TranscriptWriter
+from aivoco.session.files import StereoRecorder, open_outputs
 from aivoco.session.interfaces import FunctionRunner, PlayerLike, Source
-from aivoco.session.lifecycle import EndReason, Lifecycle, Outcome, Phase
+from aivoco.session.lifecycle import EndReason, Lifecycle, Outcome, Phase, ReconnectPolicy
 from aivoco.session.observer import OBSERVE_PERIOD_S, Observer, Timers
 from aivoco.session.options import CallOptions
-from aivoco.session.records import RecordBus, RecordConsumer, error_fields
+from aivoco.session.reconnect import DriverSlot, Reconnector
+from aivoco.session.records import RecordBus, RecordConsumer
 from aivoco.session.state import CallState
-from aivoco.session.summary import CallSummary, CreditFigures, PlaybackFigures
+from aivoco.session.summary import CallSummary, build_summary
 from aivoco.session.turns import TurnTracker
 from aivoco.session.uplink import Uplink
-from aivoco.wire.driver import Driver, NetStats
+from aivoco.wire.driver import Driver
 from aivoco.wire.events import EventQueue
 
 log = logging.getLogger("aivoco.session")
@@ -66,13 +66,16 @@ class Call:
         input_label: str = "",
         output_label: str = "",
         output_path: Path | None = None,
+        reconnect: Callable[[], Driver] | None = None,
     ) -> None:
         self.options = options
         self.output_path = output_path  # the WAV the agent's audio goes to, if not a speaker
-        self.driver = driver
+        self.driver = DriverSlot(driver)
+        self._build_driver = reconnect  # a new driver for the same call, or None: no retry
         self.source = source
         self.player = player
-        self.lifecycle = Lifecycle()
+        tries = options.reconnect_tries if reconnect is not None else 0
+        self.lifecycle = Lifecycle(ReconnectPolicy(tries, options.reconnect_delay_s))
         self.state = CallState(
             driver.protocol.value,
             driver.endpoint,
@@ -86,16 +89,9 @@ class Call:
         self.turns = TurnTracker()
         self.timers = Timers(options.idle_timeout_s, options.max_duration_s)
         self.recorder: StereoRecorder | None = None
-        # Mute, push-to-talk, volume (the keys), echo control and local barge-in.
-        ptt = options.push_to_talk
-        self.controls = CallControls(player, self.state, self.bus, push_to_talk=ptt)
-        acoustic = getattr(source, "acoustic", False) and getattr(player, "acoustic", False)
-        self.echo, barge_in = echo_for_call(
-            options, acoustic=acoustic, player=player, rate_hz=driver.uplink_rate_hz,
-            state=self.state, bus=self.bus, mic_live=lambda: self.controls.mic_live,
-        )  # fmt: skip
+        barge_in = self._controls_and_echo(source, player, driver.uplink_rate_hz)
         self.downlink = Downlink(
-            driver,
+            self.driver,
             player,
             self.lifecycle,
             state=self.state,
@@ -104,14 +100,27 @@ class Call:
             functions=functions,
             function_timeout_s=options.function_timeout_s,
             barge_in=barge_in,
+            connection=lambda: self.driver.generation,
         )
         self._ended = threading.Event()  # stops the uplink and the observer
         self._closing = threading.Event()  # the event thread stops once the queue is empty
         self._threads: list[threading.Thread] = []
         self._close_lock = threading.Lock()
         self._result: CallResult | None = None
-        self._error_reported = False
         self.lifecycle.subscribe(self._on_phase)
+
+    def _controls_and_echo(
+        self, source: Source, player: PlayerLike, rate_hz: int
+    ) -> LocalBargeIn | None:
+        """Mute, push-to-talk, volume (the keys), echo control and local barge-in."""
+        ptt = self.options.push_to_talk
+        self.controls = CallControls(player, self.state, self.bus, push_to_talk=ptt)
+        acoustic = getattr(source, "acoustic", False) and getattr(player, "acoustic", False)
+        self.echo, barge_in = echo_for_call(
+            self.options, acoustic=acoustic, player=player, rate_hz=rate_hz,
+            state=self.state, bus=self.bus, mic_live=lambda: self.controls.mic_live,
+        )  # fmt: skip
+        return barge_in
 
     # -- public ----------------------------------------------------------------------
     @property
@@ -212,8 +221,10 @@ class Call:
     # -- phases ----------------------------------------------------------------------
     def _on_phase(self, old: Phase, new: Phase) -> None:
         self.state.set_phase(new)
-        if new is Phase.LIVE:
-            self.bus.start_clock()  # records' `t` counts from here
+        if new is Phase.LIVE and old is Phase.CONNECTING:
+            self.bus.start_clock()  # records' `t` counts from here, across reconnects
+        elif new is Phase.RECONNECTING:
+            self._spawn("reconnect", self._reconnect)
         elif new is Phase.ENDING:
             reason = self.lifecycle.reason or EndReason.HANGUP
             self.bus.emit("hangup", reason=reason.value)
@@ -225,13 +236,20 @@ class Call:
                 self._report_error(outcome.error)
 
     def _report_error(self, error: AivocoError) -> None:
-        """The `error` record (with the exit code it leads to) and the view's entry:
-        once per call, always before the summary."""
-        if self._error_reported:
-            return
-        self._error_reported = True
-        self.state.add_entry("error", str(error))
-        self.bus.emit("error", **error_fields(error))
+        if self.bus.emit_error(error):  # once per call, before the summary
+            self.state.add_entry("error", str(error))
+
+    def _reconnect(self) -> None:
+        assert self._build_driver is not None  # no policy allows a retry without one
+        Reconnector(
+            self.driver,
+            self._build_driver,
+            self.lifecycle,
+            events=self.events,
+            state=self.state,
+            bus=self.bus,
+            connect_timeout_s=self.options.connect_timeout_s,
+        ).run()
 
     def _start_media(self) -> None:
         # Both clocks start when the call goes live, so the recording's two tracks share
@@ -291,7 +309,9 @@ class Call:
         # every event the server sent is accounted for in records and the summary.
         while True:
             item = self.events.get(timeout=0.05)
-            if item is not None:
+            if item is not None and self.driver.is_stale(item):
+                log.info("ignored %s from a connection already replaced", type(item.event).__name__)
+            elif item is not None:
                 for intent in self.downlink.handle(item):
                     self._apply(intent)
             elif self._closing.is_set():
@@ -316,6 +336,9 @@ class Call:
         while not self._ended.wait(OBSERVE_PERIOD_S):
             for intent in observer.tick(time.monotonic()):
                 self._apply(intent)
+        # What played until the end, and nothing after: closing can take seconds on a
+        # loaded machine, and the recording covers the call, not its release.
+        observer.drain_played()
 
     def _observer(self) -> Observer:
         return Observer(
@@ -326,17 +349,14 @@ class Call:
             bus=self.bus,
             recorder=self.recorder,
             timers=self.timers,
+            connection=lambda: self.driver.generation,
         )
 
     # -- files and the end -------------------------------------------------------------
     def _open_files(self) -> None:
         """Outputs open before connecting, so a bad path fails before any call starts."""
-        opts = self.options
-        if opts.transcript_file is not None:
-            self.bus.add_writer(TranscriptWriter(opts.transcript_file))
-        if opts.record_file is not None:
-            rate = max(self.driver.uplink_rate_hz, self.driver.downlink_rate_hz)
-            self.recorder = StereoRecorder(opts.record_file, rate)
+        rate = max(self.driver.uplink_rate_hz, self.driver.downlink_rate_hz)
+        self.recorder = open_outputs(self.options, self.bus, rate)
 
     def _release(self) -> CallResult:
         self._closing.set()
@@ -349,7 +369,6 @@ class Call:
                     t.join(timeout=_JOIN_S)
             self.player.close()
             observer = self._observer()
-            observer.drain_played()
             if self.recorder is not None:
                 self.recorder.close()
         observer.publish_stats()
@@ -365,30 +384,13 @@ class Call:
         return CallResult(outcome, error, summary)
 
     def _summary(self, outcome: Outcome, error: AivocoError | None) -> CallSummary:
-        snap = self.state.snapshot()
-        credits = None
-        if self.driver.has_credits:
-            used, remaining = snap.credits.estimate(snap.elapsed_s)
-            credits = CreditFigures(used, remaining, snap.credits.final_used is not None)
         recorder = self.recorder
-        return CallSummary(
-            reason=outcome.label,
-            duration_s=snap.elapsed_s,
-            turns=snap.turns,
-            latency_last_ms=snap.latency_last_ms,
-            latency_mean_ms=snap.latency_mean_ms,
-            functions_called=snap.functions_called,
-            protocol_errors=snap.protocol_issues,
-            net=snap.net or NetStats(),
+        return build_summary(
+            self.state.snapshot(),
+            outcome,
+            error,
+            has_credits=self.driver.has_credits,
             events_dropped=self.events.dropped,
-            playback=snap.playback or PlaybackFigures(),
-            credits=credits,
-            error=None if error is None else str(error),
-            server_reason=outcome.server_reason,
-            server_message=outcome.server_message,
-            recording=None if recorder is None else str(recorder.path),
-            recording_s=None if recorder is None else round(recorder.duration_ms / 1000, 2),
-            echo_mode=snap.echo.mode,
-            echo_erle_db=snap.echo.erle_db,
-            local_barge_ins=snap.echo.barge_ins,
+            reconnects=self.lifecycle.reconnects,
+            recording=None if recorder is None else (recorder.path, recorder.duration_ms),
         )

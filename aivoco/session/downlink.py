@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from aivoco.errors import AivocoError, ProtocolError
 from aivoco.session import intents as it
 from aivoco.session.bargein import LocalBargeIn
-from aivoco.session.interfaces import FunctionRunner, PlayerLike
+from aivoco.session.interfaces import FunctionRunner, MarkToken, PlayerLike
 from aivoco.session.lifecycle import EndReason, Lifecycle, Op, Phase
 from aivoco.session.records import RecordBus
 from aivoco.session.state import CallState
@@ -48,8 +49,10 @@ class Downlink:
         functions: FunctionRunner | None,
         function_timeout_s: float,
         barge_in: LocalBargeIn | None = None,
+        connection: Callable[[], int] = lambda: 0,
     ) -> None:
         self.driver = driver
+        self.connection = connection  # the current connection's number (reconnect.py)
         self.player = player
         self.lifecycle = lifecycle
         self.state = state
@@ -72,11 +75,11 @@ class Downlink:
             self.state.add_entry("agent", e.text)
             self.bus.emit("agent_text", text=e.text)
         elif isinstance(e, ev.FunctionCall):
-            self._start_function(e)
+            self._start_function(e, item.origin)
         elif isinstance(e, (ev.Ready, ev.Ended, ev.Failed, ev.Disconnected)):
             return self._session(e)
         else:
-            self._information(e)
+            self._information(e, item.origin)
             return []
         return [it.AgentActive(item.at)]
 
@@ -92,7 +95,7 @@ class Downlink:
 
     def _session(self, e: ev.Ready | ev.Ended | ev.Failed | ev.Disconnected) -> Intents:
         if isinstance(e, ev.Ready):
-            self.state.set_credits(available=e.credits_available, cost_per_minute=e.cost_per_minute)
+            self.state.session_started(e.credits_available, e.cost_per_minute)
             self.state.add_entry("info", e.message or "session ready")
             self.bus.emit(
                 "ready",
@@ -140,7 +143,7 @@ class Downlink:
         )
         return [it.Fail(error, EndReason.PROTOCOL_ERROR)]
 
-    def _information(self, e: ev.Event) -> None:
+    def _information(self, e: ev.Event, origin: int) -> None:
         if isinstance(e, ev.CreditsInfo):
             self.state.set_credits(available=e.credits)
             self.bus.emit("credits", credits=e.credits)
@@ -149,7 +152,7 @@ class Downlink:
             if e.kind == "error":
                 self.state.add_entry("error", f"function error from server: {e.detail}")
         elif isinstance(e, ev.PlaybackMark):
-            self.player.add_marker(e.name)
+            self.player.add_marker(MarkToken(origin, e.name))
             self.bus.emit("mark", name=e.name)
         elif isinstance(e, ev.PlaybackClear):
             cleared = self.player.clear()
@@ -163,17 +166,17 @@ class Downlink:
             self.bus.emit("notice", message=f"ignored unknown event {e.name!r}")
 
     # -- custom functions ------------------------------------------------------------
-    def _start_function(self, call: ev.FunctionCall) -> None:
+    def _start_function(self, call: ev.FunctionCall, origin: int) -> None:
         self.state.count_function()
         self.state.add_entry("function", f"{call.name}({_short_args(call.arguments)})")
         self.bus.emit(
             "function_call", call_id=call.call_id, name=call.name, arguments=call.arguments
         )
         threading.Thread(
-            target=self._run_function, args=(call,), name="aivoco-function", daemon=True
+            target=self._run_function, args=(call, origin), name="aivoco-function", daemon=True
         ).start()
 
-    def _run_function(self, call: ev.FunctionCall) -> None:
+    def _run_function(self, call: ev.FunctionCall, origin: int) -> None:
         if self.functions is None:
             failed, result = True, failure_result("no custom functions are loaded")
             duration_ms = 0.0
@@ -181,6 +184,12 @@ class Downlink:
             outcome = self.functions.run(call.name, call.arguments, self.function_timeout_s)
             failed, result, duration_ms = not outcome.ok, outcome.result, outcome.duration_ms
         if not self.lifecycle.permits(Op.SEND_FUNCTION_RESULT):
+            return
+        if origin != self.connection():
+            # Asked by a session the call has since replaced: its call id means nothing
+            # to the new one.
+            log.info("not sending the result of %s: its session was replaced", call.name)
+            self.bus.emit("notice", message=f"{call.name}: result not sent, session replaced")
             return
         try:
             self.driver.send_function_result(call.call_id, call.name, result)

@@ -11,7 +11,7 @@ import json
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,10 +21,18 @@ from aivoco.audio.wav import WavWriter
 from aivoco.errors import AudioFileError
 from aivoco.text import utf8_line
 
-# If one side of the recording stops producing (a stalled thread or device), the other
+if TYPE_CHECKING:  # records.py imports this module: annotations only
+    from aivoco.session.options import CallOptions
+    from aivoco.session.records import RecordBus
+
+# If one side of the recording stops producing (a dead thread or device), the other
 # side is written against silence once it runs this far ahead, so the tracks stay
-# time-aligned instead of one piling up in memory.
-MAX_SKEW_MS = 500
+# time-aligned instead of one piling up in memory. Far above any stall of a live side
+# (it was 500 ms): silence written for a side that was only late pushed its late audio,
+# and the rest of its track, off the call's timeline, so a loaded machine stretched the
+# recording. Both sides account for their own gaps (`Pacer.skipped_s`,
+# `Player.take_played`), so a late side always catches up (tests/test_timeline.py).
+MAX_SKEW_MS = 20_000
 
 
 class TranscriptWriter:
@@ -140,3 +148,12 @@ class StereoRecorder:
                 self._write_locked(final=True)
             finally:
                 self._wav.close()
+
+
+def open_outputs(options: CallOptions, bus: RecordBus, rate_hz: int) -> StereoRecorder | None:
+    """The transcript (a writer on the record bus) and the recording, if asked for."""
+    if options.transcript_file is not None:
+        bus.add_writer(TranscriptWriter(options.transcript_file))
+    if options.record_file is None:
+        return None
+    return StereoRecorder(options.record_file, rate_hz)

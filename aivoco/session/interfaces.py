@@ -7,7 +7,7 @@ without sharing a base class.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from aivoco.audio.chunk import AudioChunk
 from aivoco.audio.playout import PlayerStats
@@ -20,11 +20,24 @@ from aivoco.wire.functions import FunctionSpec
 class Source(Protocol):
     finished: bool
 
+    @property
+    def lost_frames(self) -> int:
+        """Frames of the source's timeline never delivered (a stalled pacer, a capture
+        overflow): the recording puts that much silence in their place."""
+
     def start(self) -> None: ...
 
     def __iter__(self) -> Iterator[AudioChunk]: ...
 
     def close(self) -> None: ...
+
+
+class MarkToken(NamedTuple):
+    """A playout mark: its name, and the connection that asked for it (a mark from a
+    connection the call has since replaced is not answered on the new one)."""
+
+    origin: int
+    name: str
 
 
 class PlayerLike(Protocol):
@@ -36,8 +49,8 @@ class PlayerLike(Protocol):
     def close(self) -> None: ...
     def play(self, chunk: AudioChunk) -> None: ...
     def clear(self) -> int: ...
-    def add_marker(self, token: str) -> None: ...
-    def pop_reached(self) -> list[str]: ...
+    def add_marker(self, token: MarkToken) -> None: ...
+    def pop_reached(self) -> list[MarkToken]: ...
     def take_played(self) -> AudioChunk: ...
     def stats(self) -> PlayerStats: ...
     def set_volume(self, volume: float) -> float: ...

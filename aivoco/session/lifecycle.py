@@ -7,22 +7,37 @@ the session, the connection dropped, we hung up, a part failed) and decides, fro
 phase it arrives in, whether the call ends and with which reason and error.
 
     NEW --start--> CONNECTING --ready--> LIVE --hang_up--> ENDING
-                       |                   |                  |
-                       +------end----------+-------end--------+--> ENDED
+                       |                  |  ^                |
+                       |             drop |  | ready          |
+                       |                  v  |                |
+                       |             RECONNECTING             |
+                       |                  |                   |
+                       +------end---------+------end----------+--> ENDED
 
 Operations the session performs are allowed per phase (`_ALLOWED`); a refused one is
 skipped by `permits()`, or raised as `CallStateError` by `require()` (misuse by code).
+
+Reconnecting (`ReconnectPolicy`): a connection that drops while the call is LIVE is
+retried when the drop is a lost connection (`ConnectionFailedError`), never after a
+refused key, exhausted credits, a usage error or a session the server ended (those are
+other errors or `Ended`, and end the call). Each outage gets `tries` attempts, waiting
+`delay_s(k)` before attempt k (0.5 s doubling to 8 s); a session that stays live for
+`stable_s` starts the next outage's count afresh, so a server that accepts and drops at
+once cannot keep a call reconnecting forever. The `Call` carries the attempts out
+(`reconnect.py`) and reports each one back here (`went_live`, `retry_failed`,
+`disconnected`), and this class decides what follows.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from aivoco.errors import AivocoError, CallStateError
+from aivoco.errors import AivocoError, CallStateError, ConnectionFailedError
 from aivoco.wire import events as ev
 
 
@@ -30,6 +45,7 @@ class Phase(Enum):
     NEW = "new"
     CONNECTING = "connecting"
     LIVE = "live"
+    RECONNECTING = "reconnecting"  # the connection dropped; a new session is on its way
     ENDING = "ending"  # we said goodbye and wait for the server's final word
     ENDED = "ended"
 
@@ -38,6 +54,7 @@ class Trigger(Enum):
     START = "start"
     READY = "ready"  # the server says the session is live
     HANG_UP = "hang_up"  # we ask for the end
+    DROP = "drop"  # the connection dropped and may come back
     END = "end"  # the call is over, for whatever reason
 
 
@@ -45,6 +62,7 @@ class Op(Enum):
     SEND_AUDIO = "send audio"
     ANSWER_MARK = "answer a mark"
     SEND_FUNCTION_RESULT = "send a function result"
+    KEEP_MEDIA = "keep the microphone and speaker running"
 
 
 class EndReason(str, Enum):
@@ -69,18 +87,45 @@ _TRANSITIONS: dict[tuple[Phase, Trigger], Phase] = {
     (Phase.CONNECTING, Trigger.END): Phase.ENDED,
     (Phase.LIVE, Trigger.HANG_UP): Phase.ENDING,
     (Phase.LIVE, Trigger.END): Phase.ENDED,
+    (Phase.LIVE, Trigger.DROP): Phase.RECONNECTING,
+    (Phase.RECONNECTING, Trigger.READY): Phase.LIVE,
+    # Nothing to say goodbye to while the connection is down: a hang-up ends at once.
+    (Phase.RECONNECTING, Trigger.HANG_UP): Phase.ENDED,
+    (Phase.RECONNECTING, Trigger.END): Phase.ENDED,
     (Phase.ENDING, Trigger.END): Phase.ENDED,
 }
 
 # Mark answers and function results may still go out while we wait for the server's
-# final word: they settle what the agent already asked; new audio may not.
+# final word: they settle what the agent already asked; new audio may not. While
+# reconnecting nothing is sent, but the microphone and the speaker keep running, so the
+# recording and the transcript stay on the call's timeline and show the gap.
 _ALLOWED: dict[Phase, frozenset[Op]] = {
     Phase.NEW: frozenset(),
     Phase.CONNECTING: frozenset(),
     Phase.LIVE: frozenset(Op),
+    Phase.RECONNECTING: frozenset({Op.KEEP_MEDIA}),
     Phase.ENDING: frozenset({Op.ANSWER_MARK, Op.SEND_FUNCTION_RESULT}),
     Phase.ENDED: frozenset(),
 }
+
+
+@dataclass(frozen=True)
+class ReconnectPolicy:
+    """How a dropped call comes back: `tries` attempts per outage (0: never)."""
+
+    tries: int = 0
+    first_delay_s: float = 0.5
+    max_delay_s: float = 8.0
+    stable_s: float = 10.0  # live this long after coming back: the next drop starts afresh
+
+    def delay_s(self, attempt: int) -> float:
+        """The wait before attempt `attempt` (1-based): bounded exponential backoff."""
+        return min(self.max_delay_s, self.first_delay_s * 2.0 ** max(0, attempt - 1))
+
+
+def retryable(e: ev.Disconnected) -> bool:
+    """A lost connection may come back; a refusal (key, agent, protocol) may not."""
+    return isinstance(e.error, ConnectionFailedError)
 
 
 @dataclass(frozen=True)
@@ -104,7 +149,18 @@ Listener = Callable[[Phase, Phase], None]
 
 
 class Lifecycle:
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        policy: ReconnectPolicy = ReconnectPolicy(),
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.policy = policy
+        self._clock = clock
+        self._attempt = 0  # the reconnect attempt in progress (or the last one made)
+        self._attempt_lost = False  # the attempt in progress connected and dropped
+        self._live_since = 0.0
+        self.reconnects = 0  # sessions that came back
+        self.drop: ev.Disconnected | None = None  # the drop being recovered from
         self._lock = threading.Condition()
         self._phase = Phase.NEW
         self._reason: EndReason | None = None  # set by the first hang-up or end
@@ -182,13 +238,81 @@ class Lifecycle:
         return changed
 
     def disconnected(self, e: ev.Disconnected) -> bool:
-        """The connection is gone: expected after our goodbye, a failure before it."""
+        """The connection is gone: expected after our goodbye, a failure before it,
+        and a reason to reconnect while live if the policy allows another try."""
         with self._lock:
-            asked = self._phase is Phase.ENDING
-            reason = EndReason.SERVER if asked else EndReason.ERROR
-            changed = self._transition(Trigger.END, reason, None if asked else e.error)
+            phase = self._phase
+            if phase is Phase.RECONNECTING:  # a new session that dropped before it was live
+                self._attempt_lost = True
+                self._lock.notify_all()
+                return False
+            if phase is Phase.LIVE and self._may_retry(e):
+                self.drop = e
+                changed = self._transition(Trigger.DROP, None, None)
+            else:
+                asked = phase is Phase.ENDING
+                reason = EndReason.SERVER if asked else EndReason.ERROR
+                error = None if asked else self._flapping(e) or e.error
+                changed = self._transition(Trigger.END, reason, error)
         self._deliver()
         return changed
+
+    # -- reconnecting (reported by the call's reconnect thread) ------------------------
+    @property
+    def attempt(self) -> tuple[int, int]:
+        """(the reconnect attempt in progress, the tries allowed per outage)."""
+        with self._lock:
+            return self._attempt, self.policy.tries
+
+    def _may_retry(self, e: ev.Disconnected) -> bool:
+        if not retryable(e):
+            return False
+        if self._clock() - self._live_since >= self.policy.stable_s:
+            self._attempt = 0  # the last session held: a new outage
+        if self._attempt >= self.policy.tries:
+            return False
+        self._attempt += 1
+        self._attempt_lost = False
+        return True
+
+    def _flapping(self, e: ev.Disconnected) -> AivocoError | None:
+        """The error for a drop not retried because every try came back and dropped."""
+        if not retryable(e) or self.policy.tries == 0 or self._attempt < self.policy.tries:
+            return None
+        return ConnectionFailedError(
+            f"{e.error}; not retried: the last {self._attempt} sessions dropped within "
+            f"{self.policy.stable_s:g} s of coming back"
+        )
+
+    def retry_failed(self, error: AivocoError) -> bool:
+        """The attempt in progress did not bring the session back. True: try again
+        (the attempt number advanced); False: the call is over (tries used up)."""
+        with self._lock:
+            if self._phase is not Phase.RECONNECTING:
+                return False
+            if self._attempt < self.policy.tries:
+                self._attempt += 1
+                self._attempt_lost = False
+                return True
+            lost = self.drop.error if self.drop is not None else error
+            given_up = ConnectionFailedError(
+                f"{lost}; {self.policy.tries} tries to reconnect failed (the last: {error})"
+            )
+            self._transition(Trigger.END, EndReason.ERROR, given_up)
+        self._deliver()
+        return False
+
+    def wait_reconnected(self, timeout_s: float) -> bool | None:
+        """After an attempt connected: True once live again, False if it dropped or
+        `timeout_s` passed without a session, None if the call ended meanwhile."""
+        with self._lock:
+            self._lock.wait_for(
+                lambda: self._phase is not Phase.RECONNECTING or self._attempt_lost,
+                max(0.0, timeout_s),
+            )
+            if self._phase is Phase.LIVE:
+                return True
+            return None if self._phase is Phase.ENDED else False
 
     # -- the table ---------------------------------------------------------------------
     def _fire(
@@ -212,6 +336,10 @@ class Lifecycle:
             self._error = error
         if new is Phase.ENDED and self._reason is None:
             self._reason = EndReason.ERROR if self._error else EndReason.HANGUP
+        if new is Phase.LIVE:
+            self._live_since = self._clock()
+            if old is Phase.RECONNECTING:
+                self.reconnects += 1
         self._phase = new
         self._pending.append((old, new))
         self._lock.notify_all()

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Callable
 
 from aivoco.audio.levels import HAS_AUDIO_PEAK_THRESHOLD, SILENCE_DBFS, peak, to_dbfs
 from aivoco.session import intents as it
 from aivoco.session.files import StereoRecorder
 from aivoco.session.interfaces import PlayerLike
-from aivoco.session.lifecycle import EndReason, Lifecycle, Op
+from aivoco.session.lifecycle import EndReason, Lifecycle, Op, Phase
 from aivoco.session.records import RecordBus
 from aivoco.session.state import CallState
 from aivoco.session.summary import PlaybackFigures
@@ -65,7 +66,9 @@ class Observer:
         bus: RecordBus,
         recorder: StereoRecorder | None,
         timers: Timers,
+        connection: Callable[[], int] = lambda: 0,
     ) -> None:
+        self.connection = connection  # the current connection's number (reconnect.py)
         self.player = player
         self.driver = driver
         self.lifecycle = lifecycle
@@ -79,10 +82,11 @@ class Observer:
         intents: list[it.Intent] = []
         if self.drain_played():
             self.timers.agent_active(now)
-        for name in self.player.pop_reached():
-            if self.lifecycle.permits(Op.ANSWER_MARK):
-                self.driver.answer_mark(name)
-            self.bus.emit("mark_played", name=name)
+        for mark in self.player.pop_reached():
+            # A mark from a connection since replaced means nothing to the new stream.
+            if mark.origin == self.connection() and self.lifecycle.permits(Op.ANSWER_MARK):
+                self.driver.answer_mark(mark.name)
+            self.bus.emit("mark_played", name=mark.name)
         failure = self.player.error or self.bus.error
         if failure is not None:
             intents.append(it.Fail(failure))
@@ -91,6 +95,8 @@ class Observer:
             self.publish_stats()
         if self.player.stats().jitter.buffered_ms > 0:
             self.timers.agent_active(now)  # audio still queued: the agent is not done
+        if self.lifecycle.phase is Phase.RECONNECTING:
+            self.timers.agent_active(now)  # no one can tell whether the agent is done
         due = self.timers.due(now, self.state.elapsed_s(now))
         if due is not None:
             intents.append(due)

@@ -187,12 +187,31 @@ class CallOptions:
         "transports and the session's start included; the reference uses 10 s.",
         metavar="SECONDS", min=0.1,
     )  # fmt: skip
+    reconnect: int = _opt(
+        3, "--reconnect", "When the connection drops mid-call, try this many times to start "
+        "a new session (waiting 0.5 s, doubling to 8 s). Not after a refused key, exhausted "
+        "credits or a session the server ended.", metavar="N", min=0, max=100,
+    )  # fmt: skip
+    no_reconnect: bool = _opt(
+        False, "--no-reconnect", "Never reconnect: a drop ends the call (exit code 5).",
+    )  # fmt: skip
+    ca_file: Path | None = _opt(
+        None, "--ca-file", "Trust the certificate authorities in this PEM file instead of the "
+        "system's (for a server with a private CA). Certificates are always verified.",
+        metavar="FILE",
+    )  # fmt: skip
     # Not on the command line:
     hangup_timeout_s: float = 2.0  # how long to wait for the server's final word
+    reconnect_delay_s: float = 0.5  # the first wait before reconnecting (doubles to 8 s)
     speaker_fallback_file: Path | None = None  # the demo: no speaker -> this WAV
     label: str | None = None  # shown in the view; default "voice X" / "agent X"
 
     # -- derived ---------------------------------------------------------------------
+    @property
+    def reconnect_tries(self) -> int:
+        """How many times a dropped call may try to come back (0: never)."""
+        return 0 if self.no_reconnect else max(0, self.reconnect)
+
     @property
     def display_label(self) -> str:
         if self.label:

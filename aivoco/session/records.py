@@ -44,6 +44,18 @@ class RecordBus:
         self._writers: list[TranscriptWriter] = []
         self._t0: float | None = None
         self.error: AivocoError | None = None  # first failed write (ends the call)
+        self._error_emitted = False
+
+    def emit_error(self, error: BaseException) -> bool:
+        """The call's `error` record, with the exit code it leads to: once per call (the
+        first failure is the one reported), so always before the summary. True if
+        emitted now."""
+        with self._lock:
+            if self._error_emitted:
+                return False
+            self._error_emitted = True
+        self.emit("error", **error_fields(error))
+        return True
 
     def subscribe(self, consumer: RecordConsumer) -> None:
         self._consumers.append(consumer)

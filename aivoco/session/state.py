@@ -11,6 +11,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from aivoco.audio.levels import SILENCE_DBFS
 from aivoco.redact import redact
@@ -32,20 +33,41 @@ class Entry:
 
 @dataclass(frozen=True)
 class Credits:
+    """The current session's figures, plus what earlier sessions of a reconnected call
+    used (each estimated up to its drop: a session that dropped sends no totals)."""
+
     available: float | None = None  # at session start
     cost_per_minute: float | None = None
     final_used: float | None = None  # the server's totals, once the session ended
     final_remaining: float | None = None
+    session_start_s: float = 0.0  # call time at which the current session went live
+    earlier_used: float = 0.0
+    earlier_sessions: int = 0
 
     def estimate(self, elapsed_s: float) -> tuple[float | None, float | None]:
-        """(used, remaining) as the playground shows them: minutes x cost per minute."""
+        """(used, remaining) as the playground shows them: minutes x cost per minute,
+        summed over the call's sessions."""
         if self.final_used is not None:
-            return self.final_used, self.final_remaining
+            return self.earlier_used + self.final_used, self.final_remaining
         if self.cost_per_minute is None:
-            return None, None
-        used = elapsed_s / 60.0 * self.cost_per_minute
+            return (self.earlier_used or None), None
+        used = max(0.0, elapsed_s - self.session_start_s) / 60.0 * self.cost_per_minute
         remaining = None if self.available is None else self.available - used
-        return used, remaining
+        return self.earlier_used + used, remaining
+
+    @property
+    def final(self) -> bool:
+        """The server's own totals cover the whole call (one session that ended)."""
+        return self.final_used is not None and self.earlier_sessions == 0
+
+    def dropped(self, elapsed_s: float) -> Credits:
+        """The session dropped at `elapsed_s`: its estimate joins the earlier ones."""
+        used, _ = Credits(None, self.cost_per_minute, self.final_used, None,
+                          self.session_start_s).estimate(elapsed_s)  # fmt: skip
+        return Credits(
+            earlier_used=self.earlier_used + (used or 0.0),
+            earlier_sessions=self.earlier_sessions + 1,
+        )
 
 
 @dataclass(frozen=True)
@@ -97,6 +119,14 @@ class Snapshot:
     end_reason: str | None
     controls: ControlsView = ControlsView()
     echo: EchoView = EchoView()
+    reconnect: tuple[int, int] | None = None  # (attempt, tries) while reconnecting
+
+    @property
+    def phase_label(self) -> str:
+        """The phase as shown: `reconnecting (2/3)` while a dropped call comes back."""
+        if self.phase is Phase.RECONNECTING and self.reconnect is not None:
+            return f"{self.phase.value} ({self.reconnect[0]}/{self.reconnect[1]})"
+        return self.phase.value
 
 
 @dataclass
@@ -117,6 +147,7 @@ class _Mutable:
     end_reason: str | None = None
     controls: ControlsView = field(default_factory=ControlsView)
     echo: EchoView = field(default_factory=EchoView)
+    reconnect: tuple[int, int] | None = None
 
 
 class CallState:
@@ -202,9 +233,30 @@ class CallState:
             if agent_speaking is not None:
                 self._m.agent_speaking = agent_speaking
 
-    def set_credits(self, **changes: float | None) -> None:
+    def set_credits(self, **changes: Any) -> None:
         with self._lock:
             self._m.credits = replace(self._m.credits, **changes)
+
+    def session_started(self, available: float | None, cost_per_minute: float | None) -> None:
+        """A session went live (the first, or one after a reconnect): its credits."""
+        with self._lock:
+            self._m.credits = replace(
+                self._m.credits,
+                available=available,
+                cost_per_minute=cost_per_minute,
+                final_used=None,
+                final_remaining=None,
+                session_start_s=self._elapsed_locked(None),
+            )
+
+    def session_dropped(self) -> None:
+        with self._lock:
+            self._m.credits = self._m.credits.dropped(self._elapsed_locked(None))
+
+    def set_reconnect(self, attempt: tuple[int, int] | None) -> None:
+        """(attempt, tries) while reconnecting, for the view; None once live again."""
+        with self._lock:
+            self._m.reconnect = attempt
 
     def add_latency(self, ms: float) -> None:
         with self._lock:
@@ -253,4 +305,5 @@ class CallState:
                 end_reason=m.end_reason,
                 controls=m.controls,
                 echo=m.echo,
+                reconnect=m.reconnect if m.phase is Phase.RECONNECTING else None,
             )

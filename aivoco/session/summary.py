@@ -8,9 +8,16 @@ typed fields.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aivoco.wire.driver import NetStats
+
+if TYPE_CHECKING:  # state.py imports this module: annotations only
+    from pathlib import Path
+
+    from aivoco.errors import AivocoError
+    from aivoco.session.lifecycle import Outcome
+    from aivoco.session.state import Snapshot
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,7 @@ class CallSummary:
     echo_mode: str | None = None  # aec | gate | off (docs/echo.md)
     echo_erle_db: float | None = None  # aec: echo return loss enhancement at the end
     local_barge_ins: int = 0  # sts: playback cut because the user talked over the agent
+    reconnects: int = 0
 
     def to_record(self) -> dict[str, Any]:
         n, p = self.net, self.playback
@@ -79,6 +87,7 @@ class CallSummary:
             "playback_clears": p.clears,
             "playback_prefill_ms": round(p.prefill_ms, 1),
             "playback_hold_ms": round(p.hold_ms, 1),
+            "reconnects": self.reconnects,
         }
         if self.echo_mode is not None:
             out["echo_mode"] = self.echo_mode
@@ -101,3 +110,42 @@ class CallSummary:
 
 def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
+
+
+def build_summary(
+    snap: Snapshot,
+    outcome: Outcome,
+    error: AivocoError | None,
+    *,
+    has_credits: bool,
+    events_dropped: int,
+    reconnects: int,
+    recording: tuple[Path, float] | None,
+) -> CallSummary:
+    """The summary of a call from its last snapshot and how it ended."""
+    credits = None
+    if has_credits:
+        used, remaining = snap.credits.estimate(snap.elapsed_s)
+        credits = CreditFigures(used, remaining, snap.credits.final)
+    return CallSummary(
+        reason=outcome.label,
+        duration_s=snap.elapsed_s,
+        turns=snap.turns,
+        latency_last_ms=snap.latency_last_ms,
+        latency_mean_ms=snap.latency_mean_ms,
+        functions_called=snap.functions_called,
+        protocol_errors=snap.protocol_issues,
+        net=snap.net or NetStats(),
+        events_dropped=events_dropped,
+        playback=snap.playback or PlaybackFigures(),
+        credits=credits,
+        error=None if error is None else str(error),
+        server_reason=outcome.server_reason,
+        server_message=outcome.server_message,
+        recording=None if recording is None else str(recording[0]),
+        recording_s=None if recording is None else round(recording[1] / 1000, 2),
+        echo_mode=snap.echo.mode,
+        echo_erle_db=snap.echo.erle_db,
+        local_barge_ins=snap.echo.barge_ins,
+        reconnects=reconnects,
+    )

@@ -49,18 +49,25 @@ class Uplink:
         self._input_finished = input_finished
         self._finished_reported = False
         self.echo = echo  # echo control, barge-in, mute and push-to-talk (session/echo.py)
+        self._lost_recorded = 0
 
     def run(self) -> None:
-        """Send frames until the call stops taking audio; raises what the source raises."""
+        """Send frames until the call stops taking audio; raises what the source raises.
+
+        While the call reconnects, frames are still taken (the microphone does not stop)
+        and recorded, but not sent: the recording keeps the call's timeline."""
         if self.echo is not None:
             self.echo.announce()
         frames: Iterable[AudioChunk] = self.source
         for frame in frames:
-            if not self.lifecycle.permits(Op.SEND_AUDIO):
+            if self.lifecycle.permits(Op.SEND_AUDIO):
+                self.send(frame, time.monotonic())
+            elif self.lifecycle.permits(Op.KEEP_MEDIA):
+                self.send(frame, time.monotonic(), transmit=False)
+            else:
                 return
-            self.send(frame, time.monotonic())
 
-    def send(self, frame: AudioChunk, now: float) -> None:
+    def send(self, frame: AudioChunk, now: float, transmit: bool = True) -> None:
         heard = peak(frame)  # the meter shows what the microphone hears, even when muted
         if self.echo is not None:
             frame = self.echo.process(frame, now)
@@ -72,8 +79,13 @@ class Uplink:
             self.state.add_entry("you", f"spoke {end.duration_s:.1f} s")
             self.bus.emit("user_speech_end", duration_s=round(end.duration_s, 3))
         if self.recorder is not None:
+            lost = self.source.lost_frames - self._lost_recorded
+            if lost > 0:  # time the source skipped: silence, so the track keeps the clock
+                self._lost_recorded += lost
+                self.recorder.add_user(AudioChunk.silence(lost, frame.sample_rate_hz))
             self.recorder.add_user(frame)
-        self.driver.send_audio(frame)
+        if transmit:
+            self.driver.send_audio(frame)
         if self.source.finished and not self._finished_reported:
             self._finished_reported = True
             self._input_finished(now)

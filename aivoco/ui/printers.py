@@ -96,6 +96,13 @@ def describe_record(record: dict[str, Any]) -> str | None:
             return f"hanging up ({r.get('reason')})"
         case "session_ended":
             return _session_ended(r)
+        case "reconnecting":
+            return (
+                f"connection lost ({r.get('reason')}); reconnecting ({r.get('attempt')}/"
+                f"{r.get('of')}) in {r.get('delay_s')} s"
+            )
+        case "reconnected":
+            return f"reconnected after {r.get('gap_s')} s"
         # -- echo control and the keys (docs/echo.md) --
         case "echo":
             note = r.get("note")

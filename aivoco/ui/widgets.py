@@ -34,6 +34,7 @@ _PHASE_STYLE = {
     Phase.NEW: "dim",
     Phase.CONNECTING: "yellow",
     Phase.LIVE: "green",
+    Phase.RECONNECTING: "red",
     Phase.ENDING: "yellow",
     Phase.ENDED: "dim",
 }
@@ -82,7 +83,7 @@ def status_line(snap: Snapshot, width: int = DEFAULT_SIZE[0]) -> Text:
     host = snap.endpoint.split(" ", 1)[0]
     text = Text(no_wrap=True, overflow="ellipsis")
     text.append("● ", style=_PHASE_STYLE.get(snap.phase, "white"))
-    text.append(f"{snap.phase.value:<10}", style="bold")
+    text.append(f"{snap.phase_label:<10}", style="bold")
     text.append(f" {clock(snap.elapsed_s):>7}  {snap.protocol}  {terminal_safe(host)}  ")
     text.append(terminal_safe(snap.label), style="cyan")
     text.truncate(width, overflow="ellipsis")
@@ -351,6 +352,8 @@ def summary_rows(s: CallSummary) -> list[tuple[str, str]]:
     if s.functions_called:
         rows.append(("functions", f"{s.functions_called} called"))
     rows.append(("protocol errors", str(s.protocol_errors)))
+    if s.reconnects:
+        rows.append(("reconnects", str(s.reconnects)))
     if s.events_dropped:
         rows.append(("events dropped", str(s.events_dropped)))
     if n.uplink_dropped:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # annotations only: `--help` builds its options from here without numpy
     from aivoco.audio.chunk import AudioChunk
-    from aivoco.wire.events import EventQueue
+    from aivoco.wire.events import EventSink
 
 
 class ProtocolName(str, Enum):
@@ -45,7 +45,9 @@ class Driver(Protocol):
     """What the session needs from a protocol driver."""
 
     endpoint: str  # display form: host (and agent), never the key
-    net: NetStats
+
+    @property
+    def net(self) -> NetStats: ...
 
     @property
     def protocol(self) -> ProtocolName: ...
@@ -56,7 +58,7 @@ class Driver(Protocol):
     @property
     def has_credits(self) -> bool: ...
 
-    def open(self, events: EventQueue, timeout_s: float) -> None:
+    def open(self, events: EventSink, timeout_s: float) -> None:
         """Connect and send the opening messages; `Ready` follows as an event.
 
         Raises AuthError or ConnectionFailedError when the transport itself cannot be

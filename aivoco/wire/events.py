@@ -16,7 +16,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from aivoco.audio.chunk import AudioChunk
 from aivoco.errors import AivocoError
@@ -158,10 +158,19 @@ Event = (
 
 @dataclass(frozen=True)
 class Timed:
-    """An event with its arrival time (time.monotonic())."""
+    """An event with its arrival time (time.monotonic()) and the connection it came
+    from (`origin`: the session's count of connections, so a reconnected call can tell
+    a late word from a connection it already gave up on)."""
 
     at: float
     event: Event
+    origin: int = 0
+
+
+class EventSink(Protocol):
+    """Where a driver puts what it decoded (an `EventQueue`, or a view of one)."""
+
+    def put(self, event: Event) -> None: ...
 
 
 EVENT_QUEUE_LIMIT = 4096
@@ -180,8 +189,8 @@ class EventQueue:
         self.dropped = 0
         self._lock = threading.Lock()
 
-    def put(self, event: Event) -> None:
-        item = Timed(time.monotonic(), event)
+    def put(self, event: Event, origin: int = 0) -> None:
+        item = Timed(time.monotonic(), event, origin)
         if isinstance(event, AgentAudio):
             try:
                 self._q.put_nowait(item)
