@@ -501,6 +501,50 @@ def install_cleanup() -> None:
         signal.signal(signal.SIGTERM, _on_sigterm)
 
 
+# Another checkout of aivoco to measure (`--aivoco-root`, e.g. a worktree of an older
+# commit for "before" figures): its directory goes first on the child's PYTHONPATH,
+# ahead of this environment's (editable) install. None: the aivoco installed here.
+@dataclass
+class _Build:
+    root: Path | None = None
+
+
+AIVOCO_BUILD = _Build()
+
+
+def set_aivoco_root(root: Path | None) -> None:
+    """Measure the aivoco in `root` (a checkout: `root/aivoco/__init__.py`)."""
+    AIVOCO_BUILD.root = None if root is None else check_root(root)
+
+
+def check_root(root: Path) -> Path:
+    if not (root / "aivoco" / "__init__.py").is_file():
+        raise SystemExit(f"{root}: not an aivoco checkout (no aivoco/__init__.py)")
+    return root.resolve()
+
+
+def aivoco_env(env: dict[str, str], root: Path | None = None) -> dict[str, str]:
+    """`env` for an aivoco child: `root` (default: `--aivoco-root`) first on PYTHONPATH."""
+    root = root or AIVOCO_BUILD.root
+    if root is None:
+        return env
+    rest = env.get("PYTHONPATH")
+    path = os.pathsep.join(filter(None, [str(root), rest]))
+    # PYTHONSAFEPATH (Python 3.11+): `python -m` must not put the working directory,
+    # possibly another checkout, ahead of PYTHONPATH.
+    return {**env, "PYTHONPATH": path, "PYTHONSAFEPATH": "1"}
+
+
+def aivoco_label(root: Path | None = None) -> str:
+    """Which aivoco the benchmark runs, for its report."""
+    root = root or AIVOCO_BUILD.root or REPO_DIR
+    head = subprocess.run(
+        ["git", "-C", str(root), "log", "-1", "--format=%h %s"],
+        capture_output=True, text=True, check=False,
+    ).stdout.strip()  # fmt: skip
+    return f"aivoco from {root}" + (f" ({head[:60]})" if head else "")
+
+
 def aivoco_command(*args: str, thread_map: Path | None = None) -> list[str]:
     """`python -m aivoco ARGS`, through the thread-naming shim when `thread_map` is set."""
     if thread_map is None:

@@ -54,6 +54,7 @@ class Mode:
     protocol: str  # sts | call
     io: str  # file | devices
     live: tuple[int, int] | None = None  # (cols, rows) of the pseudo-terminal
+    root: Path | None = None  # another aivoco checkout (--baseline): MODE@base
 
     def describe(self) -> str:
         if self.client == "ref":
@@ -202,6 +203,7 @@ def run_once(mode: Mode, run: int, ctx: Context) -> RunResult:
     cwd: Path | None = None
     names_path: Path | None = None
     if mode.client == "aivoco":
+        env = m.aivoco_env(env, mode.root)
         args = [mode.protocol, "--key", key, "--url", url, "--max-duration", f"{ctx.seconds:g}"]
         if mode.protocol == "call":
             args += ["--agent", AGENT]
@@ -312,8 +314,11 @@ def report(results: list[RunResult], selected: Sequence[str], args: argparse.Nam
     lines = [
         f"bench_cpu: {args.seconds:g} s calls, steady window {args.warmup:g}-{args.seconds:g} s, "
         f"{args.runs} run(s) per mode; {m.machine_line()}",
-        "",
+        m.aivoco_label(),
     ]
+    if args.baseline is not None:
+        lines.append(f"MODE@base: {m.aivoco_label(args.baseline)}")
+    lines.append("")
     rows = []
     cpu: dict[str, float] = {}
     for name in selected:
@@ -368,6 +373,10 @@ def report(results: list[RunResult], selected: Sequence[str], args: argparse.Nam
             ratio = cpu[ours] / cpu[ref]
             if goal is not None:
                 verdict = f"goal <= {goal:g}x: {'met' if ratio <= goal else 'NOT met'}"
+            elif ref.endswith("@base"):
+                verdict = f"this build uses {abs(1 - ratio) * 100:.0f} % " + (
+                    "less CPU than the baseline" if ratio < 1 else "more CPU than the baseline"
+                )
             else:
                 extra = cpu[ours] - cpu[ref]
                 verdict = (
@@ -451,6 +460,20 @@ def parse_modes(spec: str) -> list[str]:
     return out
 
 
+def with_baseline(selected: list[str], root: Path) -> list[str]:
+    """Each aivoco mode followed by the same mode run with the baseline checkout."""
+    out: list[str] = []
+    for name in selected:
+        out.append(name)
+        mode = MODES[name]
+        if mode.client == "aivoco":
+            base = f"{name}@base"
+            MODES[base] = Mode(base, mode.client, mode.protocol, mode.io, mode.live, root)
+            COMPARISONS.append((name, base, None))
+            out.append(base)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description="CPU per call: aivoco side by side with its references.",
@@ -464,7 +487,19 @@ def main() -> None:
     ap.add_argument("--top-threads", type=int, default=8)
     ap.add_argument("--json-out", type=Path, default=None, help="every run's figures as JSON")
     ap.add_argument("--list", action="store_true", help="list the modes and exit")
+    ap.add_argument(
+        "--aivoco-root", type=Path, default=None,
+        help="measure the aivoco in this checkout (default: the one installed here)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--baseline", type=Path, default=None,
+        help="also run every aivoco mode with the aivoco in this checkout (e.g. a git "
+        "worktree of an older commit), as MODE@base, in the same round robin",
+    )  # fmt: skip
     args = ap.parse_args()
+    m.set_aivoco_root(args.aivoco_root)
+    if args.baseline is not None:
+        args.baseline = m.check_root(args.baseline)
     if args.list:
         for name, mode in MODES.items():
             print(f"{name:24} {mode.describe()}")
@@ -472,6 +507,8 @@ def main() -> None:
     if args.seconds <= args.warmup + 2:
         raise SystemExit("--seconds must exceed --warmup by more than 2 s")
     selected = parse_modes(args.modes)
+    if args.baseline is not None:
+        selected = with_baseline(selected, args.baseline)
     m.install_cleanup()
     estimate = len(selected) * args.runs * (args.seconds + 4)
     print(

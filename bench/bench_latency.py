@@ -51,6 +51,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -109,11 +110,12 @@ class LoopbackServer:
         self._stream_sid = ""
 
     def _patch_engineio(self) -> None:
-        """Timestamp sts frames where engine.io reads and writes the WebSocket."""
+        """Timestamp sts frames where engine.io reads and writes the WebSocket (patched
+        once per process; each server in turn becomes the one that records)."""
         from engineio.async_drivers import aiohttp as eio_aiohttp
 
-        wire = self.wire
         cls: Any = eio_aiohttp.WebSocket
+        cls._bench_wire = self.wire
         if getattr(cls, "_bench_patched", False):
             return
         orig_send, orig_wait = cls.send, cls.wait
@@ -123,12 +125,12 @@ class LoopbackServer:
             if isinstance(message, str) and "audio_response" in message:
                 found = _STS_SENT.search(message)
                 if found:
-                    wire.sent.append((time.monotonic(), int(found[1]), int(found[2])))
+                    cls._bench_wire.sent.append((time.monotonic(), int(found[1]), int(found[2])))
 
         async def wait(self: Any) -> Any:
             data = await orig_wait(self)
             if isinstance(data, str) and data.startswith('42["audio_data"'):
-                wire.received.append((time.monotonic(), data))
+                cls._bench_wire.received.append((time.monotonic(), data))
             return data
 
         cls.send, cls.wait, cls._bench_patched = send, wait, True
@@ -353,7 +355,7 @@ class RigRecorder:
 # -- one protocol --------------------------------------------------------------------------
 @dataclass
 class ProtocolResult:
-    protocol: str
+    protocol: str  # sts | call, with "@base" for the --baseline build
     uplink_mic: list[float] = field(default_factory=list)  # ms, from ADC at aivoco_mic
     uplink_dac: list[float] = field(default_factory=list)  # ms, from DAC into aivoco_micsrc
     uplink_after_frame: list[float] = field(default_factory=list)  # ms
@@ -363,6 +365,8 @@ class ProtocolResult:
     mark_rtt: list[float] = field(default_factory=list)  # ms, call: mark sent -> answered
     rig_mic: list[float] = field(default_factory=list)  # ms, ADC - DAC, mic path
     rig_spk: list[float] = field(default_factory=list)  # ms, ADC - DAC, speaker path
+    # aivoco's own `turn` records: first sound minus first byte, i.e. its playout share
+    playout_self: list[float] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -406,8 +410,10 @@ def nearest_after(times: Sequence[float], t: float, window_s: float) -> float | 
     return best
 
 
-def run_protocol(protocol: str, pulse: Any, sd: Any, args: argparse.Namespace) -> ProtocolResult:
-    res = ProtocolResult(protocol)
+def run_protocol(
+    protocol: str, pulse: Any, sd: Any, args: argparse.Namespace, root: Path | None = None
+) -> ProtocolResult:
+    res = ProtocolResult(protocol if root is None else f"{protocol}@base")
     server = LoopbackServer()
     server.start()
     mic_rec = RigRecorder(sd, "aivoco_mic")
@@ -422,9 +428,11 @@ def run_protocol(protocol: str, pulse: Any, sd: Any, args: argparse.Namespace) -
     click_idx: list[int] = []
     reply_sent: dict[int, float] = {}
     try:
-        env = m.clean_env(pulse.env)
+        env = m.aivoco_env(m.clean_env(pulse.env), root)
         url = f"http://127.0.0.1:{server.port}"
         cmd = [protocol, "--key", "bench", "--json", "--chunk-ms", str(args.chunk_ms)]
+        if args.echo is not None:
+            cmd += ["--echo", args.echo]
         cmd += ["--max-duration", f"{args.bursts * args.period + 30:g}"]
         if protocol == "sts":
             cmd += ["--url", url]
@@ -459,6 +467,8 @@ def run_protocol(protocol: str, pulse: Any, sd: Any, args: argparse.Namespace) -
                 record = json.loads(line)
                 if isinstance(record, dict) and record.get("type") == "summary":
                     res.summary = record
+                if isinstance(record, dict) and record.get("first_sound_ms") is not None:
+                    res.playout_self.append(record["first_sound_ms"] - record["latency_ms"])
     wire = server.wire
     for t, burst, chunk in wire.sent:
         if chunk == 0:
@@ -526,6 +536,8 @@ def report(results: Sequence[ProtocolResult], args: argparse.Namespace) -> str:
     lines = [
         f"bench_latency: {args.bursts} bursts per protocol every {args.period:g} s, "
         f"--chunk-ms {args.chunk_ms}; {m.machine_line()}",
+        m.aivoco_label(),
+        *([f"PROTOCOL@base: {m.aivoco_label(args.baseline)}"] if args.baseline else []),
         "",
         "ms, min / median / max",
     ]
@@ -550,6 +562,8 @@ def report(results: Sequence[ProtocolResult], args: argparse.Namespace) -> str:
                 mmm(r.downlink_arrival),
                 under,
                 f"{s.get('playback_prefill_ms', '?')}" if s else "-",
+                f"{s.get('playback_output_latency_ms', '-')}" if s else "-",
+                mmm(r.playout_self),
             ]
         )
         goal_up = args.chunk_ms + 5
@@ -572,6 +586,8 @@ def report(results: Sequence[ProtocolResult], args: argparse.Namespace) -> str:
                 "downlink upper bound",
                 "underruns / device underflows",
                 "final pre-fill ms",
+                "output latency ms",
+                "aivoco's own: first sound - first byte",
             ],
             rows,
         )
@@ -598,9 +614,25 @@ def main() -> None:
     ap.add_argument("--settle", type=float, default=2.0, help="wait after going live (2 s)")
     ap.add_argument("--chunk-ms", type=int, default=20, help="aivoco's --chunk-ms (20)")
     ap.add_argument("--json-out", default=None, help="every measurement as JSON")
+    ap.add_argument(
+        "--echo", choices=["auto", "aec", "gate", "off"], default=None,
+        help="aivoco's --echo (default: its own default, auto: aec with devices)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--aivoco-root", type=Path, default=None,
+        help="measure the aivoco in this checkout (default: the one installed here)",
+    )  # fmt: skip
+    ap.add_argument(
+        "--baseline", type=Path, default=None,
+        help="also measure the aivoco in this checkout (e.g. a git worktree of an older "
+        "commit), as PROTOCOL@base, right before each protocol's run",
+    )  # fmt: skip
     # Kept for the common --seconds/--runs interface: --seconds bounds the burst count.
     ap.add_argument("--seconds", type=float, default=None, help="alternative to --bursts")
     args = ap.parse_args()
+    m.set_aivoco_root(args.aivoco_root)
+    if args.baseline is not None:
+        args.baseline = m.check_root(args.baseline)
     if args.seconds is not None:
         args.bursts = max(1, int(args.seconds / args.period))
     if args.period < REPLY_AT_S + REPLY_S + 0.4:
@@ -613,6 +645,9 @@ def main() -> None:
         import sounddevice as sd
 
         for protocol in protocols:
+            if args.baseline is not None:
+                print(f"{protocol}@base: {args.bursts} bursts ...", flush=True)
+                results.append(run_protocol(protocol, pulse, sd, args, args.baseline))
             print(f"{protocol}: {args.bursts} bursts ...", flush=True)
             results.append(run_protocol(protocol, pulse, sd, args))
     print()

@@ -165,7 +165,7 @@ def test_mic_capture_hears_a_1khz_tone(
     assert level_dbfs(body) == pytest.approx(sine_dbfs(AMPLITUDE), abs=LEVEL_TOLERANCE_DB)
     # Continuity: a dropped or repeated device block would jump the tone's phase.
     assert max_phase_jump(body, rate, 1000) < MAX_PHASE_JUMP_RAD
-    assert mic.dropped_frames == 0
+    assert mic.lost_frames == 0
 
 
 # -- speaker -------------------------------------------------------------------------------

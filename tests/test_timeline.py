@@ -53,11 +53,11 @@ def test_a_virtual_speaker_keeps_its_clock_through_a_stall(tmp_path: Path) -> No
     fill = player.jitter.fill
     calls = [0]
 
-    def stalling_fill(out: Any) -> Any:
+    def stalling_fill(out: Any, at_s: float | None = None) -> Any:
         calls[0] += 1
         if calls[0] == 10:
             time.sleep(1.5)  # the thread is starved for 1.5 s
-        return fill(out)
+        return fill(out, at_s)
 
     player.jitter.fill = stalling_fill  # type: ignore[method-assign]
     t0 = time.monotonic()

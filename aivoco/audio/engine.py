@@ -1,16 +1,15 @@
-"""The threaded device engine: PortAudio streams at the device's own rate.
+"""The device engine: PortAudio streams at the protocol's rate when the host API takes it.
 
-Streams open at the device's default sample rate (44.1/48 kHz-only hardware rejects
-8/16/24 kHz with "Invalid sample rate"); conversion to protocol rates happens on worker
-threads. Callbacks only copy into / fill from bounded buffers and bump counters, as in
+Streams open at the call's own rate (16/8 kHz up, 24/8 kHz down) where the host API
+accepts it, so the sound server converts, as for any other client; raw hardware that
+takes only 44.1/48 kHz gets its default rate and our resampler (aivoco/audio/streams.py).
+Callbacks only copy into / fill from bounded buffers and bump counters, as in
 python-sounddevice's examples: no logging, allocation-heavy work or resampling there.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
-import warnings
 from collections.abc import Iterator
 from time import monotonic
 from typing import Any, TypeVar
@@ -18,70 +17,42 @@ from typing import Any, TypeVar
 import numpy as np
 
 from aivoco.audio.chunk import AudioChunk, Float32Array, float32_to_pcm16
-from aivoco.audio.devices import DeviceInfo, load_sounddevice, resolve_device
+from aivoco.audio.devices import load_sounddevice, resolve_device
 from aivoco.audio.playout import Player
 from aivoco.audio.resample import StreamResampler
+from aivoco.audio.streams import (
+    OUTPUT_STEPS,
+    Ladder,
+    OutputStep,
+    Verdict,
+    capture_block_ms,
+    open_stream,
+    supported_formats,
+)
 from aivoco.audio.timed import TimedRing, block_time_s
 from aivoco.errors import AivocoError, DeviceError
 
 T = TypeVar("T")
 
-
-def _quiet_sounddevice_deprecation() -> None:
-    """sounddevice 0.5 reshapes each callback buffer by assigning `ndarray.shape`, which
-    NumPy 2.5 deprecates. Where warnings are errors (python -W error, a test runner)
-    that warning is raised inside the PortAudio callback, aborting it and stopping the
-    stream. Installed at every stream open (filterwarnings de-duplicates), because
-    test runners reset the filters around each test."""
-    warnings.filterwarnings(
-        "ignore",
-        message="Setting the shape on a NumPy array has been deprecated",
-        category=DeprecationWarning,
-        module="sounddevice",
-    )
-
-
-BLOCK_MS = 10  # callback period: short enough for low latency, long enough for Python
-CAPTURE_RING_MS = 2000  # the worker drains every few ms; 2 s covers a long GC pause
-FRAME_QUEUE_LIMIT = 100  # frames waiting for the sender; overflow drops the oldest
-# Output buffer asked of PortAudio. Through ALSA's pulse plugin (how PortAudio 19.6
-# reaches PulseAudio/PipeWire), "low" (20 ms) lost 20-260 ms of a 1.5 s tone in 8 of 8
-# idle trials, and all of it once under CPU load; "high" (40 ms) was worse. 100 ms lost
-# nothing in any idle trial (over 25); with both cores saturated by busy loops about 1
-# run in 10 still lost some (49 ms once), as did 150 ms (2 ms once). The same tone is
-# played by tests/test_device_audio.py. Capture keeps "low": no overflow or gap seen.
-OUTPUT_LATENCY_S = 0.1
-
-
-def _open_stream(sd: Any, cls: Any, device: DeviceInfo, kind: str, callback: Any) -> Any:
-    """Open at the device's default rate, mono if possible, else its own channel count."""
-    _quiet_sounddevice_deprecation()
-    rate = device.default_samplerate_hz
-    attempts = [1]
-    own = min(2, device.channels("input" if kind == "input" else "output"))
-    if own > 1:
-        attempts.append(own)
-    last: Exception | None = None
-    for channels in attempts:
-        try:
-            stream = cls(
-                device=device.index,
-                samplerate=rate,
-                channels=channels,
-                dtype="float32",
-                blocksize=rate * BLOCK_MS // 1000,
-                latency="low" if kind == "input" else OUTPUT_LATENCY_S,
-                callback=callback,
-            )
-            return stream
-        except (sd.PortAudioError, ValueError) as exc:
-            last = exc
-    raise DeviceError(f"cannot open {kind} device {device.index} ({device.name}): {last}")
+CAPTURE_RING_MS = 2000  # what the uplink may fall behind (a GC pause, a slow send)
+STALL_CHECK_S = 0.5  # no capture callback for this long: is the stream still running?
+SETTLING_POLL_S = 0.05  # how often the output ladder looks at a stream that is settling
+HEADROOM_BLOCKS = 16  # the last clean callbacks: their DAC distance is the output latency
+# The jitter buffer's hold for a speaker (README "Output buffering"). With the output
+# latency now measured down to 20-30 ms, the old 60 ms hold was most of the downlink's
+# latency: on the loopback rig 40 ms gave 67 ms from the first reply byte to the
+# speaker (20 ms: 45 ms), both with no underrun; the hold still adapts upwards to the
+# lateness the peer shows (aivoco/audio/jitter.py).
+DEVICE_PREFILL_MS = 40.0
 
 
 class MicCapture:
     """Microphone -> mono int16 frames of `frame_ms` at `sample_rate_hz`, each stamped
-    with the time its first sample left the converter (`captured_at_s`)."""
+    with the time its first sample met the converter (`captured_at_s`).
+
+    No thread of its own: the callback copies each block into a ring and sets an event;
+    the consumer's thread (the uplink) wakes on it and frames what came. At the
+    protocol's rate and with blocks of one frame, that is one wake-up per frame."""
 
     acoustic = True  # a real microphone: it can hear the speaker (echo control)
 
@@ -92,137 +63,252 @@ class MicCapture:
         self.frame_ms = frame_ms
         self.frame_frames = sample_rate_hz * frame_ms // 1000
         self.input_overflows = 0
-        self.dropped_frames = 0
         self.finished = False  # a microphone never runs out (FileSource API parity)
-        self._frames: queue.Queue[AudioChunk] = queue.Queue(maxsize=FRAME_QUEUE_LIMIT)
         self._stop = threading.Event()
+        self._ready = threading.Event()  # the callback wrote a block
         self._error: AivocoError | None = None
-        self._stream = _open_stream(self._sd, self._sd.InputStream, self.device, "input", self._cb)
-        self.device_rate_hz = int(self._stream.samplerate)
-        self.channels = int(self._stream.channels)
+        block_ms = capture_block_ms(frame_ms)
+        formats = supported_formats(self._sd, self.device, "input", sample_rate_hz)
+        self._stream, fmt = open_stream(
+            self._sd, self.device, "input", self._cb, formats=formats, block_ms=block_ms,
+            latency="low",
+        )  # fmt: skip
+        self.device_rate_hz = fmt.rate_hz
+        self.channels = fmt.channels
         self._ring = TimedRing(
             self.device_rate_hz * CAPTURE_RING_MS // 1000, self.device_rate_hz, self.channels
         )
+        self._rs = StreamResampler(self.device_rate_hz, sample_rate_hz, block_ms=block_ms)
         # Input buffers lie in the past: without a believable ADC time, assume the
         # stream's nominal latency (docs/echo.md#alignment).
         self._fallback_s = -float(self._stream.latency)
-        self._worker = threading.Thread(target=self._work, name="aivoco-capture", daemon=True)
+        self._pending = np.zeros(0, np.float32)  # converted, not yet a whole frame
+        self._produced = 0  # converter output position of _pending[0]
+        self._fed = 0  # device frames fed to the converter
+
+    @property
+    def resampling(self) -> bool:
+        """True when the device rate differs from the call's and aivoco converts."""
+        return not self._rs.passthrough
 
     @property
     def lost_frames(self) -> int:
         """Captured audio dropped by an overflow (at `sample_rate_hz`)."""
-        ring_lost = self._ring.dropped_frames * self.sample_rate_hz // self.device_rate_hz
-        return self.dropped_frames + ring_lost
+        return self._ring.dropped_frames * self.sample_rate_hz // self.device_rate_hz
 
     def _cb(self, indata: Float32Array, frames: int, time: Any, status: Any) -> None:
         if status.input_overflow:
             self.input_overflows += 1
         at = block_time_s(monotonic(), time.currentTime, time.inputBufferAdcTime, self._fallback_s)
         self._ring.write(indata, at)
+        self._ready.set()
 
     def start(self) -> None:
         try:
             self._stream.start()
         except self._sd.PortAudioError as exc:
             raise DeviceError(f"cannot start input device {self.device.name}: {exc}") from exc
-        self._worker.start()
-
-    def _work(self) -> None:
-        rs = StreamResampler(self.device_rate_hz, self.sample_rate_hz)
-        pending = np.zeros(0, np.float32)
-        produced = 0  # resampler output position of pending[0]
-        fed = 0  # device frames fed to the resampler
-        anchor = (0, 0.0)  # (resampler input position, its capture time)
-        period = BLOCK_MS / 2000.0
-        while not self._stop.wait(period):
-            if not self._stream.active:
-                self._error = DeviceError(f"input device {self.device.name} stopped")
-                return
-            block = self._ring.read()
-            if block.frames == 0:
-                continue
-            x = block.samples
-            anchor = (fed, block.start_s)
-            fed += block.frames
-            mono = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
-            pending = np.concatenate([pending, rs.process_float(mono)[:, 0]])
-            while pending.shape[0] >= self.frame_frames:
-                frame = float32_to_pcm16(pending[: self.frame_frames])
-                pending = pending[self.frame_frames :]
-                # libsamplerate keeps output aligned: output j is input j / ratio.
-                at = anchor[1] + (produced / rs.ratio - anchor[0]) / self.device_rate_hz
-                produced += self.frame_frames
-                self._put(AudioChunk(frame, self.sample_rate_hz, captured_at_s=at))
-
-    def _put(self, chunk: AudioChunk) -> None:
-        while True:
-            try:
-                self._frames.put_nowait(chunk)
-                return
-            except queue.Full:
-                try:
-                    self._frames.get_nowait()
-                    self.dropped_frames += self.frame_frames
-                except queue.Empty:
-                    pass
 
     def __iter__(self) -> Iterator[AudioChunk]:
+        """Frames as they are captured, until `close()`; raises DeviceError if the
+        stream stops by itself (a device unplugged)."""
         while not self._stop.is_set():
-            try:
-                yield self._frames.get(timeout=0.2)
-            except queue.Empty:
-                if self._error is not None:
-                    raise self._error from None
+            if not self._ready.wait(STALL_CHECK_S):
+                if not self._stream.active and not self._stop.is_set():
+                    raise DeviceError(f"input device {self.device.name} stopped")
+                continue
+            self._ready.clear()  # before reading: a block written meanwhile sets it again
+            yield from self._frames(self._ring.read())
+
+    def _frames(self, block: Any) -> Iterator[AudioChunk]:
+        if block.frames == 0 or self._stop.is_set():
+            return
+        x = block.samples
+        anchor = (self._fed, block.start_s)
+        self._fed += block.frames
+        mono = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
+        converted = mono if self._rs.passthrough else self._rs.process_float(mono)[:, 0]
+        pending = np.concatenate([self._pending, converted]) if self._pending.size else converted
+        n = self.frame_frames
+        whole = pending.shape[0] // n
+        pcm = float32_to_pcm16(pending[: whole * n])
+        self._pending = pending[whole * n :].copy()
+        for k in range(whole):
+            # Output j of the converter is input j / ratio (libsamplerate keeps alignment).
+            at = anchor[1] + (self._produced / self._rs.ratio - anchor[0]) / self.device_rate_hz
+            self._produced += n
+            yield AudioChunk(pcm[k * n : (k + 1) * n], self.sample_rate_hz, captured_at_s=at)
 
     def close(self) -> None:
         self._stop.set()
+        self._ready.set()  # wake the consumer so it sees the stop
         try:
             self._stream.stop()
             self._stream.close()
         except self._sd.PortAudioError:
             pass
-        if self._worker.is_alive():
-            self._worker.join(timeout=1)
 
 
 class DevicePlayer(Player[T]):
-    """Speaker: the output callback fills from the jitter buffer at the device rate,
-    applies the volume and taps what it wrote, with its DAC time, as the echo reference."""
+    """Speaker: the output callback fills from the jitter buffer, applies the volume and
+    taps what it wrote, with its DAC time, as the echo reference.
+
+    The stream runs from construction, playing silence while it settles; `Ladder` picks
+    its latency (aivoco/audio/streams.py) on the `aivoco-output` thread, which sleeps
+    once the stream is settled until an underflow wakes it. Agent audio is consumed only
+    while `start()` has been called and the stream is settled: a callback that reports an
+    underflow writes silence and consumes nothing, because the device is discarding what
+    it is given (through ALSA's pulse plugin an underflow burst throws away whole
+    blocks), so audio is delayed instead of lost."""
 
     acoustic = True  # a real speaker: the microphone may hear it (echo control)
 
-    def __init__(self, device: str | int | None, prefill_ms: float = 60.0) -> None:
+    def __init__(
+        self,
+        device: str | int | None,
+        prefill_ms: float = DEVICE_PREFILL_MS,
+        *,
+        rate_hz: int | None = None,
+        steps: tuple[OutputStep, ...] = OUTPUT_STEPS,
+    ) -> None:
         self._sd = load_sounddevice()
         self.device = resolve_device(device, "output")
-        super().__init__(self.device.default_samplerate_hz, prefill_ms)
-        self._stream = _open_stream(
-            self._sd, self._sd.OutputStream, self.device, "output", self._cb
-        )
-        self.channels = int(self._stream.channels)
-        self._fallback_s = float(self._stream.latency)  # output buffers lie in the future
-        block = self.clock_rate_hz * BLOCK_MS // 1000
-        # Scratch for devices that refuse mono; sized for blocks up to 8x nominal.
-        self._scratch = np.zeros((block * 8, 1), np.float32)
+        self.ladder = Ladder(steps)
+        self._started = False  # start() was called: the call wants sound
+        self._consuming = False  # started and settled: the callback plays agent audio
+        self._flags = 0  # callbacks that reported an underflow, every stream
+        self._played = 0  # frames of clean callbacks, every stream
+        self._heads = np.full(HEADROOM_BLOCKS, np.nan)  # DAC distance of recent callbacks
+        self._head_i = 0
+        self._stop = threading.Event()
+        self._alarm = threading.Event()  # an underflow while settled, or close()
+        self._mode = threading.Lock()  # _started/_consuming change together
+        formats = supported_formats(self._sd, self.device, "output", rate_hz)
+        self._stream, fmt = self._open(formats, self.ladder.step)
+        super().__init__(fmt.rate_hz, prefill_ms)
+        self._format = fmt
+        self.channels = fmt.channels
+        # Scratch for devices that refuse mono; sized for blocks up to 8x the largest.
+        most = max(s.block_ms for s in steps)
+        self._scratch = np.zeros((self.clock_rate_hz * most // 1000 * 8, 1), np.float32)
+        self._silence = np.zeros_like(self._scratch)
+        self._settled = threading.Event()
+        self._control = threading.Thread(target=self._run, name="aivoco-output", daemon=True)
+        self._begin()
+
+    def _open(self, formats: Any, step: OutputStep) -> tuple[Any, Any]:
+        stream, fmt = open_stream(
+            self._sd, self.device, "output", self._cb, formats=formats,
+            block_ms=step.block_ms, latency=step.latency_ms / 1000,
+        )  # fmt: skip
+        self._fallback_s = float(stream.latency)  # output buffers lie in the future
+        return stream, fmt
+
+    def _begin(self) -> None:
+        try:
+            self._stream.start()
+        except self._sd.PortAudioError as exc:
+            self._stream.close()
+            raise DeviceError(f"cannot start output device {self.device.name}: {exc}") from exc
+        self.ladder.opened(monotonic(), self._played_ms(), self._flags)
+        self._control.start()
+
+    def _played_ms(self) -> float:
+        return self._played * 1000.0 / self.clock_rate_hz
 
     def _cb(self, outdata: Float32Array, frames: int, time: Any, status: Any) -> None:
+        self._heads[self._head_i % HEADROOM_BLOCKS] = time.outputBufferDacTime - time.currentTime
+        self._head_i += 1
         if status.output_underflow:
-            self.device_underflows += 1
+            self._heads.fill(np.nan)  # measure the latency on clean callbacks only
+            self._flags += 1
+            if self._consuming:
+                self.device_underflows += 1
+                self._alarm.set()
+            outdata.fill(0.0)
+            return
+        self._played += frames
+        if not self._consuming:
+            outdata.fill(0.0)
+            if self._started:  # settling after start(): silence on the call's timeline
+                self.monitor.write(self._silence[:frames])
+            return
         mono = outdata if self.channels == 1 else self._scratch[:frames]
-        self.jitter.fill(mono)
+        at = block_time_s(monotonic(), time.currentTime, time.outputBufferDacTime, self._fallback_s)
+        self.jitter.fill(mono, at)
         if self.volume != 1.0:
             mono *= self.volume
         if self.channels != 1:
             outdata[:] = mono  # broadcast mono to every channel
-        at = block_time_s(monotonic(), time.currentTime, time.outputBufferDacTime, self._fallback_s)
         self.reference.write(mono, at)
 
-    def start(self) -> None:
+    # -- the latency ladder (the aivoco-output thread) ---------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self.ladder.settled:
+                self._alarm.wait()
+                self._alarm.clear()
+            else:
+                self._stop.wait(SETTLING_POLL_S)
+            if self._stop.is_set():
+                return
+            verdict = self.ladder.observe(monotonic(), self._played_ms(), self._flags)
+            if verdict is Verdict.ACCEPT:
+                self.output_latency_ms = self._measured_ms()
+                with self._mode:
+                    self._consuming = self._started
+                self._settled.set()
+            elif verdict is Verdict.STEP_UP:
+                with self._mode:
+                    self._consuming = False
+                try:
+                    self._reopen(self.ladder.step)
+                except AivocoError as exc:
+                    self.error = exc  # the call ends with it (the observer reports it)
+                    return
+
+    def _reopen(self, step: OutputStep) -> None:
+        old = self._stream
+        try:
+            old.stop()
+            old.close()
+        except self._sd.PortAudioError:
+            pass
+        self._stream, _ = self._open([self._format], step)
         try:
             self._stream.start()
         except self._sd.PortAudioError as exc:
-            raise DeviceError(f"cannot start output device {self.device.name}: {exc}") from exc
+            raise DeviceError(f"cannot restart output device {self.device.name}: {exc}") from exc
+        self.ladder.opened(monotonic(), self._played_ms(), self._flags)
+
+    def _measured_ms(self) -> float | None:
+        heads = self._heads[np.isfinite(self._heads)]
+        if heads.size == 0:
+            return None
+        return round(float(np.median(heads)) * 1000.0, 1)
+
+    @property
+    def output_step(self) -> OutputStep:
+        """The latency asked of PortAudio and the callback period in use."""
+        return self.ladder.step
+
+    def wait_settled(self, timeout_s: float) -> bool:
+        """Block until the ladder accepted a step (True), or `timeout_s` passed."""
+        return self._settled.wait(timeout_s)
+
+    def start(self) -> None:
+        """The call wants sound: agent audio plays from now on, once the stream has
+        settled (usually long before: it has run since construction)."""
+        with self._mode:
+            self._started = True
+            self._consuming = self.ladder.settled
 
     def close(self) -> None:
+        self._stop.set()
+        self._alarm.set()
+        if self._control.is_alive() and self._control is not threading.current_thread():
+            self._control.join(timeout=2)
+        self._consuming = False
         try:
             self._stream.stop()
             self._stream.close()

@@ -28,6 +28,9 @@ Policies:
   `fade_ms`, which is faded to zero so the cut does not click.
 * Marks (Twilio `mark`): a marker sits at the current write position and is reached
   once every frame queued before it has been played, dropped or cleared.
+* Cues (when a reply is heard): a cue sits on the next frame written and resolves with
+  the time that frame reaches the speaker (`fill`'s `at_s`: the block's DAC time), or
+  with None if it is dropped or cleared before it plays.
 
 `hold_ms` in the stats is the mean time first audio actually waited: the latency the
 pre-fill adds.
@@ -36,6 +39,7 @@ pre-fill adds.
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -112,6 +116,8 @@ class JitterBuffer(Generic[T]):
         self._read_pos = 0  # stream frames played, dropped or cleared
         self._markers: deque[tuple[int, T]] = deque()
         self._reached: deque[T] = deque()
+        self._cues: deque[tuple[int, int]] = deque()  # (stream position, key)
+        self._heard: deque[tuple[int, float | None]] = deque()  # (key, time or None)
         self._played = 0
         self._underruns = 0
         self._drains = 0
@@ -152,6 +158,19 @@ class JitterBuffer(Generic[T]):
             else:
                 self._markers.append((self._write_pos, token))
 
+    def cue(self, key: int) -> None:
+        """Report (`pop_cues`) when the next frame written is played, and at what time."""
+        with self._lock:
+            self._cues.append((self._write_pos, key))
+
+    def pop_cues(self) -> list[tuple[int, float | None]]:
+        """Resolved cues, oldest first: (key, time the frame was heard, or None if it
+        was dropped or cleared unplayed)."""
+        with self._lock:
+            out = list(self._heard)
+            self._heard.clear()
+            return out
+
     def pop_reached(self) -> list[T]:
         """Markers whose audio has played (or was dropped/cleared), oldest first."""
         with self._lock:
@@ -178,11 +197,16 @@ class JitterBuffer(Generic[T]):
             self._dry_by_clear = True
             self._reached.extend(tok for _, tok in self._markers)
             self._markers.clear()
+            self._heard.extend((key, None) for _, key in self._cues)
+            self._cues.clear()
             return discarded
 
     # -- consumer side (audio callback or virtual clock) -----------------------------
-    def fill(self, out: Float32Array) -> None:
-        """Fill `out` (frames, channels) for the device; silence where nothing is due."""
+    def fill(self, out: Float32Array, at_s: float | None = None) -> None:
+        """Fill `out` (frames, channels) for the device; silence where nothing is due.
+
+        `at_s`: when out[0] is heard (time.monotonic() clock); None: now (a virtual
+        speaker plays each block as it is filled). Only cues use it."""
         n = out.shape[0]
         with self._lock:
             self._clock += n
@@ -203,6 +227,8 @@ class JitterBuffer(Generic[T]):
                     return
             got = self._ring.read_into(out)
             self._played += got
+            if self._cues and self._cues[0][0] < self._read_pos + got:
+                self._resolve_cues(got, time.monotonic() if at_s is None else at_s)
             self._advance_read(got)
             if got < n:
                 out[got:] = 0.0
@@ -220,10 +246,20 @@ class JitterBuffer(Generic[T]):
         if self._monitor is not None:
             self._monitor.write(out)
 
+    def _resolve_cues(self, got: int, at_s: float) -> None:
+        """Cues on the `got` frames just played from out[0] on: heard at their offset."""
+        end = self._read_pos + got
+        while self._cues and self._cues[0][0] < end:
+            pos, key = self._cues.popleft()
+            offset = max(0, pos - self._read_pos)
+            self._heard.append((key, at_s + offset / self.sample_rate_hz))
+
     def _advance_read(self, n: int) -> None:
         self._read_pos += n
         while self._markers and self._markers[0][0] <= self._read_pos:
             self._reached.append(self._markers.popleft()[1])
+        while self._cues and self._cues[0][0] < self._read_pos:  # dropped unplayed
+            self._heard.append((self._cues.popleft()[1], None))
 
     # -- observation -----------------------------------------------------------------
     @property

@@ -40,6 +40,9 @@ class PlayerStats:
     jitter: JitterStats
     device_underflows: int
     clock_rate_hz: int
+    # A device's measured output latency: how far ahead of the speaker the callback
+    # writes (its DAC time minus now), None for a virtual speaker.
+    output_latency_ms: float | None = None
 
 
 class Player(Generic[T]):
@@ -56,6 +59,7 @@ class Player(Generic[T]):
         # uplink thread while the event thread plays.
         self._producer_lock = threading.Lock()
         self.device_underflows = 0
+        self.output_latency_ms: float | None = None
         self.error: AivocoError | None = None
         # Gain applied to what is written to the device (the `+`/`-` keys); read by the
         # clock once per block, so a change is heard within one block.
@@ -83,6 +87,16 @@ class Player(Generic[T]):
             self.jitter.write(self._to_clock.flush().to_float32())
             self.jitter.add_marker(token)
 
+    def cue_heard(self, key: int) -> None:
+        """Report (`pop_heard`) when the next audio played is heard: call just before
+        `play`. The time is the block's DAC time on a device, the tick on a clock."""
+        with self._producer_lock:
+            self.jitter.cue(key)
+
+    def pop_heard(self) -> list[tuple[int, float | None]]:
+        """Cues resolved since the last call: (key, time heard, or None if never)."""
+        return self.jitter.pop_cues()
+
     def set_volume(self, volume: float) -> float:
         """Set the playback gain (0 .. MAX_VOLUME); returns the value in force."""
         self.volume = min(MAX_VOLUME, max(0.0, float(volume)))
@@ -105,7 +119,9 @@ class Player(Generic[T]):
         return AudioChunk(float32_to_pcm16(played), self.clock_rate_hz)
 
     def stats(self) -> PlayerStats:
-        return PlayerStats(self.jitter.stats(), self.device_underflows, self.clock_rate_hz)
+        return PlayerStats(
+            self.jitter.stats(), self.device_underflows, self.clock_rate_hz, self.output_latency_ms
+        )
 
     def start(self) -> None:
         raise NotImplementedError

@@ -63,7 +63,8 @@ def build_source(options: CallOptions, rate_hz: int) -> tuple[Source, str]:
     from aivoco.audio.engine import MicCapture
 
     mic = MicCapture(options.input_device, rate_hz, options.chunk_ms)
-    return mic, f"mic {mic.device.name} @ {mic.device_rate_hz} Hz"
+    converted = f" -> {rate_hz} Hz" if mic.resampling else ""
+    return mic, f"mic {mic.device.name} @ {mic.device_rate_hz} Hz{converted}"
 
 
 def build_player(options: CallOptions, rate_hz: int) -> tuple[PlayerLike, str, Path | None]:
@@ -80,7 +81,7 @@ def build_player(options: CallOptions, rate_hz: int) -> tuple[PlayerLike, str, P
     from aivoco.audio.engine import DevicePlayer
 
     try:
-        spk: DevicePlayer[MarkToken] = DevicePlayer(options.output_device)
+        spk: DevicePlayer[MarkToken] = DevicePlayer(options.output_device, rate_hz=rate_hz)
     except (PortAudioMissingError, DeviceError) as exc:
         fallback = options.speaker_fallback_file
         if fallback is None or options.output_device is not None:

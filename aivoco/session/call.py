@@ -350,6 +350,7 @@ class Call:
             recorder=self.recorder,
             timers=self.timers,
             connection=lambda: self.driver.generation,
+            heard=self.downlink.heard,
         )
 
     # -- files and the end -------------------------------------------------------------
@@ -372,6 +373,7 @@ class Call:
             if self.recorder is not None:
                 self.recorder.close()
         observer.publish_stats()
+        self.downlink.heard(final=True)  # every answered turn gets its record
         outcome = self.lifecycle.outcome
         assert outcome is not None  # close() ended the call first
         self.state.set_end_reason(outcome.label)

@@ -62,6 +62,9 @@ class Downlink:
         self.function_timeout_s = function_timeout_s
         self.bad_in_a_row = 0
         self.barge_in = barge_in  # sts: drops the rest of a reply the user talked over
+        # Answered turns waiting for their first sound: cue key -> (arrival, latency ms).
+        self._unheard: dict[int, tuple[float, float]] = {}
+        self._cues = 0
 
     def handle(self, item: ev.Timed) -> Intents:
         """Apply one event; returns what the call must do about it."""
@@ -89,9 +92,41 @@ class Downlink:
         latency = self.turns.on_agent_audio(at)
         if latency is not None:
             self.state.add_latency(latency)
-            self.state.add_entry("agent", f"(speaking; answered after {latency:.0f} ms)")
-            self.bus.emit("turn", latency_ms=round(latency, 1))
+            self._cues += 1
+            self._unheard[self._cues] = (at, latency)
+            self.player.cue_heard(self._cues)  # the turn record waits for its first sound
         self.player.play(e.chunk)
+
+    def heard(self, final: bool = False) -> None:
+        """Answered turns whose first reply sound reached the speaker (or never will:
+        cleared, or the call is over with `final`): the `turn` record, with the latency
+        to the first byte and to the first sound. Runs on the observer's tick."""
+        for key, heard_at in self.player.pop_heard():
+            self._turn_heard(key, heard_at)
+        if final:
+            for key in list(self._unheard):
+                self._turn_heard(key, None)
+
+    def _turn_heard(self, key: int, heard_at: float | None) -> None:
+        found = self._unheard.pop(key, None)
+        if found is None:
+            return
+        arrived_at, latency = found
+        sound: float | None = None
+        text = f"(speaking; answered after {latency:.0f} ms"
+        if heard_at is not None:
+            # Both from the same arrival: what our playout added on top of the byte figure.
+            sound = latency + max(0.0, heard_at - arrived_at) * 1000.0
+            self.state.add_first_sound(sound)
+            text += f", heard after {sound:.0f} ms)"
+        else:
+            text += ", not played)"
+        self.state.add_entry("agent", text)
+        self.bus.emit(
+            "turn",
+            latency_ms=round(latency, 1),
+            first_sound_ms=None if sound is None else round(sound, 1),
+        )
 
     def _session(self, e: ev.Ready | ev.Ended | ev.Failed | ev.Disconnected) -> Intents:
         if isinstance(e, ev.Ready):

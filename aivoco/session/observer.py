@@ -67,7 +67,9 @@ class Observer:
         recorder: StereoRecorder | None,
         timers: Timers,
         connection: Callable[[], int] = lambda: 0,
+        heard: Callable[[], None] = lambda: None,
     ) -> None:
+        self.heard = heard  # answered turns whose first sound played (Downlink.heard)
         self.connection = connection  # the current connection's number (reconnect.py)
         self.player = player
         self.driver = driver
@@ -87,6 +89,7 @@ class Observer:
             if mark.origin == self.connection() and self.lifecycle.permits(Op.ANSWER_MARK):
                 self.driver.answer_mark(mark.name)
             self.bus.emit("mark_played", name=mark.name)
+        self.heard()
         failure = self.player.error or self.bus.error
         if failure is not None:
             intents.append(it.Fail(failure))
@@ -126,5 +129,6 @@ class Observer:
             clears=j.jitter.clears,
             prefill_ms=j.jitter.prefill_ms,
             hold_ms=j.jitter.hold_ms,
+            output_latency_ms=j.output_latency_ms,
         )
         self.state.set_stats(dataclasses.replace(self.driver.net), playback)

@@ -120,6 +120,10 @@ class Snapshot:
     controls: ControlsView = ControlsView()
     echo: EchoView = EchoView()
     reconnect: tuple[int, int] | None = None  # (attempt, tries) while reconnecting
+    # End of the user's speech -> the reply's first sound at the speaker (what is heard;
+    # latency_* stop at its first byte): our playout's share is the difference.
+    first_sound_last_ms: float | None = None
+    first_sound_mean_ms: float | None = None
 
     @property
     def phase_label(self) -> str:
@@ -140,6 +144,7 @@ class _Mutable:
     agent_speaking: bool = False
     credits: Credits = field(default_factory=Credits)
     latencies_ms: list[float] = field(default_factory=list)
+    first_sounds_ms: list[float] = field(default_factory=list)
     protocol_issues: int = 0
     functions_called: int = 0
     net: NetStats | None = None
@@ -262,6 +267,10 @@ class CallState:
         with self._lock:
             self._m.latencies_ms.append(ms)
 
+    def add_first_sound(self, ms: float) -> None:
+        with self._lock:
+            self._m.first_sounds_ms.append(ms)
+
     def set_stats(self, net: NetStats, playback: PlaybackFigures) -> None:
         with self._lock:
             self._m.net = net
@@ -279,7 +288,7 @@ class CallState:
     def snapshot(self) -> Snapshot:
         with self._lock:
             m = self._m
-            lat = m.latencies_ms
+            lat, heard = m.latencies_ms, m.first_sounds_ms
             return Snapshot(
                 protocol=self.protocol,
                 endpoint=self.endpoint,
@@ -306,4 +315,6 @@ class CallState:
                 controls=m.controls,
                 echo=m.echo,
                 reconnect=m.reconnect if m.phase is Phase.RECONNECTING else None,
+                first_sound_last_ms=heard[-1] if heard else None,
+                first_sound_mean_ms=sum(heard) / len(heard) if heard else None,
             )

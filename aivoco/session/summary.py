@@ -29,6 +29,7 @@ class PlaybackFigures:
     clears: int = 0
     prefill_ms: float = 0.0
     hold_ms: float = 0.0  # mean time the first audio of a spurt waited: added latency
+    output_latency_ms: float | None = None  # the device's, measured (None: no device)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class CallSummary:
     echo_erle_db: float | None = None  # aec: echo return loss enhancement at the end
     local_barge_ins: int = 0  # sts: playback cut because the user talked over the agent
     reconnects: int = 0
+    first_sound_last_ms: float | None = None  # end of speech -> first reply sound heard
+    first_sound_mean_ms: float | None = None
 
     def to_record(self) -> dict[str, Any]:
         n, p = self.net, self.playback
@@ -69,6 +72,8 @@ class CallSummary:
             "turns": self.turns,
             "latency_last_ms": _round(self.latency_last_ms, 1),
             "latency_mean_ms": _round(self.latency_mean_ms, 1),
+            "first_sound_last_ms": _round(self.first_sound_last_ms, 1),
+            "first_sound_mean_ms": _round(self.first_sound_mean_ms, 1),
             "functions_called": self.functions_called,
             "protocol_errors": self.protocol_errors,
             "transport": n.transport,
@@ -87,6 +92,7 @@ class CallSummary:
             "playback_clears": p.clears,
             "playback_prefill_ms": round(p.prefill_ms, 1),
             "playback_hold_ms": round(p.hold_ms, 1),
+            "playback_output_latency_ms": _round(p.output_latency_ms, 1),
             "reconnects": self.reconnects,
         }
         if self.echo_mode is not None:
@@ -148,4 +154,6 @@ def build_summary(
         echo_erle_db=snap.echo.erle_db,
         local_barge_ins=snap.echo.barge_ins,
         reconnects=reconnects,
+        first_sound_last_ms=snap.first_sound_last_ms,
+        first_sound_mean_ms=snap.first_sound_mean_ms,
     )

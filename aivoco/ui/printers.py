@@ -72,7 +72,9 @@ def describe_record(record: dict[str, Any]) -> str | None:
         case "user_speech_end":
             return f"you: spoke {r.get('duration_s')} s"
         case "turn":
-            return f"agent answered after {r.get('latency_ms')} ms"
+            heard = r.get("first_sound_ms")
+            text = f"agent answered after {r.get('latency_ms')} ms"
+            return text + (f", heard after {heard} ms" if heard is not None else "")
         case "function_call":
             return f"function call {r.get('name')}({_json(r.get('arguments'))})"
         case "function_result":

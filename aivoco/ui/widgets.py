@@ -172,14 +172,18 @@ def _ms(value: float | None) -> str:
 
 def stats_panel(snap: Snapshot) -> Panel:
     table = _grid(9)
-    table.add_row("latency", f"{_ms(snap.latency_last_ms)} last")
+    heard = snap.first_sound_last_ms
+    last = _ms(snap.latency_last_ms) + (f", heard {heard:.0f}" if heard is not None else "")
+    table.add_row("latency", last)
     table.add_row("mean", f"{_ms(snap.latency_mean_ms)} ({plural(snap.turns, 'turn')})")
     n = snap.net
     if n is not None:
         table.add_row("network", f"↑ {_kb(n.bytes_sent)}  ↓ {_kb(n.bytes_received)}")
     p = snap.playback
     if p is not None:
-        table.add_row("queued", f"{p.buffered_ms:.0f} ms")
+        out = p.output_latency_ms
+        device = f" + {out:.0f} out" if out is not None else ""
+        table.add_row("queued", f"{p.buffered_ms:.0f} ms{device}")
         table.add_row("underruns", str(p.underruns))
     issues = Text(str(snap.protocol_issues), style="red" if snap.protocol_issues else "")
     table.add_row("protocol errors", issues)
@@ -317,13 +321,14 @@ def summary_rows(s: CallSummary) -> list[tuple[str, str]]:
         ended += f" (server: {said})"
     rows = [("ended", ended), ("duration", f"{round(s.duration_s, 2)} s")]
     if s.turns:
-        rows.append(
-            (
-                "latency",
-                f"last {_num(s.latency_last_ms, 1)} ms, mean {_num(s.latency_mean_ms, 1)} ms "
-                f"over {plural(s.turns, 'turn')}",
-            )
+        latency = (
+            f"last {_num(s.latency_last_ms, 1)} ms, mean {_num(s.latency_mean_ms, 1)} ms "
+            f"over {plural(s.turns, 'turn')} to the first reply byte"
         )
+        if s.first_sound_last_ms is not None:
+            latency += f"; to its first sound last {_num(s.first_sound_last_ms, 1)} ms, "
+            latency += f"mean {_num(s.first_sound_mean_ms, 1)} ms"
+        rows.append(("latency", latency))
     n, p = s.net, s.playback
     rows.append(
         (
@@ -344,7 +349,8 @@ def summary_rows(s: CallSummary) -> list[tuple[str, str]]:
             "playback",
             f"{plural(p.underruns, 'underrun')}, {plural(p.clears, 'clear')}, "
             f"{round(p.dropped_ms, 1)} ms dropped, pre-fill {round(p.prefill_ms, 1)} ms "
-            f"(held {round(p.hold_ms, 1)} ms)",
+            f"(held {round(p.hold_ms, 1)} ms)"
+            + (f", output latency {p.output_latency_ms:.0f} ms" if p.output_latency_ms else ""),
         )
     )
     if s.echo_mode is not None:

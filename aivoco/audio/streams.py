@@ -1,0 +1,251 @@
+"""Opening PortAudio streams: at the protocol's rate when the host API takes it, and an
+output latency chosen by measurement (the ladder below).
+
+Rate. Through ALSA's pulse plugin (how PortAudio reaches PulseAudio and PipeWire on
+Linux) a stream opens at any rate and the sound server resamples in its own process, as
+it does for Aivoco's Node client (`arecord` at 16 kHz, `speaker` at 24 kHz). Raw
+hardware usually takes only 44.1/48 kHz ("Invalid sample rate"): then the stream opens
+at the device's default rate and aivoco resamples on its own threads. The format is
+asked with Pa_IsFormatSupported first, and an open that still fails falls back too.
+
+Output latency. How much audio the output stream keeps ahead of the speaker is most of
+the downlink's latency and of how fast a barge-in cut is heard. Measured through the
+pulse plugin (README "Output buffering"): a new stream asking for 20-60 ms underflows in
+a burst for its first 0-0.7 s (its audio is discarded, not played late) and then
+usually runs clean; sometimes the burst never ends; 100 ms never underflowed, idle or
+with both cores busy. So streams start at the lowest step and `Ladder` moves up one step
+whenever the stream underflows: while it settles (before the call uses it) and during
+the call.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from aivoco.audio.devices import DeviceInfo, Kind
+from aivoco.errors import DeviceError
+
+
+def quiet_sounddevice_deprecation() -> None:
+    """sounddevice 0.5 reshapes each callback buffer by assigning `ndarray.shape`, which
+    NumPy 2.5 deprecates. Where warnings are errors (python -W error, a test runner)
+    that warning is raised inside the PortAudio callback, aborting it and stopping the
+    stream. Installed at every stream open (filterwarnings de-duplicates), because
+    test runners reset the filters around each test."""
+    warnings.filterwarnings(
+        "ignore",
+        message="Setting the shape on a NumPy array has been deprecated",
+        category=DeprecationWarning,
+        module="sounddevice",
+    )
+
+
+@dataclass(frozen=True)
+class StreamFormat:
+    rate_hz: int
+    channels: int
+
+    def native(self, rate_hz: int) -> bool:
+        """True if audio at `rate_hz` needs no resampling of ours."""
+        return self.rate_hz == rate_hz
+
+
+def _candidates(device: DeviceInfo, kind: Kind, rate_hz: int | None) -> list[StreamFormat]:
+    rates = [r for r in (rate_hz, device.default_samplerate_hz) if r]
+    rates = list(dict.fromkeys(rates))  # in order, once
+    channels = [1]
+    own = min(2, device.channels(kind))
+    if own > 1:
+        channels.append(own)
+    return [StreamFormat(r, c) for r in rates for c in channels]
+
+
+def supported_formats(
+    sd: Any, device: DeviceInfo, kind: Kind, rate_hz: int | None
+) -> list[StreamFormat]:
+    """The formats to try, best first: `rate_hz` (the protocol's), then the device's
+    default rate; mono, then the device's own channel count. Formats PortAudio says it
+    cannot open are left out; if it rejects all of them, all are returned (the open
+    then gives the real error)."""
+    check = sd.check_input_settings if kind == "input" else sd.check_output_settings
+    every = _candidates(device, kind, rate_hz)
+    ok = []
+    for fmt in every:
+        try:
+            check(device=device.index, samplerate=fmt.rate_hz, channels=fmt.channels)
+        except (sd.PortAudioError, ValueError):
+            continue
+        ok.append(fmt)
+    return ok or every
+
+
+def native_rates(sd: Any, device: DeviceInfo, kind: Kind, rates: Sequence[int]) -> list[int]:
+    """Which of `rates` the device opens without our resampling (for `aivoco devices`)."""
+    if device.channels(kind) == 0:
+        return []
+    check = sd.check_input_settings if kind == "input" else sd.check_output_settings
+    out = []
+    for rate in rates:
+        try:
+            check(device=device.index, samplerate=rate, channels=1)
+        except (sd.PortAudioError, ValueError):
+            continue
+        out.append(rate)
+    return out
+
+
+def block_frames(rate_hz: int, block_ms: float) -> int:
+    return max(1, round(rate_hz * block_ms / 1000))
+
+
+def open_stream(
+    sd: Any,
+    device: DeviceInfo,
+    kind: Kind,
+    callback: Callable[..., None],
+    *,
+    formats: Sequence[StreamFormat],
+    block_ms: float,
+    latency: float | str,
+) -> tuple[Any, StreamFormat]:
+    """Open (not start) a float32 stream in the first format that opens."""
+    quiet_sounddevice_deprecation()
+    cls = sd.InputStream if kind == "input" else sd.OutputStream
+    last: Exception | None = None
+    for fmt in formats:
+        try:
+            stream = cls(
+                device=device.index,
+                samplerate=fmt.rate_hz,
+                channels=fmt.channels,
+                dtype="float32",
+                blocksize=block_frames(fmt.rate_hz, block_ms),
+                latency=latency,
+                callback=callback,
+            )
+        except (sd.PortAudioError, ValueError) as exc:
+            last = exc
+            continue
+        return stream, fmt
+    raise DeviceError(f"cannot open {kind} device {device.index} ({device.name}): {last}")
+
+
+def capture_block_ms(frame_ms: int) -> float:
+    """The input callback's period: the uplink frame, or an even part of it no longer
+    than 20 ms (fewer wake-ups than the old 10 ms blocks, no added wait for a frame)."""
+    parts = max(1, math.ceil(frame_ms / 20))
+    return frame_ms / parts
+
+
+# -- the output latency ladder -----------------------------------------------------------
+@dataclass(frozen=True)
+class OutputStep:
+    """One output setting: the latency asked of PortAudio and the callback period."""
+
+    latency_ms: int
+    block_ms: int
+
+
+# Lowest first. 20 ms needs 10 ms blocks (PortAudio doubles a 20 ms request with 20 ms
+# blocks); from 40 ms on, 20 ms blocks halve the callbacks. 100 ms with 10 ms blocks is
+# the setting every earlier release used: it never underflowed in our trials.
+OUTPUT_STEPS = (
+    OutputStep(20, 10),
+    OutputStep(40, 20),
+    OutputStep(60, 20),
+    OutputStep(100, 10),
+    OutputStep(200, 20),
+)
+SETTLE_MS = 250  # audio a new stream must play without an underflow to be accepted
+STEP_DEADLINE_S = 1.5  # a step still underflowing this long after opening is left
+OPEN_DEADLINE_S = 4.0  # a device that barely runs at all is accepted as it is
+
+
+class Verdict(Enum):
+    WAIT = "wait"
+    ACCEPT = "accept"
+    STEP_UP = "step up"
+
+
+class Ladder:
+    """Which output step to use, from what the stream did (pure: fed with counters).
+
+    Settling: a step is accepted once it has played `settle_ms` without an underflow;
+    one still underflowing `step_deadline_s` after it opened is left for the next (a
+    device whose callbacks barely run is not an underflow problem: it is accepted after
+    `open_deadline_s`). Live: any underflow moves one step up. The top step is kept
+    whatever happens."""
+
+    def __init__(
+        self,
+        steps: Sequence[OutputStep] = OUTPUT_STEPS,
+        *,
+        settle_ms: float = SETTLE_MS,
+        step_deadline_s: float = STEP_DEADLINE_S,
+        open_deadline_s: float = OPEN_DEADLINE_S,
+    ) -> None:
+        if not steps:
+            raise ValueError("no output steps")
+        self.steps = tuple(steps)
+        self.index = 0
+        self.settle_ms = settle_ms
+        self.step_deadline_s = step_deadline_s
+        self.open_deadline_s = open_deadline_s
+        self.settled = False
+        self._opened_at = 0.0
+        self._underflows = 0
+        self._clean_from_ms = 0.0  # audio position after the last underflow
+        self._troubled = False  # underflowed since this step opened
+        self.history: list[tuple[OutputStep, str]] = []  # (step, why it was left)
+
+    @property
+    def step(self) -> OutputStep:
+        return self.steps[self.index]
+
+    @property
+    def at_top(self) -> bool:
+        return self.index == len(self.steps) - 1
+
+    def opened(self, now_s: float, played_ms: float, underflows: int) -> None:
+        """A stream at `step` was just opened (counters as they are now)."""
+        self.settled = False
+        self._opened_at = now_s
+        self._underflows = underflows
+        self._clean_from_ms = played_ms
+        self._troubled = False
+
+    def observe(self, now_s: float, played_ms: float, underflows: int) -> Verdict:
+        """`played_ms`: audio the stream consumed so far; `underflows`: flagged callbacks."""
+        new = underflows != self._underflows
+        self._underflows = underflows
+        if self.settled:
+            if new and not self.at_top:
+                return self._up("underflow during the call")
+            return Verdict.WAIT
+        if new:
+            self._clean_from_ms = played_ms
+            self._troubled = True
+        if played_ms - self._clean_from_ms >= self.settle_ms:
+            return self._accept()
+        waited = now_s - self._opened_at
+        if self._troubled and waited >= self.step_deadline_s:
+            if self.at_top:
+                return self._accept()
+            return self._up(f"still underflowing {self.step_deadline_s:g} s after opening")
+        if waited >= self.open_deadline_s:
+            return self._accept()
+        return Verdict.WAIT
+
+    def _accept(self) -> Verdict:
+        self.settled = True
+        return Verdict.ACCEPT
+
+    def _up(self, why: str) -> Verdict:
+        self.history.append((self.step, why))
+        self.index += 1
+        return Verdict.STEP_UP
