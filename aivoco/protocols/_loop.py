@@ -1,11 +1,12 @@
 """One asyncio event loop, on one thread, for every Speech-to-Speech connection.
 
-python-socketio's asyncio client keeps event order (docs/protocols.md#pitfall-engineio-
-order), but a loop thread per call meant one more thread per call and a wake-up of that
-thread for every 20 ms frame sent. With fifty calls in one process (`aivoco test
---concurrency`) the threads queued for the GIL and frames went out late. Here every
-connection shares one loop thread, and sends from other threads are batched: the first
-send after the loop went idle wakes it once, later ones join the same batch.
+python-socketio's asyncio client keeps event order
+(docs/protocols.md#pitfall-engineio-order), but a loop thread per call meant one more
+thread per call and a wake-up of that thread for every 20 ms frame sent. With fifty
+calls in one process (`aivoco test --concurrency`) the threads queued for the GIL and
+frames went out late. Here every connection shares one loop thread, and sends from other
+threads are batched: the first send after the loop went idle wakes it once, later ones
+join the same batch.
 
 The thread starts with the first connection and stops when the last one is released.
 Library errors on the loop go to the log, never to the user's screen.
