@@ -41,6 +41,8 @@ class Screen:
         self._console = console
         self._colors = COLOR_SYSTEMS.get(console.color_system or "")
         self._keys: list[Hashable] = []  # what each row of the view shows
+        self._shown: list[Text] = []  # the lines drawn (a part that did not change
+        # hands back the very same objects: those are not compared again)
         self._size: tuple[int, int] | None = None
         self._row = 0  # the cursor's row within the view
 
@@ -48,13 +50,6 @@ class Screen:
     def size(self) -> tuple[int, int] | None:
         """The terminal size the lines on the screen were drawn for (None: not yet)."""
         return self._size
-
-    def changed_rows(self, lines: Sequence[Text]) -> set[int] | None:
-        """The rows that differ from the screen (None: the frame must be drawn whole)."""
-        if len(lines) != len(self._keys):
-            return None
-        pairs = enumerate(zip(lines, self._keys, strict=True))
-        return {i for i, (line, key) in pairs if line_key(line) != key}
 
     def update(self, lines: Sequence[Text], size: tuple[int, int], repaint: bool = False) -> str:
         """The output that shows `lines` (each at most `size[0]` cells wide; no more
@@ -87,12 +82,16 @@ class Screen:
     # -- output ------------------------------------------------------------------------
     def _all(self, lines: Sequence[Text], width: int) -> str:
         self._keys = [line_key(line) for line in lines]
+        self._shown = list(lines)
         self._row = max(0, len(lines) - 1)
         return "\r\n".join(self._line(line, width) for line in lines)
 
     def _changed(self, lines: Sequence[Text], width: int) -> str:
         out: list[str] = []
         for i, line in enumerate(lines):
+            if line is self._shown[i]:
+                continue
+            self._shown[i] = line
             key = line_key(line)
             if key != self._keys[i]:
                 self._keys[i] = key
