@@ -139,7 +139,7 @@ class LiveView:
         self._echo = _NoEcho()
         self.screen = Screen(console)
         self._rich: Live | None = None
-        if console.legacy_windows or not console.is_terminal or console.is_dumb_terminal:
+        if console.legacy_windows or not console.is_terminal:
             self._rich = Live(
                 get_renderable=self._rich_frame,
                 console=console,
@@ -151,6 +151,7 @@ class LiveView:
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run, name="aivoco-view", daemon=True)
         self._failed: BaseException | None = None
+        self._lock = threading.Lock()  # one writer: the thread, or the way out
         self._builder = FrameBuilder()
         self._repainted_at = 0.0
 
@@ -181,7 +182,9 @@ class LiveView:
     def _run(self) -> None:
         try:
             while not self._done.wait(FRAME_S) and not self.gone:
-                self._write(self.draw(time.monotonic()))
+                with self._lock:
+                    if not self._done.is_set():
+                        self._write(self.draw(time.monotonic()))
         except BaseException as exc:  # a bug: shown when the view ends, not mid-frame
             self._failed = exc
 
@@ -217,17 +220,22 @@ class LiveView:
             self._done.set()
             if self._thread.is_alive() and self._thread is not threading.current_thread():
                 self._thread.join()
-            if self._failed is None:  # the final state, whole
-                self._write(self.draw(time.monotonic(), final=True))
         finally:
-            self._restore()
+            self._restore(final=self._failed is None)
         if self._failed is not None and exc is None:
             raise self._failed
 
-    def _restore(self) -> None:
-        """The cursor below the view and visible again, the terminal's echo back."""
+    def _restore(self, final: bool = False) -> None:
+        """The final state drawn whole (`final`), the cursor below the view and visible
+        again, the terminal's echo back: in one write, whatever fails on the way."""
         try:
             if self._rich is None:
-                self._write(self.screen.leave() + SHOW_CURSOR)
+                with self._lock:
+                    out = ""
+                    try:
+                        if final:
+                            out = self.draw(time.monotonic(), final=True)
+                    finally:
+                        self._write(out + self.screen.leave() + SHOW_CURSOR)
         finally:
             self._echo.__exit__()
