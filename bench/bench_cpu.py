@@ -4,6 +4,7 @@
     python bench/bench_cpu.py --modes all --node-client /work/ref/Test_S2S_on_CLI
     python bench/bench_cpu.py --modes headless --seconds 30 --runs 1 --json-out cpu.json
     python bench/bench_cpu.py --list
+    python bench/bench_cpu.py --modes live --baseline ../base-checkout   # before/after
 
 Every run is a real call of `--seconds` (60) against `aivoco emulate` (a subprocess,
 started once), sending a speech file (the demo utterance every 9.3 s; the emulator
@@ -23,6 +24,10 @@ with paplay) with `--plain` and with the live view; and the references:
                  virtual devices; needs `--node-client DIR` (see RESULTS.md for how to
                  install it outside this repository); skipped with a note without it.
 
+`--baseline DIR` (a source tree of aivoco, e.g. `git worktree add DIR BASE_COMMIT`) runs
+every aivoco mode a second time from DIR (as `MODE@base`, through PYTHONPATH), in the
+same rounds, so a change is measured against its base under the same conditions.
+
 Per mode it prints: % of one core (median and range over runs; the Node client includes
 its `arecord` child), voluntary context switches per second, RSS at the start and end of
 the window, terminal output per second (live view), how much agent audio came back, and
@@ -39,7 +44,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,7 +59,7 @@ class Mode:
     protocol: str  # sts | call
     io: str  # file | devices
     live: tuple[int, int] | None = None  # (cols, rows) of the pseudo-terminal
-    root: Path | None = None  # another aivoco checkout (--baseline): MODE@base
+    tree: Path | None = None  # run aivoco from this source tree (--baseline)
 
     def describe(self) -> str:
         if self.client == "ref":
@@ -203,7 +208,6 @@ def run_once(mode: Mode, run: int, ctx: Context) -> RunResult:
     cwd: Path | None = None
     names_path: Path | None = None
     if mode.client == "aivoco":
-        env = m.aivoco_env(env, mode.root)
         args = [mode.protocol, "--key", key, "--url", url, "--max-duration", f"{ctx.seconds:g}"]
         if mode.protocol == "call":
             args += ["--agent", AGENT]
@@ -213,6 +217,8 @@ def run_once(mode: Mode, run: int, ctx: Context) -> RunResult:
             args.append("--plain")
         cmd = m.aivoco_command(*args, thread_map=thread_map)
         names_path = thread_map
+        if mode.tree is not None:  # ahead of the installed aivoco (the shim's sys.path[0]
+            env["PYTHONPATH"] = str(mode.tree)  # is bench/, so the cwd does not interfere)
     elif mode.client == "ref":
         script = "ref_sts_client.py" if mode.protocol == "sts" else "ref_call_client.py"
         cmd = [sys.executable, str(m.BENCH_DIR / script), "--url", url, "--key", key]
@@ -314,11 +320,8 @@ def report(results: list[RunResult], selected: Sequence[str], args: argparse.Nam
     lines = [
         f"bench_cpu: {args.seconds:g} s calls, steady window {args.warmup:g}-{args.seconds:g} s, "
         f"{args.runs} run(s) per mode; {m.machine_line()}",
-        m.aivoco_label(),
+        "",
     ]
-    if args.baseline is not None:
-        lines.append(f"MODE@base: {m.aivoco_label(args.baseline)}")
-    lines.append("")
     rows = []
     cpu: dict[str, float] = {}
     for name in selected:
@@ -373,10 +376,8 @@ def report(results: list[RunResult], selected: Sequence[str], args: argparse.Nam
             ratio = cpu[ours] / cpu[ref]
             if goal is not None:
                 verdict = f"goal <= {goal:g}x: {'met' if ratio <= goal else 'NOT met'}"
-            elif ref.endswith("@base"):
-                verdict = f"this build uses {abs(1 - ratio) * 100:.0f} % " + (
-                    "less CPU than the baseline" if ratio < 1 else "more CPU than the baseline"
-                )
+            elif ref == f"{ours}@base":
+                verdict = f"after - before: {cpu[ours] - cpu[ref]:+.2f} points"
             else:
                 extra = cpu[ours] - cpu[ref]
                 verdict = (
@@ -460,15 +461,17 @@ def parse_modes(spec: str) -> list[str]:
     return out
 
 
-def with_baseline(selected: list[str], root: Path) -> list[str]:
-    """Each aivoco mode followed by the same mode run with the baseline checkout."""
+def add_baseline(selected: list[str], tree: Path) -> list[str]:
+    """Each aivoco mode, then the same mode run from `tree` (its base), compared."""
+    if not (tree / "aivoco" / "__init__.py").is_file():
+        raise SystemExit(f"--baseline {tree}: no aivoco package there")
     out: list[str] = []
     for name in selected:
         out.append(name)
         mode = MODES[name]
         if mode.client == "aivoco":
             base = f"{name}@base"
-            MODES[base] = Mode(base, mode.client, mode.protocol, mode.io, mode.live, root)
+            MODES[base] = replace(mode, name=base, tree=tree)
             COMPARISONS.append((name, base, None))
             out.append(base)
     return out
@@ -488,18 +491,12 @@ def main() -> None:
     ap.add_argument("--json-out", type=Path, default=None, help="every run's figures as JSON")
     ap.add_argument("--list", action="store_true", help="list the modes and exit")
     ap.add_argument(
-        "--aivoco-root", type=Path, default=None,
-        help="measure the aivoco in this checkout (default: the one installed here)",
-    )  # fmt: skip
-    ap.add_argument(
-        "--baseline", type=Path, default=None,
-        help="also run every aivoco mode with the aivoco in this checkout (e.g. a git "
-        "worktree of an older commit), as MODE@base, in the same round robin",
-    )  # fmt: skip
+        "--baseline",
+        type=Path,
+        default=None,
+        help="also run each aivoco mode from this aivoco source tree (as MODE@base)",
+    )
     args = ap.parse_args()
-    m.set_aivoco_root(args.aivoco_root)
-    if args.baseline is not None:
-        args.baseline = m.check_root(args.baseline)
     if args.list:
         for name, mode in MODES.items():
             print(f"{name:24} {mode.describe()}")
@@ -508,7 +505,7 @@ def main() -> None:
         raise SystemExit("--seconds must exceed --warmup by more than 2 s")
     selected = parse_modes(args.modes)
     if args.baseline is not None:
-        selected = with_baseline(selected, args.baseline)
+        selected = add_baseline(selected, args.baseline.resolve())
     m.install_cleanup()
     estimate = len(selected) * args.runs * (args.seconds + 4)
     print(

@@ -10,6 +10,7 @@ so CI can also check that device tests ran at all (not merely that none skipped)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -20,6 +21,7 @@ import pytest
 from pulse import PulseServer, PulseUnavailableError
 
 REQUIRE_ENV = "AIVOCO_REQUIRE_DEVICE_TESTS"
+DEVICE_TEST_NICE = -10
 REPORT_ENV = "AIVOCO_DEVICE_REPORT"
 
 
@@ -30,7 +32,15 @@ def device_tests_required() -> bool:
 # -- the PulseAudio fixtures ---------------------------------------------------------------
 @pytest.fixture(scope="session")
 def pulse_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PulseServer]:
-    """The daemon, started once per test session (about a second) and stopped at the end."""
+    """The daemon, started once per test session (about a second) and stopped at the end.
+
+    Device tests check real-time audio end to end, while the other workers of the suite
+    keep both cores busy: a starved PortAudio callback or PulseAudio daemon drops audio
+    that the tests then (rightly) miss. So this worker, and what it starts (the daemon,
+    the aivoco processes under test), run at a higher priority where that is allowed
+    (as root, as in CI); elsewhere they run as they are."""
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, DEVICE_TEST_NICE)
     try:
         server = PulseServer(tmp_path_factory.mktemp("pulse")).start()
     except (PulseUnavailableError, OSError) as exc:
@@ -75,7 +85,17 @@ def pulse(pulse_server: PulseServer) -> Iterator[PulseServer]:
 
 
 # -- device tests may not skip in CI ---------------------------------------------------
+# With pytest-xdist (the suite runs on several workers, see pyproject.toml), device tests
+# all go to one worker (one private PulseAudio, one loopback echo rig at a time), and the
+# outcomes are collected where reports arrive: in the controller, or in the only process.
 _device_outcomes: dict[str, str] = {}
+_DEVICE_GROUP = "pulse"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("device") is not None:
+            item.add_marker(pytest.mark.xdist_group(_DEVICE_GROUP))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -89,19 +109,25 @@ def pytest_runtest_makereport(
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"device test skipped although {REQUIRE_ENV}=1: {reason}"
-    previous = _device_outcomes.get(item.nodeid)
-    if report.failed:
-        _device_outcomes[item.nodeid] = "failed"
-    elif report.skipped and previous != "failed":
-        _device_outcomes[item.nodeid] = "skipped"
-    elif report.when == "call" and previous is None:
-        _device_outcomes[item.nodeid] = "passed"
+    report.user_properties.append(("device", True))
     return report
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if ("device", True) not in report.user_properties:
+        return
+    previous = _device_outcomes.get(report.nodeid)
+    if report.failed:
+        _device_outcomes[report.nodeid] = "failed"
+    elif report.skipped and previous != "failed":
+        _device_outcomes[report.nodeid] = "skipped"
+    elif report.when == "call" and previous is None:
+        _device_outcomes[report.nodeid] = "passed"
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     target = os.environ.get(REPORT_ENV)
-    if not target:
+    if not target or hasattr(session.config, "workerinput"):  # an xdist worker: not here
         return
     counts = {
         k: sum(1 for v in _device_outcomes.values() if v == k)

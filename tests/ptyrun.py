@@ -36,9 +36,16 @@ class PtyRun:
     echo_after: bool | None = None
     screen_lines: list[str] = field(default_factory=list)
     history: list[str] = field(default_factory=list)
+    # (bytes of output read so far, columns, rows) at each resize(): pyte follows them
+    resizes: list[tuple[int, int, int]] = field(default_factory=list)
 
     def type(self, data: bytes) -> None:
         os.write(self.master, data)
+
+    def resize(self, columns: int, rows: int) -> None:
+        """A new terminal size, as a terminal window does it: the kernel sends SIGWINCH."""
+        fcntl.ioctl(self.slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+        self.resizes.append((len(self.raw), columns, rows))
 
     @property
     def text(self) -> str:
@@ -53,11 +60,17 @@ def run_in_pty(
     rows: int = 24,
     steps: list[Step] | None = None,
     timeout: float = 60.0,
+    size_in_env: bool = True,
 ) -> PtyRun:
     """Run `aivoco ARGS`; each step's action runs once its condition on the output so
-    far holds, in order. Returns after the command exited and its output was read."""
+    far holds, in order. Returns after the command exited and its output was read.
+    `size_in_env=False` leaves COLUMNS and LINES out: the size then comes from the
+    terminal alone, and `PtyRun.resize` is seen."""
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    child_env = {**env, "COLUMNS": str(columns), "LINES": str(rows)}
+    if not size_in_env:
+        del child_env["COLUMNS"], child_env["LINES"]
 
     def controlling_tty() -> None:  # in the child, after setsid (start_new_session)
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
@@ -67,7 +80,7 @@ def run_in_pty(
         stdin=slave,
         stdout=slave,
         stderr=slave,
-        env={**env, "COLUMNS": str(columns), "LINES": str(rows)},
+        env=child_env,
         start_new_session=True,
         preexec_fn=controlling_tty,  # noqa: PLW1509 - a test helper; no threads at stake
     )
@@ -96,7 +109,13 @@ def run_in_pty(
         os.close(master)
         os.close(slave)
     screen = pyte.HistoryScreen(columns, rows, history=2000)
-    pyte.ByteStream(screen).feed(bytes(run.raw))
+    stream = pyte.ByteStream(screen)
+    fed = 0
+    for at, new_columns, new_rows in run.resizes:
+        stream.feed(bytes(run.raw[fed:at]))
+        screen.resize(new_rows, new_columns)
+        fed, columns = at, new_columns
+    stream.feed(bytes(run.raw[fed:]))
     run.screen_lines = [line.rstrip() for line in screen.display]
     run.history = [_history_line(line, columns) for line in screen.history.top]
     return run

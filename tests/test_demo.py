@@ -116,7 +116,8 @@ def test_sts_through_real_mic_and_speaker_against_the_emulator(
     heard = np.frombuffer(raw.read_bytes(), "<i2").astype(np.float64) / 32768
     utterance = read_file(demo_utterance_path(), 48000).to_float32()[:, 0]
     # The echo came out of the speaker: as much active speech as the utterance holds.
-    assert _active_s(heard, 48000) >= 0.8 * _active_s(utterance, 48000)
+    kinds = " ".join(f"{r['type']}@{r.get('t')}" for r in records if r["type"] != "credits")
+    assert _active_s(heard, 48000) >= 0.8 * _active_s(utterance, 48000), kinds
     rec_wav = read_wav(tmp_path / "rec.wav")
     assert np.abs(rec_wav.samples[:, 0]).max() > 3000  # the mic side was recorded
     assert np.abs(rec_wav.samples[:, 1]).max() > 3000  # and what the speaker played

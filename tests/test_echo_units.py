@@ -252,6 +252,10 @@ def run_room(rig: Rig, room: Room, seconds: float) -> Iterator[tuple[int, AudioC
             far[:] = 0.0
             room.far[j * FRAME :] = 0.0
         rig.player.reference.write(far, T0 + j * 0.02)
+        # What the call's observer does every 20 ms: meter what the speaker plays now.
+        playing = room.far[k * FRAME : (k + 1) * FRAME]
+        heard = playing.size > 0 and float(np.abs(playing).max()) > 0.01
+        rig.control.state.set_levels(agent_speaking=heard and not rig.player.stats().jitter.clears)
         near = AudioChunk.from_float32(room.near(k), RATE)
         frame = AudioChunk(near.samples, RATE, captured_at_s=T0 + k * 0.02)
         yield k, rig.control.process(frame, T0 + k * 0.02 + 0.02)

@@ -186,6 +186,16 @@ def test_a_key_refused_after_a_drop_ends_without_a_retry_loop(tmp_path: Path) ->
     check_run(res.stderr, tmp_path, KEY)
 
 
+def _peak_rss_kb(pid: int) -> int:
+    """VmHWM of a live process; 0 once it has exited (a zombie's status has no Vm lines)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return 0
+    fields = status.split("VmHWM:")
+    return int(fields[1].split()[0]) if len(fields) > 1 else 0
+
+
 def test_a_flood_of_ten_minutes_of_audio_keeps_memory_bounded(tmp_path: Path) -> None:
     second = base64.b64encode(bytes(48000)).decode()  # 1 s of 24 kHz PCM16
     flood = [Emit("audio_response", {"audio_data": second}) for _ in range(600)]
@@ -193,11 +203,12 @@ def test_a_flood_of_ten_minutes_of_audio_keeps_memory_bounded(tmp_path: Path) ->
         server.on("start_call", start_then(*flood))
         proc = spawn_cli(*sts_args(server.url, tmp_path, 1.0, "--max-duration", "6"))
         peak_kb = 0
-        while proc.poll() is None:
-            status = Path(f"/proc/{proc.pid}/status").read_text()
-            peak_kb = max(peak_kb, int(status.split("VmHWM:")[1].split()[0]))
-            time.sleep(0.1)
-        out, err = proc.communicate(timeout=30)
+        try:
+            while proc.poll() is None:
+                peak_kb = max(peak_kb, _peak_rss_kb(proc.pid))
+                time.sleep(0.1)
+        finally:
+            out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     check_run(err, tmp_path, KEY)
     result = summary(out)

@@ -21,7 +21,7 @@ from fakes import MemorySource, ScriptedDriver
 from test_lifecycle import KEY, tone
 
 from aivoco.audio.chunk import AudioChunk
-from aivoco.audio.files import Pacer
+from aivoco.audio.clock import Schedule
 from aivoco.audio.playout import MONITOR_MS, ClockPlayer
 from aivoco.session import CallOptions, open_call
 from aivoco.session.interfaces import MarkToken
@@ -30,22 +30,17 @@ from aivoco.wire import events as ev
 RATE = 24000
 
 
-def test_a_starved_pacer_counts_the_time_it_skipped() -> None:
-    pacer = Pacer(20)
-    for _ in range(3):
-        pacer.wait()
-    due = time.monotonic()  # about when the next frame is due
-    time.sleep(1.3)
-    late_s = time.monotonic() - due
-    pacer.wait()
-    assert pacer.skipped_s == pytest.approx(late_s, abs=0.05)
-    catching = Pacer(20, catch_up=True)
-    catching.wait()
-    time.sleep(1.2)
-    t0 = time.monotonic()
-    for _ in range(50):  # the ~60 missed frames are released at once
-        catching.wait()
-    assert time.monotonic() - t0 < 0.1 and catching.skipped_s == 0
+def test_a_starved_schedule_counts_the_time_it_skipped() -> None:
+    schedule = Schedule(0.02)
+    assert schedule.due(100.0) == 1  # frame 0 at the start
+    assert schedule.due(100.045) == 2  # frames 1 and 2 (due at +20 and +40 ms)
+    assert schedule.due(101.345) == 1  # 1.3 s late: the newest goes out, the rest skipped
+    assert schedule.skipped_s == pytest.approx(1.28, abs=1e-6)
+    assert schedule.due(101.366) == 1  # and the grid goes on from there
+    catching = Schedule(0.02, catch_up=True)
+    catching.due(200.0)
+    assert catching.due(201.2) == 60  # a speaker plays what was due at once
+    assert catching.skipped_s == 0
 
 
 def test_a_virtual_speaker_keeps_its_clock_through_a_stall(tmp_path: Path) -> None:

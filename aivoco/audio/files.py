@@ -8,7 +8,6 @@ converted as a stream, so a long file never sits in memory whole.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from aivoco.audio.chunk import AudioChunk, float32_to_pcm16
+from aivoco.audio.clock import Schedule, paced
 from aivoco.audio.resample import StreamResampler
 from aivoco.errors import AudioFileError
 
@@ -78,40 +78,14 @@ def read_file(path: str | os.PathLike[str], sample_rate_hz: int) -> AudioChunk:
     return AudioChunk.concat(list(iter_file_pcm(path, sample_rate_hz)))
 
 
-class Pacer:
-    """Deadline pacing: frame k is released at start + k x frame_ms (no drift build-up).
-
-    A pacer starved for over a second (a suspended process, a loaded machine) either
-    re-anchors, so a sender does not burst a backlog onto the wire, and counts the time
-    it skipped (`skipped_s`: the recording puts that much silence on the timeline), or,
-    with `catch_up` (a virtual speaker, which like a real one never pauses), releases
-    the missed frames at once."""
-
-    def __init__(self, frame_ms: float, catch_up: bool = False) -> None:
-        self.frame_s = frame_ms / 1000.0
-        self.catch_up = catch_up
-        self.skipped_s = 0.0
-        self._start: float | None = None
-        self._k = 0
-
-    def wait(self) -> None:
-        now = time.monotonic()
-        if self._start is None:
-            self._start = now
-        due = self._start + self._k * self.frame_s
-        if due > now:
-            time.sleep(due - now)
-        elif now - due > 1.0 and not self.catch_up:
-            self.skipped_s += now - due
-            self._start = now - self._k * self.frame_s
-        self._k += 1
-
-
 class FileSource:
     """Fixed-size frames from a file, paced in real time or as fast as possible.
 
-    After the file ends, `finished` becomes True and, if `then_silence`, silence frames
-    keep coming at the same pace (calls keep the uplink alive until they hang up).
+    A timed source: `due(now)` gives the frames whose time has come (frame k is due at
+    start + k x frame_ms, on a `Schedule`), so the process's shared clock can pace
+    every call's uplink from one thread; iterating paces by sleeping instead. After the
+    file ends, `finished` becomes True and, if `then_silence`, silence frames keep
+    coming at the same pace (calls keep the uplink alive until they hang up).
     """
 
     def __init__(
@@ -129,14 +103,16 @@ class FileSource:
         self.realtime = realtime
         self.then_silence = then_silence
         self.finished = False
-        self._pacer = Pacer(frame_ms)
+        self.schedule = Schedule(frame_ms / 1000)
         self._closed = False
+        self._frames: Iterator[AudioChunk] | None = None
+        self._exhausted = False  # the file ended and no silence follows
         probe(self.path)  # fail early with a clear message, before any connection
 
     @property
     def lost_frames(self) -> int:
-        """Frames of time the pacer skipped after a stall (silence on the timeline)."""
-        return round(self._pacer.skipped_s * self.sample_rate_hz)
+        """Frames of time skipped after a stall (silence on the recording's timeline)."""
+        return round(self.schedule.skipped_s * self.sample_rate_hz)
 
     def start(self) -> None:
         """Nothing to open: pacing starts with the first frame taken."""
@@ -144,7 +120,27 @@ class FileSource:
     def close(self) -> None:
         self._closed = True
 
+    def next_due(self) -> float | None:
+        return self.schedule.next_due()
+
+    def due(self, now: float) -> list[AudioChunk]:
+        """The frames due at `now` (none once closed or, without silence, at the end)."""
+        if self._frames is None:
+            self._frames = self._unpaced()
+        count = self.schedule.due(now) if self.realtime else 1
+        out = []
+        for _ in range(count):
+            frame = next(self._frames, None)
+            if frame is None:
+                self._exhausted = True
+                break
+            out.append(frame)
+        return out
+
     def __iter__(self) -> Iterator[AudioChunk]:
+        return paced(self.due, self.schedule, lambda: self._closed or self._exhausted)
+
+    def _unpaced(self) -> Iterator[AudioChunk]:
         pending = np.zeros(0, np.int16)
         for chunk in iter_file_pcm(self.path, self.sample_rate_hz):
             pending = np.concatenate([pending, chunk.mono_samples()])
@@ -152,16 +148,12 @@ class FileSource:
                 if self._closed:
                     return
                 frame, pending = pending[: self.frame_frames], pending[self.frame_frames :]
-                yield self._paced(AudioChunk(frame.copy(), self.sample_rate_hz))
+                yield AudioChunk(frame.copy(), self.sample_rate_hz)
         if pending.shape[0] and not self._closed:
             padded = np.zeros(self.frame_frames, np.int16)
             padded[: pending.shape[0]] = pending
-            yield self._paced(AudioChunk(padded, self.sample_rate_hz))
+            yield AudioChunk(padded, self.sample_rate_hz)
         self.finished = True
+        silence = AudioChunk.silence(self.frame_frames, self.sample_rate_hz)
         while self.then_silence and not self._closed:
-            yield self._paced(AudioChunk.silence(self.frame_frames, self.sample_rate_hz))
-
-    def _paced(self, chunk: AudioChunk) -> AudioChunk:
-        if self.realtime:
-            self._pacer.wait()
-        return chunk
+            yield silence

@@ -1,8 +1,9 @@
 """Playback paths: agent audio -> resample -> jitter buffer -> a clock that consumes it.
 
 The clock is either a PortAudio output callback (`engine.DevicePlayer`) or, when a file
-stands in for the speaker, `ClockPlayer`: a thread that consumes the buffer at real
-time, so marks, barge-in and the recording behave exactly as with a speaker. Both tap
+stands in for the speaker, `ClockPlayer`: a job on the process's shared clock
+(`clock.py`) that consumes the buffer in real time, so marks, barge-in and the recording
+behave exactly as with a speaker. Both tap
 what they play into a monitor ring that observers drain with `take_played()`.
 """
 
@@ -10,14 +11,13 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import numpy as np
 
 from aivoco.audio.chunk import AudioChunk, float32_to_pcm16
-from aivoco.audio.files import Pacer
+from aivoco.audio.clock import ClockHandle, Schedule, shared_clock
 from aivoco.audio.jitter import JitterBuffer, JitterStats
 from aivoco.audio.resample import ToRate
 from aivoco.audio.ring import SampleRing
@@ -31,7 +31,8 @@ MONITOR_MS = 2000  # the observer drains every ~50 ms; 2 s covers long stalls
 # The echo reference (what was written to the device, after the volume): drained by
 # the uplink every frame (10-200 ms); 2 s covers a long stall. Overflow drops the oldest.
 REFERENCE_MS = 2000
-TICK_MS = 10
+TICK_MS = 10  # the unit a virtual speaker plays in
+CLOCK_PERIOD_S = 0.02  # how often it wakes to play what is due (two units)
 MAX_VOLUME = 2.0
 
 
@@ -116,7 +117,8 @@ class Player(Generic[T]):
         self._monitor_lost += lost
         if lost:
             played = np.concatenate([np.zeros((lost, played.shape[1]), np.float32), played])
-        return AudioChunk(float32_to_pcm16(played), self.clock_rate_hz)
+        # What was played came from int16 agent audio (resampled, faded, scaled): finite.
+        return AudioChunk(float32_to_pcm16(played, finite=True), self.clock_rate_hz)
 
     def stats(self) -> PlayerStats:
         return PlayerStats(
@@ -131,7 +133,7 @@ class Player(Generic[T]):
 
 
 class ClockPlayer(Player[T]):
-    """A virtual speaker: consumes the jitter buffer in real time on its own thread and
+    """A virtual speaker: consumes the jitter buffer in real time on the shared clock and
     optionally writes what it plays to a WAV (the `--output FILE` timeline)."""
 
     acoustic = False  # no microphone can hear a file: echo control is not needed
@@ -145,32 +147,40 @@ class ClockPlayer(Player[T]):
         super().__init__(clock_rate_hz, prefill_ms)
         self.output_path = output_path
         self._wav = WavWriter(output_path, clock_rate_hz, 1) if output_path else None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="aivoco-clock-player", daemon=True)
+        self._unit = clock_rate_hz * TICK_MS // 1000
+        # A speaker's clock does not pause: after a stall it plays what was due at once.
+        self._schedule = Schedule(TICK_MS / 1000, catch_up=True)
+        self._buf = np.zeros((self._unit * 4, 1), np.float32)
+        self._handle: ClockHandle | None = None
 
     def start(self) -> None:
-        self._thread.start()
+        self._handle = shared_clock().every(CLOCK_PERIOD_S, self._tick, self._failed)
 
-    def _run(self) -> None:
-        tick = self.clock_rate_hz * TICK_MS // 1000
-        buf = np.zeros((tick, 1), np.float32)
-        pacer = Pacer(TICK_MS, catch_up=True)  # a speaker's clock does not pause
-        try:
-            while not self._stop.is_set():
-                pacer.wait()
-                self.jitter.fill(buf)
-                if self.volume != 1.0:
-                    buf *= self.volume
-                # A virtual speaker plays each tick as it is filled.
-                self.reference.write(buf, time.monotonic())
-                if self._wav is not None:
-                    self._wav.write(AudioChunk(float32_to_pcm16(buf), self.clock_rate_hz))
-        except AivocoError as exc:  # e.g. the disk filled up: the session reports it
-            self.error = exc
+    def _failed(self, exc: BaseException) -> None:
+        # e.g. the disk filled up under --output: the session reports it and ends.
+        self.error = exc if isinstance(exc, AivocoError) else AivocoError(f"speaker: {exc}")
+
+    def _tick(self, now: float) -> float | None:
+        units = self._schedule.due(now)
+        if units == 0:
+            return None
+        frames = units * self._unit
+        if frames > self._buf.shape[0]:
+            self._buf = np.zeros((frames, 1), np.float32)
+        buf = self._buf[:frames]
+        self.jitter.fill(buf)
+        if self.volume != 1.0:
+            buf *= self.volume
+        # A virtual speaker plays each block as it is filled.
+        self.reference.write(buf, now)
+        if self._wav is not None:
+            self._wav.write(AudioChunk(float32_to_pcm16(buf, finite=True), self.clock_rate_hz))
+        # Wake when a clock period's worth of units is due (on the schedule's own grid).
+        after = self._schedule.next_due()
+        return None if after is None else after + CLOCK_PERIOD_S - TICK_MS / 1000
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=2)
+        if self._handle is not None:
+            self._handle.cancel()
         if self._wav is not None:
             self._wav.close()

@@ -266,7 +266,10 @@ class _Runner:
         console = self.console or make_console()
         console.print(summary_table(summary))
         if call.output_path is not None:
-            console.print(f"agent audio written to {call.output_path}", highlight=False)
+            # One line, however long: the path is there to be copied.
+            console.print(
+                f"agent audio written to {call.output_path}", highlight=False, soft_wrap=True
+            )
 
 
 def _gone(sink: Any) -> bool:

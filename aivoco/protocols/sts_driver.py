@@ -1,9 +1,10 @@
-"""Speech-to-Speech driver: owns the Socket.IO connection and its event-loop thread.
+"""Speech-to-Speech driver: owns the Socket.IO connection, on the shared event loop.
 
 Ordering (docs/protocols.md#pitfall-engineio-order): python-engineio's *sync* client
 dispatches every message on a new thread, so consecutive `audio_response` events could
 be handled out of order, and the protocol has no sequence number to repair that. We run
-python-socketio's `AsyncClient` on a private event loop thread instead. It handles
+python-socketio's `AsyncClient` on an event loop thread instead, one shared by every sts
+connection in the process (`_loop.py`). It handles
 messages in arrival order, and our handler is synchronous (no await before it decodes
 and enqueues), so events are queued in FIFO order. tests/test_sts_driver.py checks this
 with a burst of numbered chunks.
@@ -31,11 +32,9 @@ fallback is a second connect attempt made here, within the same connect deadline
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 import logging
 import ssl
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,6 +50,7 @@ from aivoco.errors import ConnectionFailedError, ProtocolError
 from aivoco.protocols import _bounds
 from aivoco.protocols._codec import Outgoing
 from aivoco.protocols._driver import DriverBase
+from aivoco.protocols._loop import shared_loop
 from aivoco.protocols._summary import clip, snippet
 from aivoco.protocols._tls import connect_failure, tls_context
 from aivoco.protocols.sts_codec import StsCodec, StsIncoming
@@ -147,21 +147,14 @@ class StsDriver(DriverBase[StsIncoming]):
         self.url = url
         self.transports = tuple(transports)
         self._tls: ssl.SSLContext | None = tls_context(ca_file)
-        self._loop = asyncio.new_event_loop()
-        self._loop.set_exception_handler(self._loop_exception)
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="aivoco-sts-loop", daemon=True
-        )
+        self._shared = shared_loop()  # every sts connection in the process shares it
+        self._loop: asyncio.AbstractEventLoop | None = None  # set while acquired
         self._sio: Any = None
+        self._sends: set[asyncio.Task[Any]] = set()
 
     # -- connection ----------------------------------------------------------------
     def _run(self, coro: Any, timeout_s: float) -> Any:
-        fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        try:
-            return fut.result(timeout=max(0.01, timeout_s))
-        except concurrent.futures.TimeoutError:
-            fut.cancel()
-            raise TimeoutError(f"no answer within {timeout_s:.1f} s") from None
+        return self._shared.run(coro, timeout_s)
 
     async def _connect_once(self, transport: str, timeout_s: float) -> Any:
         options: dict[str, Any] = {}
@@ -188,7 +181,7 @@ class StsDriver(DriverBase[StsIncoming]):
 
     def _connect(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        self._thread.start()
+        self._loop = self._shared.acquire()
         failures: list[str] = []
         for transport in self.transports:
             remaining = deadline - time.monotonic()
@@ -214,12 +207,6 @@ class StsDriver(DriverBase[StsIncoming]):
                 )
             )
         raise connect_failure(self.endpoint, detail)
-
-    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        """Library errors on the loop go to the log, never to the user's screen."""
-        exc = context.get("exception")
-        detail = f"{type(exc).__name__}: {exc}" if exc is not None else context.get("message")
-        log.warning("socket.io client error: %s", redact(str(detail)))
 
     # -- receiving (loop thread; synchronous, see the module docstring) ----------------
     def _on_socketio(self, event: str, args: tuple[Any, ...]) -> None:
@@ -259,28 +246,38 @@ class StsDriver(DriverBase[StsIncoming]):
             return None
         event, payload = out.data
         args = (event,) if payload is None else (event, payload)
-        # FIFO: run_coroutine_threadsafe schedules in call order and emit() queues the
-        # packet before its first real suspension point.
-        asyncio.run_coroutine_threadsafe(sio.emit(*args), self._loop)
+        # FIFO: the shared loop runs submissions in order, and emit() queues the packet
+        # before its first real suspension point.
+        self._shared.submit(lambda: self._emit(sio, args))
         return _size(payload) if payload is not None else 16
+
+    def _emit(self, sio: Any, args: tuple[Any, ...]) -> None:
+        """On the loop: start the emit, holding the task until it is done."""
+        task = asyncio.get_running_loop().create_task(sio.emit(*args))
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
 
     # -- closing ---------------------------------------------------------------------
     def _disconnect(self) -> None:
-        if self._thread.is_alive():
+        if self._loop is None:
+            return  # never connected: nothing acquired
+        try:
             if self._sio is not None:
                 try:
                     self._run(self._sio.disconnect(), _CLOSE_STEP_S)
                 except Exception as exc:  # closing anyway; report nothing fatal here
                     log.info("disconnect: %s", exc)
-            self._run(self._shutdown(), _CLOSE_STEP_S)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=_CLOSE_STEP_S)
-        if not self._loop.is_running():
-            self._loop.close()
+            self._run(self._settle(), _CLOSE_STEP_S)
+        except Exception as exc:
+            log.info("disconnect: %s", exc)
+        finally:
+            self._loop = None
+            self._shared.release()
 
-    async def _shutdown(self) -> None:
-        current = asyncio.current_task()
-        tasks = [t for t in asyncio.all_tasks() if t is not current]
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+    async def _settle(self) -> None:
+        """This connection's own sends that did not finish: cancelled and awaited (the
+        loop goes on serving the other connections)."""
+        pending = list(self._sends)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)

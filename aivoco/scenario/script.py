@@ -1,7 +1,7 @@
 """`ScriptSource`: the call's microphone for a scenario, turn by turn, in audio time.
 
-A `Source` like a file or a microphone: the call's uplink thread takes one frame every
-`frame_ms`, released on a deadline schedule (frame k is due at start + k x frame, so
+A timed source like a file: the process's shared clock asks it for the frames due
+(`due(now)`), released on a deadline schedule (frame k is due at start + k x frame, so
 late frames never accumulate drift; `UplinkLog` keeps each due time for the slip
 figure). Between and after the turns' audio it sends silence, keeping the line open.
 
@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from aivoco.audio.chunk import AudioChunk
+from aivoco.audio.clock import Schedule, paced
 from aivoco.scenario.model import TurnKind
 from aivoco.scenario.prepare import PreparedScenario, TurnAudio
 from aivoco.scenario.probe import AgentTracker, Heard, UplinkLog
@@ -76,11 +77,14 @@ class ScriptSource:
         self._pos = 0
         self._first_k = 0
         self._started_at = 0.0
+        # Frame k is due at start + k x frame: late frames never accumulate drift; after
+        # a stall over REANCHOR_S the missed frames are skipped (counted in lost_frames).
+        self.schedule = Schedule(prepared.frame_ms / 1000, max_gap_s=REANCHOR_S)
 
     @property
     def lost_frames(self) -> int:
-        """Always 0: a late frame is still sent (and counted as slip), never skipped."""
-        return 0
+        """Frames of time skipped after a stall (the recording puts silence there)."""
+        return round(self.schedule.skipped_s * self._silence.sample_rate_hz)
 
     def start(self) -> None:
         """Nothing to open: the schedule starts with the first frame taken."""
@@ -88,21 +92,25 @@ class ScriptSource:
     def close(self) -> None:
         self._closed = True
 
+    def next_due(self) -> float | None:
+        return self.schedule.next_due()
+
+    def due(self, now: float) -> list[AudioChunk]:
+        """The frames due at `now` (a timed source: the shared clock paces the uplink)."""
+        s = self.schedule
+        count = s.due(now)
+        assert s.start is not None  # due() anchors the schedule
+        frames = []
+        for i in range(count):
+            if self._closed:
+                break
+            k = len(self.uplink.due)  # frames released so far: the uplink log's index
+            self.uplink.due.append(s.start + (s.taken - count + i) * s.period_s)
+            frames.append(self._frame(k, now))
+        return frames
+
     def __iter__(self) -> Iterator[AudioChunk]:
-        frame_s = self.prepared.frame_ms / 1000
-        anchor = time.monotonic()
-        k = 0
-        while not self._closed:
-            due = anchor + k * frame_s
-            now = time.monotonic()
-            if due > now:
-                time.sleep(due - now)
-                now = time.monotonic()
-            elif now - due > REANCHOR_S:
-                anchor = now - k * frame_s
-            self.uplink.due.append(due)
-            yield self._frame(k, now)
-            k += 1
+        return paced(self.due, self.schedule, lambda: self._closed)
 
     # -- the script ----------------------------------------------------------------------
     def _frame(self, k: int, now: float) -> AudioChunk:

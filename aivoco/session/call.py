@@ -31,14 +31,14 @@ from aivoco.session.echo import echo_for_call
 from aivoco.session.files import StereoRecorder, open_outputs
 from aivoco.session.interfaces import FunctionRunner, PlayerLike, Source
 from aivoco.session.lifecycle import EndReason, Lifecycle, Outcome, Phase, ReconnectPolicy
-from aivoco.session.observer import OBSERVE_PERIOD_S, Observer, Timers
+from aivoco.session.media import Media
+from aivoco.session.observer import Timers
 from aivoco.session.options import CallOptions
 from aivoco.session.reconnect import DriverSlot, Reconnector
 from aivoco.session.records import RecordBus, RecordConsumer
 from aivoco.session.state import CallState
 from aivoco.session.summary import CallSummary, build_summary
 from aivoco.session.turns import TurnTracker
-from aivoco.session.uplink import Uplink
 from aivoco.wire.driver import Driver
 from aivoco.wire.events import EventQueue
 
@@ -102,11 +102,12 @@ class Call:
             barge_in=barge_in,
             connection=lambda: self.driver.generation,
         )
-        self._ended = threading.Event()  # stops the uplink and the observer
+        self.ended = threading.Event()  # stops the uplink and the observer
         self._closing = threading.Event()  # the event thread stops once the queue is empty
         self._threads: list[threading.Thread] = []
         self._close_lock = threading.Lock()
         self._result: CallResult | None = None
+        self.media = Media(self)
         self.lifecycle.subscribe(self._on_phase)
 
     def _controls_and_echo(
@@ -143,7 +144,7 @@ class Call:
         `close()`. Starting a call twice raises `CallStateError`.
         """
         self.lifecycle.start()
-        connecting = self._spawn("connect", self._connect)
+        connecting = self.spawn("connect", self._connect)
         if wait:
             connecting.join()
 
@@ -159,7 +160,7 @@ class Call:
                 input=self.state.input_label,
                 output=self.state.output_label,
             )
-            self._spawn("events", self._event_loop)
+            self.spawn("events", self._event_loop)
             self.driver.open(self.events, opts.connect_timeout_s)
         except AivocoError as exc:
             self.lifecycle.end(EndReason.ERROR, exc)
@@ -176,7 +177,7 @@ class Call:
                 ),
             )
         if self.phase is Phase.LIVE:
-            self._start_media()
+            self.media.start()
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Block until the call is over (or `timeout_s` passed); True once it is."""
@@ -224,13 +225,13 @@ class Call:
         if new is Phase.LIVE and old is Phase.CONNECTING:
             self.bus.start_clock()  # records' `t` counts from here, across reconnects
         elif new is Phase.RECONNECTING:
-            self._spawn("reconnect", self._reconnect)
+            self.spawn("reconnect", self._reconnect)
         elif new is Phase.ENDING:
             reason = self.lifecycle.reason or EndReason.HANGUP
             self.bus.emit("hangup", reason=reason.value)
-            self._spawn("goodbye", self._goodbye)
+            self.spawn("goodbye", self._goodbye)
         elif new is Phase.ENDED:
-            self._ended.set()
+            self.ended.set()
             outcome = self.lifecycle.outcome
             if outcome is not None and outcome.error is not None:
                 self._report_error(outcome.error)
@@ -251,14 +252,6 @@ class Call:
             connect_timeout_s=self.options.connect_timeout_s,
         ).run()
 
-    def _start_media(self) -> None:
-        # Both clocks start when the call goes live, so the recording's two tracks share
-        # a time origin and no pre-call microphone audio is sent.
-        self.player.start()
-        self.source.start()
-        self._spawn("uplink", self._uplink_loop)
-        self._spawn("observer", self._observe_loop)
-
     def _goodbye(self) -> None:
         try:
             self.driver.hang_up()
@@ -270,7 +263,7 @@ class Call:
             self.lifecycle.end(EndReason.HANGUP)
 
     # -- intents ---------------------------------------------------------------------
-    def _apply(self, intent: it.Intent) -> None:
+    def apply(self, intent: it.Intent) -> None:
         lc = self.lifecycle
         if isinstance(intent, it.AgentActive):
             self.timers.agent_active(intent.at)
@@ -286,7 +279,7 @@ class Call:
             lc.hang_up(intent.reason)
 
     # -- threads ---------------------------------------------------------------------
-    def _spawn(self, name: str, target: Callable[[], None]) -> threading.Thread:
+    def spawn(self, name: str, target: Callable[[], None]) -> threading.Thread:
         t = threading.Thread(target=self._guard, args=(target,), name=f"aivoco-{name}")
         t.daemon = True
         self._threads.append(t)
@@ -304,54 +297,27 @@ class Call:
             internal = AivocoError(f"internal error: {type(exc).__name__}: {exc}")
             self.lifecycle.end(EndReason.ERROR, internal)
 
+    def job_failed(self, exc: BaseException) -> None:
+        """A clock job (uplink, observer) raised: the same as a call thread raising."""
+
+        def reraise() -> None:
+            raise exc
+
+        self._guard(reraise)
+
     def _event_loop(self) -> None:
         # After close() closed the driver, keep going until the queue is empty, so
-        # every event the server sent is accounted for in records and the summary.
+        # every event the server sent is accounted for in records and the summary;
+        # close() wakes this thread (no polling while idle).
         while True:
-            item = self.events.get(timeout=0.05)
+            item = self.events.get(None)
             if item is not None and self.driver.is_stale(item):
                 log.info("ignored %s from a connection already replaced", type(item.event).__name__)
             elif item is not None:
                 for intent in self.downlink.handle(item):
-                    self._apply(intent)
+                    self.apply(intent)
             elif self._closing.is_set():
                 return
-
-    def _uplink_loop(self) -> None:
-        Uplink(
-            self.source,
-            self.driver,
-            self.lifecycle,
-            state=self.state,
-            bus=self.bus,
-            turns=self.turns,
-            recorder=self.recorder,
-            frame_ms=self.options.chunk_ms,
-            input_finished=self.timers.input_finished,
-            echo=self.echo,
-        ).run()
-
-    def _observe_loop(self) -> None:
-        observer = self._observer()
-        while not self._ended.wait(OBSERVE_PERIOD_S):
-            for intent in observer.tick(time.monotonic()):
-                self._apply(intent)
-        # What played until the end, and nothing after: closing can take seconds on a
-        # loaded machine, and the recording covers the call, not its release.
-        observer.drain_played()
-
-    def _observer(self) -> Observer:
-        return Observer(
-            self.player,
-            self.driver,
-            self.lifecycle,
-            state=self.state,
-            bus=self.bus,
-            recorder=self.recorder,
-            timers=self.timers,
-            connection=lambda: self.driver.generation,
-            heard=self.downlink.heard,
-        )
 
     # -- files and the end -------------------------------------------------------------
     def _open_files(self) -> None:
@@ -364,15 +330,12 @@ class Call:
         try:
             self.driver.close()
         finally:
-            self.source.close()
+            self.events.wake()
+            self.media.halt()
             for t in self._threads:
                 if t is not threading.current_thread():
                     t.join(timeout=_JOIN_S)
-            self.player.close()
-            observer = self._observer()
-            if self.recorder is not None:
-                self.recorder.close()
-        observer.publish_stats()
+            self.media.finish()
         self.downlink.heard(final=True)  # every answered turn gets its record
         outcome = self.lifecycle.outcome
         assert outcome is not None  # close() ended the call first

@@ -147,6 +147,7 @@ class EchoControl:
         self.trace: list[FrameTrace] | None = None  # set to a list to record every frame
         self._processed_dbfs = 0.0
         self._open_until = -1e9  # after a local barge-in the gate opens for the tail
+        self._published: EchoView | None = None
 
     def announce(self) -> None:
         """Say which mode is in force (once the call's records have their files)."""
@@ -163,6 +164,8 @@ class EchoControl:
         """The frame to send upstream instead of `frame` (same length and rate): echo
         removed or gated, silence while muted or push-to-talk is idle. The canceller
         runs on every frame, muted or not, so it stays converged."""
+        if self.mode is EchoMode.OFF and self.setup.processor is None:
+            return self._off(frame, now)
         mic_live = self.mic_live()
         t = frame.captured_at_s if frame.captured_at_s is not None else now - self.frame_s
         near = frame.mono_samples()
@@ -204,6 +207,25 @@ class EchoControl:
             out = np.zeros_like(near)
         self._publish(now - self._acted_at < SUPPRESSING_HOLD_S)
         return AudioChunk(out, frame.sample_rate_hz, captured_at_s=frame.captured_at_s)
+
+    def _off(self, frame: AudioChunk, now: float) -> AudioChunk:
+        """No echo path (files, headphones): nothing to estimate, so the far end is not
+        read at all. The frame goes up as it is (the same object: no copy) unless the
+        microphone is muted; a user talking while the agent is heard still feeds the
+        local barge-in, with the agent's audibility taken from the played audio's meter
+        (the observer's, every 20 ms: enough for a 100 ms onset)."""
+        mic_live = self.mic_live()
+        barge = self.barge_in
+        if barge is not None:
+            over = self.state.agent_audible() and _dbfs(frame.mono_samples()) > (
+                self.settings.speech_floor_dbfs
+            )
+            barge.feed(over and mic_live, 1000 * self.frame_s, now)
+            self._publish(False)
+        if mic_live:
+            return frame
+        silent = np.zeros_like(frame.mono_samples())
+        return AudioChunk(silent, frame.sample_rate_hz, captured_at_s=frame.captured_at_s)
 
     def _cancel(
         self, near: np.ndarray, near_f: Float32Array, t: float, est: EchoEstimate, now: float
@@ -247,15 +269,16 @@ class EchoControl:
 
     def _publish(self, suppressing: bool) -> None:
         erle = self.erle.erle_db if self.mode is EchoMode.AEC else None
-        self.state.set_echo(
-            EchoView(
-                mode=self.mode.value,
-                note=self.setup.note,
-                suppressing=suppressing,
-                erle_db=None if erle is None else min(erle, 60.0),
-                barge_ins=0 if self.barge_in is None else self.barge_in.count,
-            )
+        view = EchoView(
+            mode=self.mode.value,
+            note=self.setup.note,
+            suppressing=suppressing,
+            erle_db=None if erle is None else min(erle, 60.0),
+            barge_ins=0 if self.barge_in is None else self.barge_in.count,
         )
+        if view != self._published:  # 50 frames a second; the view changes rarely
+            self._published = view
+            self.state.set_echo(view)
 
 
 def echo_for_call(

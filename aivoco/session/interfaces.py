@@ -7,7 +7,7 @@ without sharing a base class.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from aivoco.audio.chunk import AudioChunk
 from aivoco.audio.playout import PlayerStats
@@ -38,6 +38,17 @@ class MarkToken(NamedTuple):
 
     origin: int
     name: str
+
+
+@runtime_checkable
+class TimedSource(Source, Protocol):
+    """A source whose frames are due at set times (a file, a script): the process's
+    shared clock asks for them, instead of a thread per call waiting on each one."""
+
+    def due(self, now: float) -> list[AudioChunk]: ...
+
+    def next_due(self) -> float | None:
+        """When the next frame is due (time.monotonic()); None before the first."""
 
 
 class PlayerLike(Protocol):

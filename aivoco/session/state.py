@@ -280,6 +280,11 @@ class CallState:
         with self._lock:
             self._m.controls = controls
 
+    def agent_audible(self) -> bool:
+        """The agent was heard in the last played block (the observer's meter)."""
+        with self._lock:
+            return self._m.agent_speaking
+
     def set_echo(self, echo: EchoView) -> None:
         with self._lock:
             self._m.echo = echo

@@ -15,7 +15,7 @@ from aivoco.audio.chunk import AudioChunk
 from aivoco.audio.levels import HAS_AUDIO_PEAK_THRESHOLD, peak, to_dbfs
 from aivoco.session.echo import EchoControl
 from aivoco.session.files import StereoRecorder
-from aivoco.session.interfaces import Source
+from aivoco.session.interfaces import Source, TimedSource
 from aivoco.session.lifecycle import Lifecycle, Op
 from aivoco.session.records import RecordBus
 from aivoco.session.state import CallState
@@ -56,8 +56,6 @@ class Uplink:
 
         While the call reconnects, frames are still taken (the microphone does not stop)
         and recorded, but not sent: the recording keeps the call's timeline."""
-        if self.echo is not None:
-            self.echo.announce()
         frames: Iterable[AudioChunk] = self.source
         for frame in frames:
             if self.lifecycle.permits(Op.SEND_AUDIO):
@@ -67,11 +65,33 @@ class Uplink:
             else:
                 return
 
-    def send(self, frame: AudioChunk, now: float, transmit: bool = True) -> None:
-        heard = peak(frame)  # the meter shows what the microphone hears, even when muted
+    def begin(self) -> None:
+        """Before the first frame: say which echo mode is in force."""
         if self.echo is not None:
-            frame = self.echo.process(frame, now)
-        level = peak(frame)
+            self.echo.announce()
+
+    def tick(self, now: float) -> bool | float:
+        """A timed source's frames due at `now` (the shared clock's job). Returns when
+        the next frame is due, or False once the call takes no more audio."""
+        source = self.source
+        assert isinstance(source, TimedSource)
+        for frame in source.due(now):
+            if self.lifecycle.permits(Op.SEND_AUDIO):
+                self.send(frame, now)
+            elif self.lifecycle.permits(Op.KEEP_MEDIA):
+                self.send(frame, now, transmit=False)
+            else:
+                return False
+        if not (self.lifecycle.permits(Op.SEND_AUDIO) or self.lifecycle.permits(Op.KEEP_MEDIA)):
+            return False
+        return source.next_due() or now + self.frame_s
+
+    def send(self, frame: AudioChunk, now: float, transmit: bool = True) -> None:
+        heard = level = peak(frame)  # the meter shows what the mic hears, even when muted
+        if self.echo is not None:
+            sent = self.echo.process(frame, now)
+            if sent is not frame:  # gated, cleaned or muted: its own level
+                frame, level = sent, peak(sent)
         voiced = level > HAS_AUDIO_PEAK_THRESHOLD  # has_audio(), without a second pass
         self.state.set_levels(mic_dbfs=to_dbfs(heard), user_speaking=self.turns.user_speaking)
         end = self.turns.on_user_frame(voiced, frame.frames, frame.sample_rate_hz, now)

@@ -1,10 +1,11 @@
-"""Small renderables for the live call view; each is a pure function of a snapshot.
+"""The live call view's parts; each is a pure function of a snapshot.
 
-`call_view(snap, width, height)` fits the terminal it is given: the status line and the
-newest transcript lines always show; the meters, the figures and the input/output line
-give way, in that order from last to first, when the terminal is short. Transcript
-entries wrap with a hanging indent under their text, and the newest line is always the
-bottom line. Figures have fixed widths, so values do not shift sideways as they change.
+aivoco/ui/frame.py puts them together so the view fits the terminal (`call_view(snap,
+width, height)` prints it): the status line and the newest transcript lines always show;
+the meters, the figures and the input/output line give way when the terminal is short.
+Transcript entries wrap with a hanging indent under their text, and the newest line is
+always the bottom line. Figures have fixed widths, so values do not shift sideways as
+they change. The panels are drawn as lines (aivoco/ui/boxes.py), not laid out by Rich.
 
 Text from the network is drawn through `terminal_safe` and only ever as `Text` objects,
 never parsed as Rich markup, so `[bold]` or an ESC sequence from a peer is shown as is.
@@ -12,9 +13,10 @@ never parsed as Rich markup, so `[bold]` or an ESC sequence from a peer is shown
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from rich.cells import cell_len, chop_cells
-from rich.console import Group, RenderableType
-from rich.panel import Panel
+from rich.console import RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -24,6 +26,7 @@ from aivoco.session.lifecycle import Phase
 from aivoco.session.state import Entry, Snapshot
 from aivoco.session.summary import CallSummary
 from aivoco.text import terminal_safe
+from aivoco.ui.boxes import Box, Figures
 
 METER_FLOOR_DBFS = -60.0
 DEFAULT_SIZE = (100, 40)  # when rendered outside a terminal (tests, a log)
@@ -109,8 +112,10 @@ def wrap_cells(text: str, width: int) -> list[str]:
     return lines
 
 
-def entry_lines(e: Entry, width: int) -> list[Text]:
-    """One transcript entry as lines of `width` cells, continuation lines indented."""
+@lru_cache(maxsize=1024)
+def entry_lines(e: Entry, width: int) -> tuple[Text, ...]:
+    """One transcript entry as lines of `width` cells, continuation lines indented.
+    Cached: entries never change, and the view draws the same ones many times."""
     head = Text(no_wrap=True)
     head.append(f"[{clock(e.t_s)}] ", style="dim")
     head.append(f"{e.kind:<8} ", style=_KIND_STYLE.get(e.kind, ""))
@@ -118,12 +123,12 @@ def entry_lines(e: Entry, width: int) -> list[Text]:
     body = wrap_cells(terminal_safe(e.text), width - _PREFIX_CELLS)
     lines = [head + Text(body[0], style=style)]
     lines.extend(Text(" " * _PREFIX_CELLS + part, style=style, no_wrap=True) for part in body[1:])
-    return lines
+    return tuple(lines)
 
 
 def transcript_panel(
     entries: tuple[Entry, ...], max_lines: int = 12, width: int = DEFAULT_SIZE[0]
-) -> Panel:
+) -> Box:
     """The newest `max_lines` lines of the transcript (bottom-anchored)."""
     inner = max(_PREFIX_CELLS + 8, width - 4)
     shown: list[Text] = []
@@ -134,27 +139,22 @@ def transcript_panel(
     shown = shown[-max_lines:] if max_lines > 0 else []
     if not shown:
         shown = [Text("(nothing yet)", style="dim")]
-    body = Text("\n").join(shown)
-    body.no_wrap, body.overflow = True, "ellipsis"  # lines are pre-wrapped to fit
-    return Panel(body, title="transcript", title_align="left", height=max_lines + 2)
+    return Box(shown, "transcript", height=max_lines + 2)  # lines are pre-wrapped to fit
 
 
 def _num(value: float | None, digits: int = 2) -> str:
     return "—" if value is None else f"{value:,.{digits}f}"
 
 
-def _grid(label_cells: int) -> Table:
-    table = Table.grid(padding=(0, 1), expand=True)
-    table.add_column(style="dim", min_width=label_cells, no_wrap=True)
-    table.add_column(justify="right", no_wrap=True, overflow="ellipsis")
-    return table
+def _grid(label_cells: int) -> Figures:
+    return Figures(label_cells)
 
 
-def credits_panel(snap: Snapshot) -> Panel:
+def credits_panel(snap: Snapshot) -> Box:
     table = _grid(16)
     if not snap.has_credits:
         table.add_row("agent calls", "not billed here")
-        return Panel(table, title="credits", title_align="left", height=_SIDE_ROWS + 2)
+        return Box(table, "credits", height=_SIDE_ROWS + 2)
     c = snap.credits
     used, remaining = c.estimate(snap.elapsed_s)
     final = c.final_used is not None
@@ -163,14 +163,14 @@ def credits_panel(snap: Snapshot) -> Panel:
     table.add_row("used" if final else "used (est.)", _num(used, 3))
     table.add_row("remaining" if final else "remaining (est.)", _num(remaining, 3))
     title = "credits (final)" if final else "credits"
-    return Panel(table, title=title, title_align="left", height=_SIDE_ROWS + 2)
+    return Box(table, title, height=_SIDE_ROWS + 2)
 
 
 def _ms(value: float | None) -> str:
     return "—" if value is None else f"{value:.0f} ms"
 
 
-def stats_panel(snap: Snapshot) -> Panel:
+def stats_panel(snap: Snapshot) -> Box:
     table = _grid(9)
     heard = snap.first_sound_last_ms
     last = _ms(snap.latency_last_ms) + (f", heard {heard:.0f}" if heard is not None else "")
@@ -188,7 +188,7 @@ def stats_panel(snap: Snapshot) -> Panel:
     issues = Text(str(snap.protocol_issues), style="red" if snap.protocol_issues else "")
     table.add_row("protocol errors", issues)
     title = f"call ({n.transport})" if n is not None and n.transport else "call"
-    return Panel(table, title=title, title_align="left", height=_SIDE_ROWS + 2)
+    return Box(table, title, height=_SIDE_ROWS + 2)
 
 
 # -- microphone, echo and keys (docs/echo.md) --------------------------------------------
@@ -232,8 +232,8 @@ def echo_badge(snap: Snapshot) -> Text:
 
 def controls_line(snap: Snapshot) -> Text:
     """One line: microphone, echo control, volume, and the keys hint."""
-    text = mic_badge(snap)
-    text.no_wrap, text.overflow = True, "ellipsis"
+    text = Text(no_wrap=True, overflow="ellipsis")
+    text.append_text(mic_badge(snap))  # its style, not the line's (the rest is not green)
     text.append("  ")
     text.append_text(echo_badge(snap))
     text.append(f"  vol {snap.controls.volume_percent}%")
@@ -270,43 +270,11 @@ def call_view(
     width: int = DEFAULT_SIZE[0],
     height: int = DEFAULT_SIZE[1],
 ) -> RenderableType:
-    """The whole view in at most `height - 1` lines of `width` cells (the last line of
-    a terminal is left free, so drawing never scrolls it)."""
-    rows = max(MIN_TRANSCRIPT_LINES + 3, height - 1)
-    bar = max(10, min(30, width - 20))
-    meters = [
-        meter("you", snap.mic_dbfs, bar, active=snap.user_speaking),
-        meter("agent", snap.agent_dbfs, bar, active=snap.agent_speaking),
-    ]
-    io = Text(
-        terminal_safe(f"in: {snap.input_label}   out: {snap.output_label}"),
-        style="dim",
-        no_wrap=True,
-        overflow="ellipsis",
-    )
-    side = Table.grid(expand=True, padding=(0, 1))
-    side.add_column(ratio=1)
-    side.add_column(ratio=1)
-    side.add_row(credits_panel(snap), stats_panel(snap))
-    # (renderable, lines it takes), most important first; dropped from the end.
-    optional: list[tuple[RenderableType, int]] = [(io, 1), (Group(*meters), 2)]
-    optional.append((side, _SIDE_ROWS + 2) if width >= 60 else (_figures_line(snap), 1))
-    # mic, echo and volume always show (a muted microphone must never scroll away)
-    controls: list[RenderableType] = [controls_line(snap)]
-    if snap.controls.show_help and snap.controls.keys:
-        controls.append(keys_help())
-    fixed = 1 + len(controls) + 2  # status line, controls, transcript borders
-    while optional and rows - fixed - sum(n for _, n in optional) < MIN_TRANSCRIPT_LINES:
-        dropped = optional.pop()
-        if dropped[1] == _SIDE_ROWS + 2:  # the panels give way to their one-line form
-            optional.append((_figures_line(snap), 1))
-    lines = rows - fixed - sum(n for _, n in optional)
-    shown = [r for r, _ in optional]
-    head = shown[:1] if shown[:1] == [io] else []  # the in/out line stays under the header
-    parts: list[RenderableType] = [status_line(snap, width), *head, *controls]
-    parts.extend(shown[len(head) :])
-    parts.append(transcript_panel(snap.transcript, lines, width))
-    return Group(*parts)
+    """The whole view (aivoco/ui/frame.py puts these widgets together) as a renderable,
+    drawn no wider than the console it is printed on."""
+    from aivoco.ui.frame import CallView  # frame.py imports this module
+
+    return CallView(snap, width, height)
 
 
 def _kb(n: int) -> str:

@@ -12,6 +12,7 @@ handlers on their own threads, and handlers only decode and enqueue.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
@@ -174,6 +175,7 @@ class EventSink(Protocol):
 
 
 EVENT_QUEUE_LIMIT = 4096
+_WAKE = Notice("(wake-up)")  # put by EventQueue.wake(); get() turns it into None
 
 
 class EventQueue:
@@ -206,8 +208,16 @@ class EventQueue:
         with self._lock:
             self.dropped += 1
 
-    def get(self, timeout: float) -> Timed | None:
+    def get(self, timeout: float | None) -> Timed | None:
+        """The next event; None after `timeout` (None: wait for one) or after `wake()`."""
         try:
-            return self._q.get(timeout=timeout)
+            item = self._q.get(timeout=timeout)
         except queue.Empty:
             return None
+        return None if item.event is _WAKE else item
+
+    def wake(self) -> None:
+        """Make a waiting `get()` return None (the consumer then checks why), so the
+        consumer can block without a timeout and never wakes up for nothing."""
+        with contextlib.suppress(queue.Full):  # a full queue wakes its consumer anyway
+            self._q.put_nowait(Timed(time.monotonic(), _WAKE))

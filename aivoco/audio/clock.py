@@ -1,0 +1,193 @@
+"""One clock thread for every paced part of the process: file sources, virtual
+speakers, call observers.
+
+Each of these used to sleep on a thread of its own: a file source woke 50 times a
+second, a virtual speaker 100, an observer 50. One call could afford that; fifty calls
+in one process (`aivoco test --concurrency`) meant thousands of wake-ups a second and a
+few hundred threads queueing for the GIL, and frames went out late. Here one thread
+wakes when the earliest job is due and runs every job whose time has come.
+
+A job is paced by its own `Schedule` (audio time: item k is due at start + k x period)
+and works out from it how much is due, so a late wake-up catches up instead of
+drifting. Jobs must be short and must not block: they run one after another on the
+clock's thread. The thread starts with the first job and ends when the last one is
+cancelled, so an idle process has no clock waking it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
+
+log = logging.getLogger("aivoco.audio")
+
+# A job returns False when it is done (it is then removed), a time (time.monotonic())
+# to run next exactly then (when its next item is due), or None/True for a period on.
+Job = Callable[[float], "bool | float | None"]
+ErrorHandler = Callable[[BaseException], None]
+
+
+class Schedule:
+    """Item k is due at start + k x period_s (k from 0; the start is the first call).
+
+    A schedule starved for over `max_gap_s` (a suspended process, a loaded machine)
+    either skips the missed items and counts the time (`skipped_s`: a recording puts
+    that much silence on the timeline), so a sender does not burst a backlog onto the
+    wire, or, with `catch_up` (a virtual speaker, which like a real one never pauses),
+    makes them all due at once."""
+
+    def __init__(self, period_s: float, catch_up: bool = False, max_gap_s: float = 1.0) -> None:
+        self.period_s = period_s
+        self.catch_up = catch_up
+        self.max_gap_s = max_gap_s
+        self.skipped_s = 0.0
+        self.start: float | None = None
+        self.taken = 0  # items released so far
+
+    def due(self, now: float) -> int:
+        """How many items are due at `now` that were not released yet (and take them)."""
+        if self.start is None:
+            self.start = now
+        reached = math.floor((now - self.start) / self.period_s + 1e-9) + 1
+        behind = reached - self.taken
+        if not self.catch_up and behind * self.period_s > self.max_gap_s:
+            skipped = behind - 1  # the newest one goes out now; the rest are skipped
+            self.skipped_s += skipped * self.period_s
+            self.start += skipped * self.period_s
+            reached -= skipped
+        count = max(0, reached - self.taken)
+        self.taken += count
+        return count
+
+    def next_due(self) -> float | None:
+        if self.start is None:
+            return None
+        return self.start + self.taken * self.period_s
+
+
+def paced(
+    due: Callable[[float], list[T]], schedule: Schedule, done: Callable[[], bool]
+) -> Iterator[T]:
+    """A timed source as an iterator that sleeps until each item is due (for a thread of
+    its own; the shared clock calls `due` instead)."""
+    while not done():
+        items = due(time.monotonic())
+        if items:
+            yield from items
+            continue
+        after = schedule.next_due()
+        if after is not None:
+            time.sleep(max(0.0, after - time.monotonic()))
+
+
+class _Entry:
+    def __init__(self, job: Job, period_s: float, on_error: ErrorHandler, first: float) -> None:
+        self.job = job
+        self.period_s = period_s
+        self.on_error = on_error
+        self.next = first
+        self.cancelled = False
+
+
+class ClockHandle:
+    def __init__(self, clock: Clock, entry: _Entry) -> None:
+        self._clock = clock
+        self._entry = entry
+
+    def cancel(self) -> None:
+        """Stop the job; once this returns it is not running and will not run again
+        (unless called from the job itself, which then simply is not run again)."""
+        self._clock._cancel(self._entry)
+
+
+class Clock:
+    def __init__(self, name: str = "aivoco-clock") -> None:
+        self.name = name
+        self._cond = threading.Condition()
+        self._entries: list[_Entry] = []
+        self._thread: threading.Thread | None = None
+        self._running: _Entry | None = None
+
+    def every(self, period_s: float, job: Job, on_error: ErrorHandler) -> ClockHandle:
+        """Run `job(now)` every `period_s`, the first time at once."""
+        entry = _Entry(job, period_s, on_error, time.monotonic())
+        with self._cond:
+            self._entries.append(entry)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+        return ClockHandle(self, entry)
+
+    def _cancel(self, entry: _Entry) -> None:
+        with self._cond:
+            entry.cancelled = True
+            if entry in self._entries:
+                self._entries.remove(entry)
+            on_clock = threading.current_thread() is self._thread
+            while self._running is entry and not on_clock:
+                self._cond.wait()
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                if not self._entries:
+                    self._thread = None
+                    return
+                now = time.monotonic()
+                soonest = min(e.next for e in self._entries)
+                if soonest > now:
+                    self._cond.wait(soonest - now)
+                    continue
+                due = [e for e in self._entries if e.next <= now]
+            for entry in due:
+                self._run_one(entry, now)
+
+    def _run_one(self, entry: _Entry, now: float) -> None:
+        with self._cond:
+            if entry.cancelled:
+                return
+            self._running = entry
+        keep: bool | float | None = True
+        try:
+            keep = entry.job(time.monotonic())
+        except BaseException as exc:  # reported to the job's owner, never lost
+            keep = False
+            try:
+                entry.on_error(exc)
+            except Exception:
+                log.exception("a clock job's error handler failed")
+        with self._cond:
+            self._running = None
+            if isinstance(keep, float):  # the job knows when its next item is due
+                entry.next = keep
+            else:
+                # Jobs keep their own time (a Schedule), so a late run is not repeated:
+                # the next one is a period after this one.
+                entry.next += entry.period_s
+                if entry.next <= now:
+                    entry.next = now + entry.period_s
+            if keep is False and entry in self._entries:
+                entry.cancelled = True
+                self._entries.remove(entry)
+            self._cond.notify_all()
+
+
+_shared: Clock | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_clock() -> Clock:
+    """The process's clock: every call in the process shares its thread."""
+    global _shared  # noqa: PLW0603 - one per process, created on first use
+    with _shared_lock:
+        if _shared is None:
+            _shared = Clock()
+        return _shared
