@@ -39,6 +39,7 @@ from aivoco.audio.chunk import AudioChunk
 from aivoco.audio.devices import DeviceInfo, list_devices, resolve_device
 from aivoco.audio.engine import DevicePlayer, MicCapture
 from aivoco.audio.levels import peak
+from aivoco.audio.streams import OUTPUT_STEPS
 from aivoco.errors import DeviceError
 
 pytestmark = pytest.mark.device
@@ -108,6 +109,20 @@ def test_aivoco_devices_command_lists_pulse(pulse: PulseServer) -> None:
     assert "input, output" in table.stdout  # the default marks
 
 
+def test_aivoco_devices_latency_opens_each_output_as_a_call_would(pulse: PulseServer) -> None:
+    out = run_cli("devices", "--json", "--latency", env=cli_env(**pulse.env))
+    assert out.returncode == 0, out.stderr
+    by_name = {d["name"]: d for d in json.loads(out.stdout)}
+    probe = by_name["pulse"]["output_latency"]
+    assert probe["problem"] is None
+    assert probe["rate_hz"] == 24000
+    assert probe["asked_ms"] in [s.latency_ms for s in OUTPUT_STEPS]
+    assert 0 < probe["measured_ms"] < 1000
+    table = run_cli("devices", "--latency", env=cli_env(**pulse.env))
+    assert table.returncode == 0, table.stderr
+    assert "out latency" in table.stdout and f"({probe['asked_ms']})" in table.stdout
+
+
 def test_resolve_device_by_index_name_and_default(pulse: PulseServer) -> None:
     pulse_dev = device_named("pulse")
     default_dev = device_named("default")
@@ -140,6 +155,9 @@ def test_mic_capture_hears_a_1khz_tone(
     soundfile.write(str(tone_path), sine(1000, 48000, 15.0, AMPLITUDE), 48000, subtype="PCM_16")
     mic = MicCapture(device, rate, 20)
     assert mic.frame_frames == rate // 50
+    # The pulse plugin takes any rate: the stream opens at the call's, and the sound
+    # server converts (docs/devices.md#rates).
+    assert mic.device_rate_hz == rate and not mic.resampling
     frames: list[AudioChunk] = []
     loud = 0
     mic.start()
@@ -187,8 +205,11 @@ def test_device_player_plays_a_440hz_tone(pulse: PulseServer, tmp_path: Path) ->
         # A long pre-fill, so that how fast this thread queues the tone (it may be
         # descheduled on a busy machine) cannot starve the device: this test is about the
         # device path; the jitter policy has its own tests.
-        player: DevicePlayer[str] = DevicePlayer("pulse", prefill_ms=300)
+        player: DevicePlayer[str] = DevicePlayer("pulse", prefill_ms=300, rate_hz=24000)
         try:
+            assert player.clock_rate_hz == 24000  # the call's rate (docs/devices.md#rates)
+            assert player.wait_settled(DEADLINE_S), "the output latency ladder did not settle"
+            assert player.output_latency_ms is not None and player.output_latency_ms > 0
             player.start()
             # As in a call: the speaker is already running (playing silence) when the
             # agent's audio arrives, in a burst of 20 ms chunks.
@@ -197,6 +218,8 @@ def test_device_player_plays_a_440hz_tone(pulse: PulseServer, tmp_path: Path) ->
                 time.sleep(0.02)
             taps.append(tap)
             tone = sine_chunk(440, 24000, seconds, AMPLITUDE)
+            player.cue_heard(1)
+            queued_at = time.monotonic()
             for i in range(0, tone.frames, 480):
                 player.play(AudioChunk(tone.samples[i : i + 480].copy(), 24000))
             player.add_marker("end")
@@ -208,11 +231,18 @@ def test_device_player_plays_a_440hz_tone(pulse: PulseServer, tmp_path: Path) ->
             time.sleep(0.5)  # the tail still travels through PulseAudio to parec
             taps.append(player.take_played())
             stats = player.stats()
+            cues = player.pop_heard()
         finally:
             player.close()
     finally:
         stop_client(rec)
     assert reached == ["end"], f"the tone was not played within {DEADLINE_S} s"
+    # The first sound is heard at its block's DAC time (docs/devices.md#heard): after
+    # it was queued, and before the tone's last sample (1.5 s later) was played.
+    [(key, heard_at)] = cues
+    assert key == 1 and heard_at is not None
+    assert queued_at < heard_at < time.monotonic() - seconds
+    assert stats.output_latency_ms == player.output_latency_ms
     # The resampler holds back a few ms of the stream until more audio (or a flush) comes.
     assert stats.jitter.played_ms == pytest.approx(seconds * 1000, abs=10)
     assert stats.jitter.underruns == 0

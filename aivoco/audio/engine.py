@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from time import monotonic
 from typing import Any, TypeVar
 
@@ -314,3 +315,36 @@ class DevicePlayer(Player[T]):
             self._stream.close()
         except self._sd.PortAudioError:
             pass
+
+
+PROBE_RATE_HZ = 24_000  # sts's downlink rate: what a call's output stream opens at
+PROBE_TIMEOUT_S = 10.0  # every step of the ladder failing takes about 5 x 1.5 s
+
+
+@dataclass(frozen=True)
+class OutputProbe:
+    """What `aivoco devices --latency` found for one output device."""
+
+    asked_ms: int | None = None  # the ladder's step (the latency asked of PortAudio)
+    measured_ms: float | None = None  # DAC time - now, median of clean callbacks
+    rate_hz: int | None = None  # the rate the stream opened at
+    problem: str | None = None  # why there is no figure
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def probe_output(device: int) -> OutputProbe:
+    """Open the device as a call would (silence only), let the ladder settle, report."""
+    try:
+        player: DevicePlayer[None] = DevicePlayer(device, rate_hz=PROBE_RATE_HZ)
+    except AivocoError as exc:
+        return OutputProbe(problem=str(exc))
+    try:
+        if not player.wait_settled(PROBE_TIMEOUT_S):
+            return OutputProbe(problem=f"did not settle in {PROBE_TIMEOUT_S:g} s")
+        return OutputProbe(
+            player.output_step.latency_ms, player.output_latency_ms, player.clock_rate_hz
+        )
+    finally:
+        player.close()

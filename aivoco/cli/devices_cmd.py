@@ -14,6 +14,7 @@ if TYPE_CHECKING:  # imported when the command runs: `aivoco --help` stays light
     from rich.table import Table
 
     from aivoco.audio.devices import DeviceInfo
+    from aivoco.audio.engine import OutputProbe
 
 
 NO_DEVICES = (
@@ -26,7 +27,14 @@ NO_DEVICES = (
 )
 
 
-def devices_table(devices: list[DeviceInfo]) -> Table:
+def probe_text(probe: OutputProbe) -> str:
+    if probe.problem is not None:
+        return "-"
+    measured = "?" if probe.measured_ms is None else f"{probe.measured_ms:.0f}"
+    return f"{measured} ms ({probe.asked_ms})"
+
+
+def devices_table(devices: list[DeviceInfo], probes: dict[int, OutputProbe]) -> Table:
     from rich.table import Table
 
     table = Table(title="Audio devices", title_justify="left")
@@ -37,6 +45,8 @@ def devices_table(devices: list[DeviceInfo]) -> Table:
     table.add_column("out", justify="right")
     table.add_column("default rate", justify="right")
     table.add_column("default")
+    if probes:
+        table.add_column("out latency (asked)", justify="right")
     for d in devices:
         marks = [m for m, on in (("input", d.default_input), ("output", d.default_output)) if on]
         table.add_row(
@@ -47,19 +57,38 @@ def devices_table(devices: list[DeviceInfo]) -> Table:
             str(d.max_output_channels),
             f"{d.default_samplerate_hz} Hz",
             ", ".join(marks),
+            *([probe_text(probes[d.index])] if d.index in probes else [""] if probes else []),
         )
     return table
+
+
+def probe_outputs(devices: list[DeviceInfo]) -> dict[int, OutputProbe]:
+    """Each output device opened in turn as a call opens it (it plays silence until the
+    latency ladder settles, about 0.3 s for a clean device): docs/devices.md#latency."""
+    from aivoco.audio.engine import probe_output
+
+    return {d.index: probe_output(d.index) for d in devices if d.max_output_channels > 0}
 
 
 def devices(
     as_json: Annotated[
         bool, typer.Option("--json", metavar="", help="Print the devices as a JSON list.")
     ] = False,
+    latency: Annotated[
+        bool,
+        typer.Option(
+            "--latency",
+            metavar="",
+            help="Open each output device as a call would and show the output latency "
+            "it settles on (measured, and the step asked of PortAudio).",
+        ),
+    ] = False,
 ) -> None:
     """List audio input and output devices (select them by index or name).
 
     Examples:
       aivoco devices
+      aivoco devices --latency
       aivoco sts --input-device 3 --output-device pulse
     """
 
@@ -68,14 +97,19 @@ def devices(
         from aivoco.ui.console import make_console
 
         found = list_devices()
+        probes = probe_outputs(found) if latency else {}
         if as_json:
             # For scripts "none" is an answer: the list, with the hint on stderr.
-            typer.echo(json.dumps([d.as_dict() for d in found], indent=2))
+            rows = [d.as_dict() for d in found]
+            for row in rows:
+                if row["index"] in probes:
+                    row["output_latency"] = probes[row["index"]].as_dict()
+            typer.echo(json.dumps(rows, indent=2))
             if not found:
                 typer.echo(f"aivoco: warning: {NO_DEVICES}", err=True)
             return
         if not found:
             raise DeviceError(NO_DEVICES)
-        make_console().print(devices_table(found))
+        make_console().print(devices_table(found, probes))
 
     guarded(body)

@@ -63,7 +63,9 @@ class Downlink:
         self.bad_in_a_row = 0
         self.barge_in = barge_in  # sts: drops the rest of a reply the user talked over
         # Answered turns waiting for their first sound: cue key -> (arrival, latency ms).
+        # Filled on the event thread, emptied on the clock's (the observer's tick).
         self._unheard: dict[int, tuple[float, float]] = {}
+        self._unheard_lock = threading.Lock()
         self._cues = 0
 
     def handle(self, item: ev.Timed) -> Intents:
@@ -93,7 +95,8 @@ class Downlink:
         if latency is not None:
             self.state.add_latency(latency)
             self._cues += 1
-            self._unheard[self._cues] = (at, latency)
+            with self._unheard_lock:
+                self._unheard[self._cues] = (at, latency)
             self.player.cue_heard(self._cues)  # the turn record waits for its first sound
         self.player.play(e.chunk)
 
@@ -104,11 +107,14 @@ class Downlink:
         for key, heard_at in self.player.pop_heard():
             self._turn_heard(key, heard_at)
         if final:
-            for key in list(self._unheard):
+            with self._unheard_lock:
+                left = sorted(self._unheard)
+            for key in left:
                 self._turn_heard(key, None)
 
     def _turn_heard(self, key: int, heard_at: float | None) -> None:
-        found = self._unheard.pop(key, None)
+        with self._unheard_lock:
+            found = self._unheard.pop(key, None)
         if found is None:
             return
         arrived_at, latency = found

@@ -1,0 +1,126 @@
+"""The output latency ladder (pure: fed with counters) and the jitter buffer's cues (when
+a reply's first sound is heard). The ladder on real devices: tests/test_device_audio.py.
+
+A rate of 1000 Hz makes one frame one millisecond, so the numbers below read as ms.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from aivoco.audio.jitter import JitterBuffer
+from aivoco.audio.streams import OUTPUT_STEPS, Ladder, OutputStep, Verdict, capture_block_ms
+
+RATE = 1000
+STEPS = (OutputStep(20, 10), OutputStep(40, 20), OutputStep(100, 10))
+
+
+def ladder() -> Ladder:
+    lad = Ladder(STEPS, settle_ms=250, step_deadline_s=1.5, open_deadline_s=4.0)
+    lad.opened(0.0, 0.0, 0)
+    return lad
+
+
+# -- the ladder ------------------------------------------------------------------------
+def test_a_clean_stream_is_accepted_at_the_lowest_step_after_settling() -> None:
+    lad = ladder()
+    assert lad.observe(0.1, 100.0, 0) is Verdict.WAIT
+    assert lad.observe(0.25, 250.0, 0) is Verdict.ACCEPT
+    assert lad.settled and lad.step == STEPS[0]
+
+
+def test_an_early_burst_of_underflows_delays_acceptance_but_keeps_the_step() -> None:
+    lad = ladder()
+    assert lad.observe(0.3, 200.0, 3) is Verdict.WAIT  # the burst a new stream shows
+    assert lad.observe(0.5, 400.0, 3) is Verdict.WAIT  # clean since 200 ms: not yet 250
+    assert lad.observe(0.6, 450.0, 3) is Verdict.ACCEPT
+    assert lad.step == STEPS[0]
+
+
+def test_a_step_still_underflowing_at_its_deadline_is_left_for_the_next() -> None:
+    lad = ladder()
+    for k in range(15):
+        assert lad.observe(0.1 * k, 100.0 * k, k + 1) is Verdict.WAIT
+    assert lad.observe(1.5, 1500.0, 20) is Verdict.STEP_UP
+    assert lad.step == STEPS[1] and not lad.settled
+    assert lad.history == [(STEPS[0], "still underflowing 1.5 s after opening")]
+    lad.opened(1.5, 1500.0, 20)
+    assert lad.observe(1.8, 1800.0, 20) is Verdict.ACCEPT
+    assert lad.step == STEPS[1]
+
+
+def test_an_underflow_during_the_call_moves_one_step_up_and_the_top_is_kept() -> None:
+    lad = ladder()
+    lad.observe(0.3, 300.0, 0)
+    assert lad.observe(5.0, 5000.0, 0) is Verdict.WAIT
+    assert lad.observe(6.0, 6000.0, 1) is Verdict.STEP_UP
+    assert lad.step == STEPS[1]
+    lad.opened(6.0, 6000.0, 1)
+    lad.observe(6.3, 6300.0, 1)
+    assert lad.observe(7.0, 7000.0, 2) is Verdict.STEP_UP
+    assert lad.at_top
+    lad.opened(7.0, 7000.0, 2)
+    lad.observe(7.3, 7300.0, 2)
+    assert lad.observe(8.0, 8000.0, 3) is Verdict.WAIT  # nowhere higher to go
+    assert lad.step == STEPS[-1]
+
+
+def test_a_stream_whose_callbacks_barely_run_is_accepted_at_the_open_deadline() -> None:
+    lad = ladder()
+    assert lad.observe(3.9, 50.0, 0) is Verdict.WAIT
+    assert lad.observe(4.0, 60.0, 0) is Verdict.ACCEPT
+    assert lad.step == STEPS[0]
+
+
+def test_the_steps_rise_and_end_at_the_setting_every_earlier_release_used() -> None:
+    latencies = [s.latency_ms for s in OUTPUT_STEPS]
+    assert latencies == sorted(latencies)
+    assert OutputStep(100, 10) in OUTPUT_STEPS
+
+
+def test_capture_blocks_divide_the_frame_and_are_at_most_20_ms() -> None:
+    assert capture_block_ms(20) == 20
+    assert capture_block_ms(10) == 10
+    assert capture_block_ms(40) == 20
+    assert capture_block_ms(50) == 50 / 3
+
+
+# -- cues: when the first sound of a reply is heard ----------------------------------------
+def test_a_cue_resolves_with_the_time_its_frame_reaches_the_speaker() -> None:
+    jb: JitterBuffer[str] = JitterBuffer(RATE, prefill_ms=15)
+    jb.write(np.zeros((7, 1), np.float32))  # an earlier reply's tail: silence-valued
+    jb.cue(1)
+    jb.write(np.ones((40, 1), np.float32))
+    first: float | None = None
+    for k in range(8):
+        out = np.full((10, 1), np.nan, np.float32)
+        at = 100.0 + k * 0.010  # each block's DAC time
+        jb.fill(out, at)
+        hits = np.flatnonzero(out[:, 0] == 1.0)
+        if first is None and hits.size:
+            first = at + hits[0] / RATE
+    assert first is not None
+    [(key, heard)] = jb.pop_cues()
+    assert key == 1 and heard is not None
+    assert abs(heard - first) < 1e-9
+    assert jb.pop_cues() == []  # popped once
+
+
+def test_a_cue_on_audio_cleared_before_it_played_resolves_as_never_heard() -> None:
+    jb: JitterBuffer[str] = JitterBuffer(RATE, prefill_ms=10)
+    jb.write(np.ones((100, 1), np.float32))
+    jb.cue(7)
+    jb.write(np.ones((50, 1), np.float32))
+    jb.fill(np.zeros((10, 1), np.float32), 1.0)
+    assert jb.pop_cues() == []
+    jb.clear()
+    assert jb.pop_cues() == [(7, None)]
+
+
+def test_a_cue_on_audio_dropped_by_an_overflow_resolves_as_never_heard() -> None:
+    jb: JitterBuffer[str] = JitterBuffer(RATE, prefill_ms=10, capacity_ms=50)
+    jb.cue(3)
+    jb.write(np.ones((20, 1), np.float32))
+    jb.write(np.ones((60, 1), np.float32))  # the cued frame is among the oldest dropped
+    jb.fill(np.zeros((10, 1), np.float32), 1.0)
+    assert jb.pop_cues() == [(3, None)]
