@@ -155,9 +155,9 @@ def test_mic_capture_hears_a_1khz_tone(
     soundfile.write(str(tone_path), sine(1000, 48000, 15.0, AMPLITUDE), 48000, subtype="PCM_16")
     mic = MicCapture(device, rate, 20)
     assert mic.frame_frames == rate // 50
-    # The pulse plugin takes any rate: the stream opens at the call's, and the sound
-    # server converts (docs/devices.md#rates).
-    assert mic.device_rate_hz == rate and not mic.resampling
+    # Capture runs at the device's rate and aivoco converts (docs/devices.md#rates).
+    assert mic.device_rate_hz == resolve_device(device, "input").default_samplerate_hz
+    assert mic.resampling
     frames: list[AudioChunk] = []
     loud = 0
     mic.start()

@@ -1,8 +1,9 @@
-"""The device engine: PortAudio streams at the protocol's rate when the host API takes it.
+"""The device engine: the speaker at the protocol's rate when the host API takes it.
 
-Streams open at the call's own rate (16/8 kHz up, 24/8 kHz down) where the host API
-accepts it, so the sound server converts, as for any other client; raw hardware that
-takes only 44.1/48 kHz gets its default rate and our resampler (aivoco/audio/streams.py).
+The output stream opens at the call's own rate (24/8 kHz) where the host API accepts it,
+so the sound server converts, as for any other client; raw hardware that takes only
+44.1/48 kHz gets its default rate and our resampler (aivoco/audio/streams.py). Capture
+stays at the device's rate, with our resampler (docs/devices.md#rates).
 Callbacks only copy into / fill from bounded buffers and bump counters, as in
 python-sounddevice's examples: no logging, allocation-heavy work or resampling there.
 """
@@ -69,7 +70,10 @@ class MicCapture:
         self._ready = threading.Event()  # the callback wrote a block
         self._error: AivocoError | None = None
         block_ms = capture_block_ms(frame_ms)
-        formats = supported_formats(self._sd, self.device, "input", sample_rate_hz)
+        # The device's own rate, not the call's: on the echo rig a 16 kHz capture stream
+        # (converted by PulseAudio) let the agent's echo through the gate and the
+        # canceller in 7 of 20 test cases, the 44.1 kHz one in none of 16 (docs/devices.md#rates).
+        formats = supported_formats(self._sd, self.device, "input", None)
         self._stream, fmt = open_stream(
             self._sd, self.device, "input", self._cb, formats=formats, block_ms=block_ms,
             latency="low",
