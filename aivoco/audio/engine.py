@@ -40,12 +40,9 @@ CAPTURE_RING_MS = 2000  # what the uplink may fall behind (a GC pause, a slow se
 STALL_CHECK_S = 0.5  # no capture callback for this long: is the stream still running?
 SETTLING_POLL_S = 0.05  # how often the output ladder looks at a stream that is settling
 HEADROOM_BLOCKS = 16  # the last clean callbacks: their DAC distance is the output latency
-# The jitter buffer's hold for a speaker (README "Output buffering"). With the output
-# latency now measured down to 20-30 ms, the old 60 ms hold was most of the downlink's
-# latency: on the loopback rig 40 ms gave 67 ms from the first reply byte to the
-# speaker (20 ms: 45 ms), both with no underrun; the hold still adapts upwards to the
-# lateness the peer shows (aivoco/audio/jitter.py).
-DEVICE_PREFILL_MS = 40.0
+# The jitter buffer's hold for a speaker (README "The jitter buffer"): the 60 ms every
+# release used. 40 ms went with a 20 ms output latency, left out (docs/devices.md#latency).
+DEVICE_PREFILL_MS = 60.0
 
 
 class MicCapture:

@@ -13,9 +13,10 @@ the downlink's latency and of how fast a barge-in cut is heard. Measured through
 pulse plugin (README "Output buffering"): a new stream asking for 20-60 ms underflows in
 a burst for its first 0-0.7 s (its audio is discarded, not played late) and then
 usually runs clean; sometimes the burst never ends; 100 ms never underflowed, idle or
-with both cores busy. So streams start at the lowest step and `Ladder` moves up one step
-whenever the stream underflows: while it settles (before the call uses it) and during
-the call.
+with both cores busy. `Ladder` moves up one step whenever the stream underflows: while
+it settles (before the call uses it) and during the call. The first step is 100 ms:
+starting at 20 or 40 ms met the downlink goal idle, but with one core busy the echo rig
+lost reply audio and let echo through (docs/devices.md#latency).
 """
 
 from __future__ import annotations
@@ -151,13 +152,12 @@ class OutputStep:
     block_ms: int
 
 
-# Lowest first. 20 ms needs 10 ms blocks (PortAudio doubles a 20 ms request with 20 ms
-# blocks); from 40 ms on, 20 ms blocks halve the callbacks. 100 ms with 10 ms blocks is
-# the setting every earlier release used: it never underflowed in our trials.
+# Lowest first. 100 ms with 10 ms blocks is the setting every earlier release used: it
+# never underflowed in our trials. Lower first steps (20 ms with 10 ms blocks, 40 ms
+# with 20 ms blocks) were measured and left out: with one core busy, the echo rig failed
+# in 6 of 8 cases from 20 ms and 2 of 4 from 40 ms (lost reply audio, echo let
+# through), in 0 of 4 from 100 ms (docs/devices.md#latency).
 OUTPUT_STEPS = (
-    OutputStep(20, 10),
-    OutputStep(40, 20),
-    OutputStep(60, 20),
     OutputStep(100, 10),
     OutputStep(200, 20),
 )
