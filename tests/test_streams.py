@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from aivoco.audio.jitter import JitterBuffer
-from aivoco.audio.streams import OUTPUT_STEPS, Ladder, OutputStep, Verdict, capture_block_ms
+from aivoco.audio.streams import OUTPUT_STEPS, Ladder, OutputStep, Verdict
 
 RATE = 1000
 STEPS = (OutputStep(20, 10), OutputStep(40, 20), OutputStep(100, 10))
@@ -76,13 +76,6 @@ def test_the_steps_rise_and_end_at_the_setting_every_earlier_release_used() -> N
     latencies = [s.latency_ms for s in OUTPUT_STEPS]
     assert latencies == sorted(latencies)
     assert OutputStep(100, 10) in OUTPUT_STEPS
-
-
-def test_capture_blocks_divide_the_frame_and_are_at_most_20_ms() -> None:
-    assert capture_block_ms(20) == 20
-    assert capture_block_ms(10) == 10
-    assert capture_block_ms(40) == 20
-    assert capture_block_ms(50) == 50 / 3
 
 
 # -- cues: when the first sound of a reply is heard ----------------------------------------

@@ -27,7 +27,6 @@ from aivoco.audio.streams import (
     Ladder,
     OutputStep,
     Verdict,
-    capture_block_ms,
     open_stream,
     supported_formats,
 )
@@ -36,6 +35,11 @@ from aivoco.errors import AivocoError, DeviceError
 
 T = TypeVar("T")
 
+# The input callback's period. Through our resampler a frame's edges do not line up with
+# the device's blocks, so a frame waits for up to one block after its last sample: with
+# 20 ms blocks (one wake-up per frame) the uplink bench measured 8 ms more than with 10
+# ms (docs/devices.md#capture).
+CAPTURE_BLOCK_MS = 10.0
 CAPTURE_RING_MS = 2000  # what the uplink may fall behind (a GC pause, a slow send)
 STALL_CHECK_S = 0.5  # no capture callback for this long: is the stream still running?
 SETTLING_POLL_S = 0.05  # how often the output ladder looks at a stream that is settling
@@ -50,8 +54,7 @@ class MicCapture:
     with the time its first sample met the converter (`captured_at_s`).
 
     No thread of its own: the callback copies each block into a ring and sets an event;
-    the consumer's thread (the uplink) wakes on it and frames what came. At the
-    protocol's rate and with blocks of one frame, that is one wake-up per frame."""
+    the consumer's thread (the uplink) wakes on it and frames what came."""
 
     acoustic = True  # a real microphone: it can hear the speaker (echo control)
 
@@ -66,7 +69,7 @@ class MicCapture:
         self._stop = threading.Event()
         self._ready = threading.Event()  # the callback wrote a block
         self._error: AivocoError | None = None
-        block_ms = capture_block_ms(frame_ms)
+        block_ms = CAPTURE_BLOCK_MS
         # The device's own rate, not the call's: on the echo rig a 16 kHz capture stream
         # (converted by PulseAudio) let the agent's echo through the gate and the
         # canceller in 7 of 20 test cases, the 44.1 kHz one in none of 16 (docs/devices.md#rates).

@@ -15,13 +15,12 @@ a burst for its first 0-0.7 s (its audio is discarded, not played late) and then
 usually runs clean; sometimes the burst never ends; 100 ms never underflowed, idle or
 with both cores busy. `Ladder` moves up one step whenever the stream underflows: while
 it settles (before the call uses it) and during the call. The first step is 100 ms:
-starting at 20 or 40 ms met the downlink goal idle, but with one core busy the echo rig
+starting at 20 or 40 ms met the downlink goal idle, but with both cores busy the echo rig
 lost reply audio and let echo through (docs/devices.md#latency).
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -136,13 +135,6 @@ def open_stream(
     raise DeviceError(f"cannot open {kind} device {device.index} ({device.name}): {last}")
 
 
-def capture_block_ms(frame_ms: int) -> float:
-    """The input callback's period: the uplink frame, or an even part of it no longer
-    than 20 ms (fewer wake-ups than the old 10 ms blocks, no added wait for a frame)."""
-    parts = max(1, math.ceil(frame_ms / 20))
-    return frame_ms / parts
-
-
 # -- the output latency ladder -----------------------------------------------------------
 @dataclass(frozen=True)
 class OutputStep:
@@ -154,7 +146,7 @@ class OutputStep:
 
 # Lowest first. 100 ms with 10 ms blocks is the setting every earlier release used: it
 # never underflowed in our trials. Lower first steps (20 ms with 10 ms blocks, 40 ms
-# with 20 ms blocks) were measured and left out: with one core busy, the echo rig failed
+# with 20 ms blocks) were measured and left out: with both cores busy, the echo rig failed
 # in 6 of 8 cases from 20 ms and 2 of 4 from 40 ms (lost reply audio, echo let
 # through), in 0 of 4 from 100 ms (docs/devices.md#latency).
 OUTPUT_STEPS = (
