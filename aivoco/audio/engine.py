@@ -83,7 +83,7 @@ class MicCapture:
         self._ring = TimedRing(
             self.device_rate_hz * CAPTURE_RING_MS // 1000, self.device_rate_hz, self.channels
         )
-        self._rs = StreamResampler(self.device_rate_hz, sample_rate_hz, block_ms=block_ms)
+        self._rs = StreamResampler(self.device_rate_hz, sample_rate_hz)
         # Input buffers lie in the past: without a believable ADC time, assume the
         # stream's nominal latency (docs/echo.md#alignment).
         self._fallback_s = -float(self._stream.latency)

@@ -42,11 +42,7 @@ class StreamResampler:
         out_rate_hz: int,
         channels: int = 1,
         converter: str = DEFAULT_CONVERTER,
-        block_ms: float = BLOCK_MS,
     ) -> None:
-        """`block_ms`: the fixed block libsamplerate is fed (module docstring); a caller
-        whose input always comes in blocks of one size (a capture callback) passes that
-        size, so each block is one libsamplerate call and nothing waits for a block."""
         if in_rate_hz <= 0 or out_rate_hz <= 0:
             raise ValueError("sample rates must be positive")
         self.in_rate_hz = in_rate_hz
@@ -54,7 +50,7 @@ class StreamResampler:
         self.channels = channels
         self.converter = converter
         self.ratio = out_rate_hz / in_rate_hz
-        self._block = max(1, round(in_rate_hz * block_ms / 1000))
+        self._block = max(1, round(in_rate_hz * BLOCK_MS / 1000))
         self._pending = np.zeros((0, channels), np.float32)
         self._in_frames = 0
         self._out_frames = 0
