@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from aivoco.session.call import Call, CallResult
 
 _POLL_S = 0.05
+PRINTER_ABORT_WAIT_S = 2.0  # records still queued when a run is torn down: a short wait
 _SIGNALS = tuple(
     s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None))
     if s is not None
@@ -179,6 +180,7 @@ def run_call(options: CallOptions, output: OutputOptions, console: Any = None) -
             bus = RecordBus()
             bus.subscribe(printer)
             bus.emit("error", **error_fields(exc))
+            printer.close()
         raise
 
 
@@ -221,9 +223,14 @@ class _Runner:
             self.console = self.console or sink.console
         if not isinstance(sink, LiveView):
             call.subscribe(sink)
-        with view, call_keys(call, self.keys):
-            # close() runs inside the view, so its last frame shows the final state.
-            result = self._wait(call, sink)
+        try:
+            with view, call_keys(call, self.keys):
+                # close() runs inside the view, so its last frame shows the final state.
+                result = self._wait(call, sink)
+        except BaseException:
+            _flush(sink, PRINTER_ABORT_WAIT_S)
+            raise
+        _flush(sink, None)  # every record out before the summary and the exit code
         gone = _gone(sink)  # a closed pipe, or the terminal of a SIGHUP
         if not gone:
             self._print_summary(call, result.summary)
@@ -270,6 +277,16 @@ class _Runner:
             console.print(
                 f"agent audio written to {call.output_path}", highlight=False, soft_wrap=True
             )
+
+
+def _flush(sink: Any, timeout_s: float | None) -> None:
+    """A printer's queued records written out (aivoco/ui/printers.py); a live view has
+    none. Unbounded after a normal end, as any program writing to a pipe; bounded when
+    the run is being torn down (a second Ctrl-C)."""
+    from aivoco.ui.printers import JsonPrinter, PlainPrinter
+
+    if isinstance(sink, (JsonPrinter, PlainPrinter)):
+        sink.close(timeout_s)
 
 
 def _gone(sink: Any) -> bool:
