@@ -166,6 +166,8 @@ def test_plain_and_json_printers() -> None:
     printed(JsonPrinter(out), record)
     assert out.getvalue().strip().startswith('{"type": "agent_text"')
     assert describe_record({"type": "mark", "t": 0, "time": ""}) is None
+    underrun = {"type": "underrun", "count": 1, "total": 2, "prefill_ms": 80.0}
+    assert describe_record(underrun) == "playback ran dry (2 in total); pre-fill now 80.0 ms"
     assert "stopped" in str(
         describe_record({"type": "session_ended", "message": "stopped", "total_credits_used": 1})
     )

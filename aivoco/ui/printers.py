@@ -90,6 +90,11 @@ def describe_record(record: dict[str, Any]) -> str | None:
             return _function_report(r)
         case "mark" | "mark_played" | "credits" | "summary":
             return None
+        case "underrun":
+            return (
+                f"playback ran dry ({r.get('total')} in total); "
+                f"pre-fill now {r.get('prefill_ms')} ms"
+            )
         case "clear":
             return f"barge-in: cleared {r.get('cleared_ms')} ms of queued agent audio"
         case "protocol_error":
