@@ -6,7 +6,6 @@ rest of the CLI starts as fast as before.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -14,12 +13,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from aivoco.cli.configured import PROFILE_PARAM, ProfileOption
 from aivoco.cli.errors import guarded
 from aivoco.errors import AudioFileError
 from aivoco.redact import redact, register_secret
 
 
 def report(
+    ctx: typer.Context,
     transcript: Annotated[
         Path,
         typer.Argument(
@@ -61,16 +62,18 @@ def report(
             show_default=False,
         ),
     ] = None,
+    profile: ProfileOption = None,
 ) -> None:
     """Draw a call as one HTML page: levels, turns, latency, functions, problems.
 
-    Needs the optional extra: pip install 'aivoco\\[report]'.
+    Needs the optional extra: pip install 'aivoco\\[report]'. A profile gives only
+    its key, to be masked in the page.
     """
 
     def body() -> None:
         # The key never reaches the page: transcripts hold none, but a server can echo
-        # it into text, and the key in the environment is the one it would echo.
-        register_secret(os.environ.get("AIVOCO_API_KEY"))
+        # it into text, and the key the calls used is the one it would echo.
+        register_secret(_call_key(ctx, profile))
         if not transcript.exists():
             raise AudioFileError(f"transcript not found: {transcript}")
         if recording is not None and not recording.exists():
@@ -90,3 +93,18 @@ def report(
             typer.echo(f"timeline written to {result.png_path}")
 
     guarded(body)
+
+
+def _call_key(ctx: typer.Context, profile: str | None) -> str | None:
+    """The key a call would use: $AIVOCO_API_KEY, else the profile's (--profile,
+    $AIVOCO_PROFILE) or [defaults]'. A bad config file or an unknown profile is a usage
+    error (exit 2), as for a call."""
+    from aivoco.cli.configured import given_values, resolve_given
+    from aivoco.session.options import cli_fields
+    from aivoco.wire.driver import ProtocolName
+
+    given = given_values(ctx, {PROFILE_PARAM: profile})
+    key = [f for f in cli_fields("sts") if f[0] == "key"]
+    resolved = resolve_given(given, key, ProtocolName.STS)
+    value: str | None = resolved.values.get("key")
+    return value
