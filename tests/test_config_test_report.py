@@ -179,12 +179,14 @@ def _transcript(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("how", ["flag", "env"])
+@pytest.mark.parametrize("how", ["flag", "env", "beside another key"])
 def test_report_masks_the_profiles_key(tmp_path: Path, how: str) -> None:
     config = write_config(tmp_path, '[profile.p]\nkey_env = "P_KEY"\n')
     transcript, page = _transcript(tmp_path), tmp_path / "page.html"
-    args = ["--profile", "p"] if how == "flag" else []
+    args = ["--profile", "p"] if how != "env" else []
     env = {"AIVOCO_PROFILE": "p"} if how == "env" else {}
+    if how == "beside another key":  # a call would use this one; the profile's is masked too
+        env["AIVOCO_API_KEY"] = OTHER
     res = run_cli(
         "report", str(transcript), "--out", str(page), *args,
         env=cli_env(AIVOCO_CONFIG=str(config), P_KEY=KEY, **env),

@@ -6,6 +6,7 @@ rest of the CLI starts as fast as before.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -73,7 +74,8 @@ def report(
     def body() -> None:
         # The key never reaches the page: transcripts hold none, but a server can echo
         # it into text, and the key the calls used is the one it would echo.
-        register_secret(_call_key(ctx, profile))
+        for secret in _call_keys(ctx, profile):
+            register_secret(secret)
         if not transcript.exists():
             raise AudioFileError(f"transcript not found: {transcript}")
         if recording is not None and not recording.exists():
@@ -95,16 +97,19 @@ def report(
     guarded(body)
 
 
-def _call_key(ctx: typer.Context, profile: str | None) -> str | None:
-    """The key a call would use: $AIVOCO_API_KEY, else the profile's (--profile,
-    $AIVOCO_PROFILE) or [defaults]'. A bad config file or an unknown profile is a usage
-    error (exit 2), as for a call."""
+def _call_keys(ctx: typer.Context, profile: str | None) -> list[str | None]:
+    """The keys a call could have used: $AIVOCO_API_KEY and the config file's (the
+    profile --profile or $AIVOCO_PROFILE names, else [defaults]), both masked: one may
+    have made the call, whichever wins for a call today. A bad config file or an
+    unknown profile is a usage error (exit 2), as for a call."""
+    from dataclasses import replace
+
     from aivoco.cli.configured import given_values, resolve_given
     from aivoco.session.options import cli_fields
     from aivoco.wire.driver import ProtocolName
 
     given = given_values(ctx, {PROFILE_PARAM: profile})
-    key = [f for f in cli_fields("sts") if f[0] == "key"]
+    # Without its variable, the key option resolves to the file's key.
+    key = [(n, d, replace(info, envvar=None)) for n, d, info in cli_fields("sts") if n == "key"]
     resolved = resolve_given(given, key, ProtocolName.STS)
-    value: str | None = resolved.values.get("key")
-    return value
+    return [os.environ.get("AIVOCO_API_KEY"), resolved.values.get("key")]
