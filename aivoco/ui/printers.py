@@ -63,6 +63,15 @@ def _ready(r: dict[str, Any]) -> str:
     return " | ".join(str(p) for p in parts)
 
 
+def _report(r: dict[str, Any]) -> str:
+    warnings = r.get("warnings") or []
+    noted = f"; {len(warnings)} warning(s), listed in the page" if warnings else ""
+    return (
+        f"report written to {r.get('path')} ({r.get('turns')} turn(s), "
+        f"{r.get('answered')} answered{noted})"
+    )
+
+
 def describe_record(record: dict[str, Any]) -> str | None:
     """One human line per record for `--plain`; None for records not worth a line.
     The line is raw text: printers make it terminal-safe."""
@@ -95,6 +104,8 @@ def describe_record(record: dict[str, Any]) -> str | None:
                 f"playback ran dry ({r.get('total')} in total); "
                 f"pre-fill now {r.get('prefill_ms')} ms"
             )
+        case "report":  # --report; a failure is shown as the error it is
+            return _report(r) if r.get("ok") else None
         case "clear":
             return f"barge-in: cleared {r.get('cleared_ms')} ms of queued agent audio"
         case "protocol_error":
