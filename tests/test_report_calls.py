@@ -251,7 +251,12 @@ def test_underrun_failed_function_and_an_echoed_key(calls: dict[str, Call], tmp_
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     page = parse_page(html)
     summary = {r[0]: r[1] for r in page.rows if len(r) == 2}
-    assert summary["underruns"].startswith(str(call.summary["playback_underruns"]))
+    assert summary["underruns"] == str(call.summary["playback_underruns"])  # and when:
+    underruns = call.of_type("underrun")
+    assert underruns and underruns[-1]["total"] >= call.summary["playback_underruns"]
+    events = {(r[0], r[1]) for r in page.rows if len(r) == 3}
+    for underrun in underruns:
+        assert (f"{underrun['t']:.2f}", "underrun") in events
     assert summary["functions"] == "1 called, 1 failed"
     assert 'nope({"q": "<b>x</b>"})' in page.text  # shown as text, not markup
     assert_not_blank(png_pixels(png))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import threading
+from typing import Any
 
 import pytest
 from rich.console import Console, RenderableType
@@ -147,15 +150,24 @@ def test_summary_record_keeps_the_flat_keys_scripts_read() -> None:
     assert "credits_used" not in summary(credits=None).to_record()
 
 
+def printed(printer: PlainPrinter | JsonPrinter, *records: dict[str, Any]) -> None:
+    """Records through a printer, written out (its own thread writes them)."""
+    for record in records:
+        printer.on_record(record)
+    printer.close()
+
+
 def test_plain_and_json_printers() -> None:
     record = {"type": "agent_text", "t": 1.5, "time": "2026-11-21T10:00:01.500+00:00", "text": "hi"}
     out = io.StringIO()
-    PlainPrinter(out).on_record(record)
+    printed(PlainPrinter(out), record)
     assert out.getvalue() == "10:00:01.500 [00:01.5] agent: hi\n"
     out = io.StringIO()
-    JsonPrinter(out).on_record(record)
+    printed(JsonPrinter(out), record)
     assert out.getvalue().strip().startswith('{"type": "agent_text"')
     assert describe_record({"type": "mark", "t": 0, "time": ""}) is None
+    underrun = {"type": "underrun", "count": 1, "total": 2, "prefill_ms": 80.0}
+    assert describe_record(underrun) == "playback ran dry (2 in total); pre-fill now 80.0 ms"
     assert "stopped" in str(
         describe_record({"type": "session_ended", "message": "stopped", "total_credits_used": 1})
     )
@@ -234,12 +246,12 @@ def test_plain_and_json_lines_survive_a_lone_surrogate() -> None:
     record["text"] = "a \ud83d b \x1b[2J"
     raw = io.BytesIO()
     stream = io.TextIOWrapper(raw, encoding="utf-8")
-    JsonPrinter(stream).on_record(record)
+    printed(JsonPrinter(stream), record)
     line = raw.getvalue().decode("utf-8")  # valid UTF-8
     assert json.loads(line)["text"] == record["text"]  # intact, as JSON escapes
     raw = io.BytesIO()
     stream = io.TextIOWrapper(raw, encoding="utf-8")
-    PlainPrinter(stream).on_record(record)
+    printed(PlainPrinter(stream), record)
     shown = raw.getvalue().decode("utf-8")
     assert "\\ud83d" in shown and "\\x1b[2J" in shown and "\x1b" not in shown
 
@@ -253,3 +265,29 @@ def test_plain_lines_say_it_once_and_count_right() -> None:
     assert describe_record(ended) == "session ended: idle (server: Session stopped by user)"
     one = render(summary_table(summary(turns=1, playback=PlaybackFigures(underruns=1))))
     assert "over 1 turn" in one and "1 underrun," in one
+
+
+def test_a_printer_never_blocks_its_caller_and_bounds_what_waits() -> None:
+    from aivoco.ui.printers import PRINT_QUEUE_RECORDS
+
+    read_fd, write_fd = os.pipe()  # nobody reads it yet: its buffer fills, then writes block
+    stream = os.fdopen(write_fd, "w", encoding="utf-8")
+    printer = JsonPrinter(stream)
+    total = PRINT_QUEUE_RECORDS + 5000
+    for i in range(total):  # returns at once although the pipe is full
+        printer.on_record({"type": "agent_text", "t": 0.0, "time": "", "text": f"{i:06d}"})
+    dropped = printer.dropped
+    assert 0 < dropped <= 5000  # the pipe and the writer took some before the queue filled
+    chunks: list[bytes] = []
+    reader = threading.Thread(
+        target=lambda: chunks.extend(iter(lambda: os.read(read_fd, 65536), b""))
+    )
+    reader.start()
+    printer.close()
+    stream.close()
+    reader.join(10)
+    os.close(read_fd)
+    lines = b"".join(chunks).decode().splitlines()
+    assert len(lines) == total - dropped  # every record queued was written
+    texts = [json.loads(line)["text"] for line in lines]
+    assert texts == sorted(texts) and texts[0] == "000000"  # in order, the oldest kept

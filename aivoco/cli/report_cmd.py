@@ -14,12 +14,14 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from aivoco.cli.configured import PROFILE_PARAM, ProfileOption
 from aivoco.cli.errors import guarded
 from aivoco.errors import AudioFileError
 from aivoco.redact import redact, register_secret
 
 
 def report(
+    ctx: typer.Context,
     transcript: Annotated[
         Path,
         typer.Argument(
@@ -61,16 +63,19 @@ def report(
             show_default=False,
         ),
     ] = None,
+    profile: ProfileOption = None,
 ) -> None:
     """Draw a call as one HTML page: levels, turns, latency, functions, problems.
 
-    Needs the optional extra: pip install 'aivoco\\[report]'.
+    Needs the optional extra: pip install 'aivoco\\[report]'. A profile gives only
+    its key, to be masked in the page.
     """
 
     def body() -> None:
         # The key never reaches the page: transcripts hold none, but a server can echo
-        # it into text, and the key in the environment is the one it would echo.
-        register_secret(os.environ.get("AIVOCO_API_KEY"))
+        # it into text, and the key the calls used is the one it would echo.
+        for secret in _call_keys(ctx, profile):
+            register_secret(secret)
         if not transcript.exists():
             raise AudioFileError(f"transcript not found: {transcript}")
         if recording is not None and not recording.exists():
@@ -90,3 +95,21 @@ def report(
             typer.echo(f"timeline written to {result.png_path}")
 
     guarded(body)
+
+
+def _call_keys(ctx: typer.Context, profile: str | None) -> list[str | None]:
+    """The keys a call could have used: $AIVOCO_API_KEY and the config file's (the
+    profile --profile or $AIVOCO_PROFILE names, else [defaults]), both masked: one may
+    have made the call, whichever wins for a call today. A bad config file or an
+    unknown profile is a usage error (exit 2), as for a call."""
+    from dataclasses import replace
+
+    from aivoco.cli.configured import given_values, resolve_given
+    from aivoco.session.options import cli_fields
+    from aivoco.wire.driver import ProtocolName
+
+    given = given_values(ctx, {PROFILE_PARAM: profile})
+    # Without its variable, the key option resolves to the file's key.
+    key = [(n, d, replace(info, envvar=None)) for n, d, info in cli_fields("sts") if n == "key"]
+    resolved = resolve_given(given, key, ProtocolName.STS)
+    return [os.environ.get("AIVOCO_API_KEY"), resolved.values.get("key")]

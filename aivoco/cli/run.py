@@ -23,13 +23,14 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from aivoco.cli.errors import SignalExit
+from aivoco.cli.errors import SignalExit, user_message
 from aivoco.cli.keys import call_keys, check_push_to_talk, terminal_keys_possible
 from aivoco.cli.options import OutputMode, OutputOptions, split_options
 from aivoco.errors import AivocoError, AudioFileError
 from aivoco.redact import MIN_SAFE_LENGTH, RedactingFilter, is_short
 from aivoco.session.lifecycle import EndReason
 from aivoco.session.options import CallOptions
+from aivoco.session.report import CallReport, prepare_report
 from aivoco.session.summary import CallSummary
 from aivoco.text import terminal_safe
 from aivoco.wire.driver import ProtocolName
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from aivoco.session.call import Call, CallResult
 
 _POLL_S = 0.05
+PRINTER_ABORT_WAIT_S = 2.0  # records still queued when a run is torn down: a short wait
 _SIGNALS = tuple(
     s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None))
     if s is not None
@@ -168,8 +170,9 @@ def run_call(options: CallOptions, output: OutputOptions, console: Any = None) -
         keys = mode is OutputMode.LIVE and terminal_keys_possible()
         check_push_to_talk(options.push_to_talk, keys)
         _warn_short_key(options)
-        with _Signals() as signals, log_to_file(output.log_file) as log_file:
-            runner = _Runner(options, mode, signals, log_file, console, keys=keys)
+        options, report = prepare_report(options)
+        with _Signals() as signals, log_to_file(output.log_file) as log_file, _scratch(report):
+            runner = _Runner(options, mode, signals, log_file, console, keys=keys, report=report)
             return runner.run(printer)
     except AivocoError as exc:
         if printer is not None and not printer.written:
@@ -179,7 +182,18 @@ def run_call(options: CallOptions, output: OutputOptions, console: Any = None) -
             bus = RecordBus()
             bus.subscribe(printer)
             bus.emit("error", **error_fields(exc))
+            printer.close()
         raise
+
+
+@contextmanager
+def _scratch(report: CallReport | None) -> Iterator[None]:
+    """The report's temporary files go, however the command ends (also with no call)."""
+    try:
+        yield
+    finally:
+        if report is not None:
+            report.close()
 
 
 class _Runner:
@@ -192,8 +206,10 @@ class _Runner:
         console: Any,
         *,
         keys: bool = False,
+        report: CallReport | None = None,
     ) -> None:
         self.options = options
+        self.report = report
         self.keys = keys
         self.mode = mode
         self.signals = signals
@@ -221,13 +237,22 @@ class _Runner:
             self.console = self.console or sink.console
         if not isinstance(sink, LiveView):
             call.subscribe(sink)
-        with view, call_keys(call, self.keys):
-            # close() runs inside the view, so its last frame shows the final state.
-            result = self._wait(call, sink)
+        try:
+            with view, call_keys(call, self.keys):
+                # close() runs inside the view, so its last frame shows the final state.
+                result = self._wait(call, sink)
+        except BaseException:
+            self._finish_report(call, sink, call_failed=True)  # a second signal, too
+            _flush(sink, PRINTER_ABORT_WAIT_S)
+            raise
+        _flush(sink, None)  # every record out before the summary and the exit code
         gone = _gone(sink)  # a closed pipe, or the terminal of a SIGHUP
         if not gone:
             self._print_summary(call, result.summary)
-        error = result.error or self._log_error()
+        failed = result.error or self._log_error()
+        report_error = self._finish_report(call, sink, call_failed=failed is not None)
+        _flush(sink, None)  # the report's record
+        error = failed or report_error
         if error is not None:
             raise error
         exit_signal = self.signals.exit_signal()
@@ -257,19 +282,58 @@ class _Runner:
             result = call.close()
         return result
 
+    def _finish_report(self, call: Call, sink: Any, *, call_failed: bool) -> AivocoError | None:
+        """--report: draw the ended call; its failure is the command's error only when
+        the call itself succeeded (the call's own error keeps its exit code)."""
+        from aivoco.ui.printers import describe_record
+
+        if self.report is None:
+            return None
+        outcome = self.report.write()
+        if not _gone(sink):
+            record = call.bus.emit("report", **outcome.record())  # --json and --plain
+            line = describe_record(record)
+            if self.mode is OutputMode.LIVE and line is not None:
+                console = self.console or _stdout_console()
+                console.print(terminal_safe(line), highlight=False, soft_wrap=True, markup=False)
+        if outcome.error is None:
+            return None
+        if call_failed:
+            message = terminal_safe(user_message(outcome.error))
+            with suppress(OSError, ValueError):
+                sys.stderr.write(f"aivoco: warning: report not written: {message}\n")
+            return None
+        call.bus.emit_error(outcome.error)
+        return outcome.error
+
     def _print_summary(self, call: Call, summary: CallSummary) -> None:
         if self.mode is OutputMode.JSON:
             return
-        from aivoco.ui.console import make_console
         from aivoco.ui.widgets import summary_table
 
-        console = self.console or make_console()
+        console = self.console or _stdout_console()
         console.print(summary_table(summary))
         if call.output_path is not None:
             # One line, however long: the path is there to be copied.
             console.print(
                 f"agent audio written to {call.output_path}", highlight=False, soft_wrap=True
             )
+
+
+def _flush(sink: Any, timeout_s: float | None) -> None:
+    """A printer's queued records written out (aivoco/ui/printers.py); a live view has
+    none. Unbounded after a normal end, as any program writing to a pipe; bounded when
+    the run is being torn down (a second Ctrl-C)."""
+    from aivoco.ui.printers import JsonPrinter, PlainPrinter
+
+    if isinstance(sink, (JsonPrinter, PlainPrinter)):
+        sink.close(timeout_s)
+
+
+def _stdout_console() -> Any:
+    from aivoco.ui.console import make_console
+
+    return make_console()
 
 
 def _gone(sink: Any) -> bool:

@@ -13,6 +13,7 @@ from typing import Annotated
 
 import typer
 
+from aivoco.cli.configured import ProfileOption
 from aivoco.cli.errors import guarded
 
 _RUN = "Runs"
@@ -20,6 +21,7 @@ _OUT = "Output"
 
 
 def test(
+    ctx: typer.Context,
     scenarios: Annotated[
         list[Path], typer.Argument(metavar="SCENARIO.yaml...", help="Scenario files to run.")
     ],
@@ -30,7 +32,7 @@ def test(
             metavar="KEY",
             envvar="AIVOCO_API_KEY",
             show_envvar=True,
-            help="API key (never printed or logged).",
+            help="API key (never printed or logged). Else the profile's key.",
             show_default=False,
         ),
     ] = None,
@@ -39,14 +41,19 @@ def test(
         typer.Option(
             "--url",
             metavar="URL",
-            help="Service URL for every scenario (else the "
-            "scenario's url:, else AIVOCO_STS_URL / AIVOCO_CALL_URL, else the default).",
+            help="Service URL for every scenario (else the scenario's url:, else "
+            "AIVOCO_STS_URL / AIVOCO_CALL_URL, else the profile's, else the default).",
         ),
     ] = None,
     agent: Annotated[
         str | None,
-        typer.Option("--agent", metavar="ID", help="Agent for call scenarios (overrides agent:)."),
+        typer.Option(
+            "--agent",
+            metavar="ID",
+            help="Agent for call scenarios (overrides agent:, which overrides the profile's).",
+        ),
     ] = None,
+    profile: ProfileOption = None,
     junit: Annotated[
         Path | None,
         typer.Option(
@@ -120,7 +127,8 @@ def test(
         from aivoco.cli.test_run import TestCommand
 
         TestCommand(
-            scenarios, key=key, url=url, agent=agent, junit=junit, report=report,
+            scenarios, key=key, url=url, agent=agent, profile=profile, ctx=ctx,
+            junit=junit, report=report,
             record_dir=record_dir, repeat=repeat, concurrency=concurrency,
             fail_fast=fail_fast, connect_timeout_s=connect_timeout, plain=plain,
             as_json=as_json,

@@ -12,13 +12,16 @@ import datetime as dt
 import signal
 import threading
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from rich.console import Console
 
+from aivoco.cli.configured import PROFILE_PARAM
 from aivoco.cli.options import OutputMode, OutputOptions
+from aivoco.config import ConfigError, From, Resolved
 from aivoco.errors import AudioFileError, ScenarioFailedError, UsageError
 from aivoco.redact import register_secret
 from aivoco.scenario._yaml import Problem, ScenarioFileError
@@ -30,7 +33,8 @@ from aivoco.scenario.report import check_writable, json_report, junit_xml, write
 from aivoco.scenario.runner import RunListener, RunResult, RunSettings
 from aivoco.scenario.tables import tables
 from aivoco.scenario.view import JsonOutput, LiveOutput, PlainOutput
-from aivoco.session.options import CallOptions
+from aivoco.session.options import CallOptions, cli_fields
+from aivoco.wire.driver import ProtocolName
 
 
 class TestCommand:
@@ -50,8 +54,14 @@ class TestCommand:
         connect_timeout_s: float,
         plain: bool,
         as_json: bool,
+        profile: str | None = None,
+        ctx: Any = None,
     ) -> None:
         self.paths = paths
+        # As given (flag, variable or nothing): each scenario resolves them with the
+        # config file, since a scenario may name its own profile (`profile:`).
+        self.given = {"key": key, "url": url, "agent": agent, PROFILE_PARAM: profile}
+        self.ctx = ctx
         self.settings = RunSettings(
             key=(key or "").strip() or None,
             url=url,
@@ -63,6 +73,7 @@ class TestCommand:
         self.plan = LoadPlan(repeat, concurrency, fail_fast)
         self.mode = OutputOptions(plain=plain, as_json=as_json).mode()
         self.console = Console(highlight=False)
+        self._warned: set[str] = set()
 
     def run(self) -> None:
         prepared = prepare_all(self._scenarios())
@@ -88,35 +99,69 @@ class TestCommand:
         _raise_outcome(results)
 
     def _scenarios(self) -> list[Scenario]:
-        problems: list[Problem] = []
+        # What every scenario starts from (flags, variables, --profile, [defaults]): a
+        # call scenario may then omit agent:, and without a key nothing can run.
+        base = self._resolve(None, ProtocolName.CALL)
         try:
-            scenarios = load_scenarios(self.paths, agent_given=bool(self.settings.agent))
+            scenarios = load_scenarios(self.paths, agent_given=bool(base.values.get("agent")))
         except ScenarioFileError as exc:
-            problems, scenarios = list(exc.problems), []
-        if self.settings.key is None:
-            problems.append(
-                Problem(
-                    Path("command line"),
-                    0,
-                    "--key",
-                    "no API key: pass --key KEY or set AIVOCO_API_KEY",
-                )
-            )
-        else:
-            register_secret(self.settings.key)
+            problems = list(exc.problems)
+            if not base.values.get("key"):
+                problems.append(_no_key(Path("command line"), base.notes))
+            raise ScenarioFileError(problems) from None
+        configured, problems = [], []
         for s in scenarios:
-            problems.extend(self._settings_problems(s))
+            own = self._configure(s)
+            if isinstance(own, Scenario):
+                configured.append(own)
+                own = self._settings_problems(own)
+            problems.extend(own)
         if problems:
-            raise ScenarioFileError(problems)
-        return scenarios
+            unique = list(dict.fromkeys(problems))  # one missing key, not one per scenario
+            raise ScenarioFileError(unique)
+        return configured
+
+    def _resolve(self, s: Scenario | None, protocol: ProtocolName) -> Resolved:
+        from aivoco.cli.configured import given_values, resolve_given, warn
+
+        given = given_values(self.ctx, self.given)
+        options = [f for f in cli_fields(protocol.value) if f[0] in self.given]
+        resolved = resolve_given(given, options, protocol, s.profile if s else None)
+        warn([w for w in resolved.warnings if w not in self._warned])
+        self._warned.update(resolved.warnings)
+        return resolved
+
+    def _configure(self, s: Scenario) -> Scenario | list[Problem]:
+        """`s` with its key, URL and agent, or what is missing: the command line > the
+        scenario's own url: and agent: > the environment > the profile (--profile or
+        $AIVOCO_PROFILE, else the scenario's profile:) > [defaults] > built-in."""
+        try:
+            resolved = self._resolve(s, s.protocol)
+        except ConfigError as exc:
+            if self.given[PROFILE_PARAM] or not s.profile:
+                raise  # the config file or --profile: the same for every scenario
+            return [Problem(s.path, s.line, "profile", str(exc))]
+        values, origins = resolved.values, resolved.origins
+        url = values["url"] if origins["url"].source is From.FLAG else s.url or values["url"]
+        agent = values.get("agent", s.agent)  # sts scenarios take none
+        if "agent" in values and origins["agent"].source is not From.FLAG:
+            agent = s.agent or values["agent"]
+        key = (values["key"] or "").strip() or None
+        problems = []
+        if key is None:
+            problems.append(
+                _no_key(Path("command line") if s.profile is None else s.path, resolved.notes)
+            )
+        if s.protocol is ProtocolName.CALL and not agent:
+            message = "missing: the agent to call (or pass --agent ID)"
+            problems.append(Problem(s.path, s.line, "agent", message))
+        if problems:
+            return problems
+        register_secret(key)
+        return replace(s, key=key, url=url, agent=agent)
 
     def _settings_problems(self, s: Scenario) -> list[Problem]:
-        options = CallOptions(
-            protocol=s.protocol,
-            key=self.settings.key or "-",
-            url=self.settings.url or s.url,
-            agent=self.settings.agent or s.agent,
-        )
+        options = CallOptions(protocol=s.protocol, key=s.key or "-", url=s.url, agent=s.agent)
         try:
             options.check()
             options.resolved_url()
@@ -158,6 +203,11 @@ class TestCommand:
                 "agent": self.settings.agent,
             }
             write_atomically(self.report, json_report(results, summary, started, settings))
+
+
+def _no_key(where: Path, notes: list[str]) -> Problem:
+    why = "".join(f"; {n}" for n in notes)
+    return Problem(where, 0, "--key", f"no API key: pass --key KEY or set AIVOCO_API_KEY{why}")
 
 
 def _raise_outcome(results: list[RunResult]) -> None:

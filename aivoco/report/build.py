@@ -243,6 +243,11 @@ def _ignore(b: Builder, r: Record, t: float) -> None:
     """A known type that adds nothing beyond its count."""
 
 
+def _event(b: Builder, r: Record, t: float) -> None:
+    """A known type shown as it is, a plain event (the echo mode, mute, volume)."""
+    b.mark(t, r["type"], "other", f"{r['type']} {fields_text(r)}".strip())
+
+
 HANDLERS: dict[str, Handler] = {
     "connecting": _connecting,
     "ready": _ready,
@@ -268,12 +273,18 @@ HANDLERS: dict[str, Handler] = {
     "reconnected": _reconnected,
     "summary": _summary,
     "stats": _ignore,
+    # The echo control and the keys during a call (docs/echo.md), the report record:
+    "echo": _event,
+    "mute": _event,
+    "microphone": _event,
+    "volume": _event,
+    "report": _ignore,
 }
 
 
 def _unknown(b: Builder, r: Record, t: float) -> None:
     b.model.unknown[r["type"]] += 1
-    b.mark(t, r["type"], "other", f"{r['type']} {fields_text(r)}".strip())
+    _event(b, r, t)
 
 
 def build_model(records: list[Record]) -> CallModel:

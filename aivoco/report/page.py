@@ -114,7 +114,9 @@ def _summary(m: CallModel) -> str:
     c = m.credits
     functions = [f for t in m.turns for f in t.functions]
     failed = sum(1 for f in functions if f.ok is False)
-    underruns: object = m.counts["underrun"] or m.counter("playback_underruns")
+    # The summary's count is the total; `underrun` records (one per stats period with
+    # any) say when they happened and are what the timeline marks.
+    underruns: object = m.counter("playback_underruns") or m.counts["underrun"]
     if not m.counts["underrun"] and underruns:
         underruns = f"{fmt(underruns)} (this transcript does not say when)"
     reason = _REASONS.get(m.end_reason or "", m.end_reason)

@@ -87,6 +87,12 @@ class Scenario:
     functions: Path | None = None
     agent: str | None = None
     url: str | None = None
+    # `profile:` of the config file, used when neither --profile nor $AIVOCO_PROFILE
+    # names one (aivoco/cli/test_run.py resolves key, url and agent per scenario).
+    profile: str | None = None
+    line: int = 0  # where the scenario's mapping starts: problems about all of it
+    # Set by `aivoco test` from --key, the environment or the profile; never from the file.
+    key: str | None = field(default=None, repr=False)
     timeout_s: float = DEFAULT_TIMEOUT_S
     tts: str | None = None  # a command template; None = eSpeak NG
     tts_voice: str = DEFAULT_TTS_VOICE

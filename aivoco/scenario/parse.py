@@ -34,7 +34,8 @@ from aivoco.wire.driver import ProtocolName
 
 TOP_KEYS = frozenset(
     {"name", "protocol", "voice", "system", "functions", "agent", "url", "timeout", "tts",
-     "tts_voice", "reply_quiet", "reply_timeout", "allow_reconnect", "turns", "end"}
+     "tts_voice", "reply_quiet", "reply_timeout", "allow_reconnect", "turns", "end",
+     "profile"}
 )  # fmt: skip
 TURN_KEYS = frozenset({"say", "play", "silence", "expect", "wait", "reply_quiet", "reply_timeout"})
 EXPECT_KEYS = frozenset(
@@ -119,7 +120,9 @@ class _FileParser:
         system = get("system", y.string, "a string, or @FILE")
         if system is not None and system.startswith("@"):
             system = self._read_text(system[1:], top["system"][0], "system")
-        if self.protocol is ProtocolName.CALL and "agent" not in top and not self.agent_given:
+        # A profile the scenario names may give the agent: `aivoco test` checks it then.
+        given = self.agent_given or "profile" in top
+        if self.protocol is ProtocolName.CALL and "agent" not in top and not given:
             r.problem(line, "agent", "missing: the agent to call (or pass --agent ID)")
         if "turns" not in top:
             r.problem(line, "turns", "missing: a scenario needs at least one turn")
@@ -136,6 +139,8 @@ class _FileParser:
             functions=self._functions(top),
             agent=get("agent", y.string, "a string"),
             url=get("url", y.string, "a URL"),
+            profile=get("profile", y.string, "the name of a profile in the config file"),
+            line=line,
             timeout_s=timeout,
             tts=tts,
             tts_voice=get("tts_voice", y.string, "a voice name") or DEFAULT_TTS_VOICE,

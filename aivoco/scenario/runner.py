@@ -215,7 +215,7 @@ def _options(active: ActiveRun, result: RunResult) -> CallOptions:
         result.recording, result.transcript = str(record), str(transcript)
     return CallOptions(
         protocol=s.protocol,
-        key=settings.key,
+        key=s.key or settings.key,
         url=settings.url or s.url,
         agent=settings.agent or s.agent,
         voice=s.voice or "female",

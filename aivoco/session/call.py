@@ -349,7 +349,9 @@ class Call:
         return CallResult(outcome, error, summary)
 
     def _summary(self, outcome: Outcome, error: AivocoError | None) -> CallSummary:
-        recorder = self.recorder
+        # A scratch recording (--report without --record) is removed once the report
+        # is drawn: the summary names only a file the user asked for.
+        recorder = self.recorder if self.options.record_file is not None else None
         return build_summary(
             self.state.snapshot(),
             outcome,

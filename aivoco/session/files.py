@@ -154,6 +154,5 @@ def open_outputs(options: CallOptions, bus: RecordBus, rate_hz: int) -> StereoRe
     """The transcript (a writer on the record bus) and the recording, if asked for."""
     if options.transcript_file is not None:
         bus.add_writer(TranscriptWriter(options.transcript_file))
-    if options.record_file is None:
-        return None
-    return StereoRecorder(options.record_file, rate_hz)
+    path = options.record_file or options.scratch_record_file
+    return None if path is None else StereoRecorder(path, rate_hz)

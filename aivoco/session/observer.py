@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 
 from aivoco.audio.levels import HAS_AUDIO_PEAK_THRESHOLD, SILENCE_DBFS, peak, to_dbfs
+from aivoco.audio.playout import PlayerStats
 from aivoco.session import intents as it
 from aivoco.session.files import StereoRecorder
 from aivoco.session.interfaces import PlayerLike
@@ -79,6 +80,7 @@ class Observer:
         self.recorder = recorder
         self.timers = timers
         self._next_stats = 0.0
+        self._underruns = 0  # jitter underruns + device underflows already reported
 
     def tick(self, now: float) -> list[it.Intent]:
         intents: list[it.Intent] = []
@@ -93,10 +95,12 @@ class Observer:
         failure = self.player.error or self.bus.error
         if failure is not None:
             intents.append(it.Fail(failure))
+        stats = self.player.stats()
         if now >= self._next_stats:
             self._next_stats = now + STATS_PERIOD_S
             self.publish_stats()
-        if self.player.stats().jitter.buffered_ms > 0:
+            self._note_underruns(stats)
+        if stats.jitter.buffered_ms > 0:
             self.timers.agent_active(now)  # audio still queued: the agent is not done
         if self.lifecycle.phase is Phase.RECONNECTING:
             self.timers.agent_active(now)  # no one can tell whether the agent is done
@@ -104,6 +108,20 @@ class Observer:
         if due is not None:
             intents.append(due)
         return intents
+
+    def _note_underruns(self, stats: PlayerStats) -> None:
+        """An `underrun` record when the speaker ran dry, so a transcript (and `aivoco
+        report`) says when each dropout happened, not only how many. Checked with the
+        stats, so a peer that makes every chunk late costs at most 10 records a second."""
+        total = stats.jitter.underruns + stats.device_underflows
+        if total > self._underruns:
+            self.bus.emit(
+                "underrun",
+                count=total - self._underruns,
+                total=total,
+                prefill_ms=round(stats.jitter.prefill_ms, 1),
+            )
+            self._underruns = total
 
     def drain_played(self) -> bool:
         """Meter and record what the speaker played; True if the agent was audible."""

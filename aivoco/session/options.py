@@ -144,6 +144,11 @@ class CallOptions:
         None, "--transcript", "Append the call's events to this file as JSON Lines, as they "
         "happen.", metavar="FILE", panel=FILES, commands=CALLS | {"demo"},
     )  # fmt: skip
+    report_file: Path | None = _opt(
+        None, "--report", "When the call ends, however it ends, draw it as one HTML page: "
+        "levels, turns, latency, functions (needs the report extra, matplotlib).", metavar="FILE",
+        panel=FILES, commands=CALLS | {"demo"},
+    )  # fmt: skip
     idle_timeout_s: float = _opt(
         3.0, "--idle-timeout", "With --input: hang up once the input ended and the agent was "
         "quiet this long.", metavar="SECONDS", panel=FILES, min=0.1,
@@ -205,6 +210,9 @@ class CallOptions:
     reconnect_delay_s: float = 0.5  # the first wait before reconnecting (doubles to 8 s)
     speaker_fallback_file: Path | None = None  # the demo: no speaker -> this WAV
     label: str | None = None  # shown in the view; default "voice X" / "agent X"
+    # --report without --record: the recording the report reads its levels from, in a
+    # temporary directory removed afterwards, so the summary does not name it.
+    scratch_record_file: Path | None = None
 
     # -- derived ---------------------------------------------------------------------
     @property
@@ -245,6 +253,7 @@ class CallOptions:
             "--output": self.output_file,
             "--record": self.record_file,
             "--transcript": self.transcript_file,
+            "--report": self.report_file,
             **(extra_outputs or {}),
         }
         given = [(flag, path) for flag, path in outputs.items() if path is not None]
@@ -256,6 +265,18 @@ class CallOptions:
                     raise UsageError(
                         f"{flag} and {other} name the same file ({path}): each needs its own"
                     )
+        if self.report_file is not None:
+            _check_report_extra()
+
+
+def _check_report_extra() -> None:
+    """--report draws with matplotlib: say what to install now, not after the call."""
+    from aivoco.report.figures import INSTALL_HINT, ReportDependencyError, require_matplotlib
+
+    try:
+        require_matplotlib()
+    except ReportDependencyError as exc:
+        raise UsageError(f"--report draws with matplotlib; install it: {INSTALL_HINT}") from exc
 
 
 def cli_fields(command: str) -> list[tuple[str, Any, OptionInfo]]:

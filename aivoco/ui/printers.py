@@ -7,11 +7,19 @@ through `terminal_safe` (a peer's ESC, BEL, CR or bidi override is shown, never 
 
 A stream that goes away (stdout piped into `head`, a terminal hung up) sets `gone`:
 nothing more is written and the command hangs up and exits quietly, as Unix tools do.
+
+A stream that is there but not read (a pipe into a paused `less`, a CI step that reads
+only at the end) fills its buffer, and then a write blocks. Records are written on the
+printer's own thread, so the call's threads only queue them and go on: the call keeps
+its audio and ends on time. The queue holds PRINT_QUEUE_RECORDS; past that the newest
+are dropped and counted (`dropped`), the summary says how many, and the --transcript
+file keeps them all.
 """
 
 from __future__ import annotations
 
 import json
+import queue
 import sys
 import threading
 from typing import IO, Any
@@ -55,6 +63,15 @@ def _ready(r: dict[str, Any]) -> str:
     return " | ".join(str(p) for p in parts)
 
 
+def _report(r: dict[str, Any]) -> str:
+    warnings = r.get("warnings") or []
+    noted = f"; {len(warnings)} warning(s), listed in the page" if warnings else ""
+    return (
+        f"report written to {r.get('path')} ({r.get('turns')} turn(s), "
+        f"{r.get('answered')} answered{noted})"
+    )
+
+
 def describe_record(record: dict[str, Any]) -> str | None:
     """One human line per record for `--plain`; None for records not worth a line.
     The line is raw text: printers make it terminal-safe."""
@@ -84,6 +101,13 @@ def describe_record(record: dict[str, Any]) -> str | None:
             return _function_report(r)
         case "mark" | "mark_played" | "credits" | "summary":
             return None
+        case "underrun":
+            return (
+                f"playback ran dry ({r.get('total')} in total); "
+                f"pre-fill now {r.get('prefill_ms')} ms"
+            )
+        case "report":  # --report; a failure is shown as the error it is
+            return _report(r) if r.get("ok") else None
         case "clear":
             return f"barge-in: cleared {r.get('cleared_ms')} ms of queued agent audio"
         case "protocol_error":
@@ -121,29 +145,71 @@ def describe_record(record: dict[str, Any]) -> str | None:
             return str(kind)
 
 
+PRINT_QUEUE_RECORDS = 20_000  # records waiting for a slow reader: minutes of a busy call
+
+
 class _Printer:
     def __init__(self, stream: IO[str] | None) -> None:
         self.stream = stream or sys.stdout
         self.gone = threading.Event()  # the reader went away: stop writing
-        self.written = False  # any record printed yet
-        self._lock = threading.Lock()
+        self.written = False  # any record handed to the stream yet
+        self.dropped = 0  # records past the queue's bound (a reader far behind)
+        self._queue: queue.Queue[tuple[str, bytes]] = queue.Queue(PRINT_QUEUE_RECORDS)
+        self._pending = 0  # queued and not yet written
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
 
     def _write(self, text: str, data: bytes) -> None:
-        with self._lock:
-            if self.gone.is_set():
-                return
+        """Queue one record for the writer thread; never blocks the caller."""
+        if self.gone.is_set():
+            return
+        with self._cond:
+            if self._thread is None:
+                # A daemon: a reader that never reads must not keep the process alive
+                # past close()'s wait.
+                self._thread = threading.Thread(target=self._drain, name="aivoco-print")
+                self._thread.daemon = True
+                self._thread.start()
+            self.written = True
             try:
-                raw = getattr(self.stream, "buffer", None)
-                if raw is not None:
-                    self.stream.flush()
-                    raw.write(data)
-                    raw.flush()
-                else:
-                    self.stream.write(text)
-                    self.stream.flush()
-                self.written = True
-            except (OSError, ValueError):
-                self.gone.set()
+                self._queue.put_nowait((text, data))
+                self._pending += 1
+            except queue.Full:
+                self.dropped += 1
+
+    def _drain(self) -> None:
+        while True:
+            text, data = self._queue.get()
+            if not self.gone.is_set():
+                self._emit(text, data)
+            with self._cond:
+                self._pending -= 1
+                self._cond.notify_all()
+
+    def _emit(self, text: str, data: bytes) -> None:
+        try:
+            raw = getattr(self.stream, "buffer", None)
+            if raw is not None:
+                self.stream.flush()
+                raw.write(data)
+                raw.flush()
+            else:
+                self.stream.write(text)
+                self.stream.flush()
+        except (OSError, ValueError):
+            self.gone.set()
+
+    def close(self, timeout_s: float | None = None) -> None:
+        """Wait until every queued record is written: while the reader does not read
+        (as any program writing to a pipe waits), or at most `timeout_s`."""
+        with self._cond:
+            self._cond.wait_for(lambda: self._pending == 0, timeout_s)
+        if self.dropped and not self.gone.is_set():
+            sys.stderr.write(
+                f"aivoco: {self.dropped} records were not written to stdout (its reader "
+                "fell behind); the --transcript file has every record\n"
+            )
+            self.dropped = 0
 
 
 class PlainPrinter(_Printer):
