@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from pulse import PulseServer, PulseUnavailableError
+from xlock import one_at_a_time
 
 REQUIRE_ENV = "AIVOCO_REQUIRE_DEVICE_TESTS"
 DEVICE_TEST_NICE = -10
@@ -85,17 +86,22 @@ def pulse(pulse_server: PulseServer) -> Iterator[PulseServer]:
 
 
 # -- device tests may not skip in CI ---------------------------------------------------
-# With pytest-xdist (the suite runs on several workers, see pyproject.toml), device tests
-# all go to one worker (one private PulseAudio, one loopback echo rig at a time), and the
-# outcomes are collected where reports arrive: in the controller, or in the only process.
+# With pytest-xdist (the suite runs on several workers, see pyproject.toml), one device
+# test runs at a time across the workers (tests/xlock.py): each plays and records real
+# time audio, and two echo rigs at once starve each other. Outcomes are collected where
+# reports arrive: in the controller, or in the only process.
 _device_outcomes: dict[str, str] = {}
-_DEVICE_GROUP = "pulse"
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.get_closest_marker("device") is not None:
-            item.add_marker(pytest.mark.xdist_group(_DEVICE_GROUP))
+@pytest.fixture(autouse=True)
+def _one_device_test_at_a_time(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
+    if request.node.get_closest_marker("device") is None:
+        yield
+        return
+    with one_at_a_time(tmp_path_factory, "device-tests"):
+        yield
 
 
 @pytest.hookimpl(wrapper=True)

@@ -24,6 +24,7 @@ from test_emulator_support import (
     start_message,
     utterance,
 )
+from xlock import one_at_a_time
 
 JS_DIR = Path(__file__).parent / "js"
 NODE_TIMEOUT_S = 40
@@ -35,19 +36,22 @@ def _missing_tools() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def node_modules() -> Path:
+def node_modules(tmp_path_factory: pytest.TempPathFactory) -> Path:
     missing = _missing_tools()
     if missing:
         if os.environ.get("AIVOCO_REQUIRE_JS_TESTS"):
             pytest.fail(f"AIVOCO_REQUIRE_JS_TESTS is set but {missing}")
         pytest.skip(f"JavaScript client tests need node and npm: {missing}")
     check = ["node", "-e", "require.resolve('socket.io-client'); require.resolve('ws')"]
-    if subprocess.run(check, cwd=JS_DIR, capture_output=True, check=False).returncode != 0:
-        install = ["npm", "install", "--no-package-lock", "--no-audit", "--no-fund"]
-        done = subprocess.run(
-            install, cwd=JS_DIR, capture_output=True, text=True, timeout=300, check=False
-        )
-        assert done.returncode == 0, f"npm install failed:\n{done.stdout}\n{done.stderr}"
+    # Workers share tests/js: two installing there at once leave a half-written
+    # node_modules to each other, so one installs while the others wait, then find it.
+    with one_at_a_time(tmp_path_factory, "npm-install"):
+        if subprocess.run(check, cwd=JS_DIR, capture_output=True, check=False).returncode:
+            install = ["npm", "install", "--no-package-lock", "--no-audit", "--no-fund"]
+            done = subprocess.run(
+                install, cwd=JS_DIR, capture_output=True, text=True, timeout=300, check=False
+            )
+            assert done.returncode == 0, f"npm install failed:\n{done.stdout}\n{done.stderr}"
     return JS_DIR / "node_modules"
 
 
