@@ -42,7 +42,7 @@ import tempfile
 import termios
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -499,6 +499,16 @@ def install_cleanup() -> None:
     atexit.register(stop_all_children)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def run_main(main: Callable[[], None]) -> None:
+    """A bench script's entry point: Ctrl-C or SIGTERM (see install_cleanup) ends it with
+    "interrupted" and exit 130, its children already stopped on the way out."""
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
 
 
 # Another checkout of aivoco to measure (`--aivoco-root`, e.g. a worktree of an older

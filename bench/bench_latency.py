@@ -264,6 +264,24 @@ class LoopbackServer:
 
 
 # -- the audio rig -------------------------------------------------------------------------
+def _rig_stream(cls: Any, variable: str, name: str, callback: Any) -> Any:
+    """A mono low-latency stream on PulseAudio's `name` (sink or source): the pulse
+    ALSA device picks it from $PULSE_SINK / $PULSE_SOURCE while the stream opens."""
+    os.environ[variable] = name
+    try:
+        return cls(
+            device="pulse",
+            samplerate=RIG_RATE,
+            channels=1,
+            blocksize=RIG_BLOCK,
+            latency="low",
+            dtype="float32",
+            callback=callback,
+        )
+    finally:
+        del os.environ[variable]
+
+
 class RigPlayer:
     """An output stream into one sink; plays scheduled sounds at known DAC times."""
 
@@ -272,19 +290,7 @@ class RigPlayer:
         self.blocks: list[tuple[int, float]] = []  # first sample index, DAC time (monotonic)
         self._pending: list[tuple[int, Float32Array]] = []
         self._lock = threading.Lock()
-        os.environ["PULSE_SINK"] = sink
-        try:
-            self.stream = sd.OutputStream(
-                device="pulse",
-                samplerate=RIG_RATE,
-                channels=1,
-                blocksize=RIG_BLOCK,
-                latency="low",
-                dtype="float32",
-                callback=self._cb,
-            )
-        finally:
-            del os.environ["PULSE_SINK"]
+        self.stream = _rig_stream(sd.OutputStream, "PULSE_SINK", sink, self._cb)
 
     def _cb(self, out: Float32Array, frames: int, ti: Any, status: Any) -> None:
         offset = time.monotonic() - ti.currentTime
@@ -318,19 +324,7 @@ class RigRecorder:
 
     def __init__(self, sd: Any, source: str) -> None:
         self.blocks: list[tuple[Float32Array, float, float]] = []  # samples, ADC, arrival
-        os.environ["PULSE_SOURCE"] = source
-        try:
-            self.stream = sd.InputStream(
-                device="pulse",
-                samplerate=RIG_RATE,
-                channels=1,
-                blocksize=RIG_BLOCK,
-                latency="low",
-                dtype="float32",
-                callback=self._cb,
-            )
-        finally:
-            del os.environ["PULSE_SOURCE"]
+        self.stream = _rig_stream(sd.InputStream, "PULSE_SOURCE", source, self._cb)
 
     def _cb(self, data: Float32Array, frames: int, ti: Any, status: Any) -> None:
         now = time.monotonic()
@@ -658,8 +652,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: children were stopped on the way out
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    m.run_main(main)

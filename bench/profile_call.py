@@ -341,8 +341,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: children were stopped on the way out
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    m.run_main(main)
