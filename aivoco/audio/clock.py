@@ -71,6 +71,30 @@ class Schedule:
         return self.start + self.taken * self.period_s
 
 
+class PacedSource:
+    """The pacing every timed source shares (FileSource, the scenario's ScriptSource):
+    frames on a `Schedule`, the time it skipped after a stall, and closing."""
+
+    def __init__(self, schedule: Schedule, sample_rate_hz: int) -> None:
+        self.schedule = schedule
+        self.sample_rate_hz = sample_rate_hz
+        self._closed = False
+
+    @property
+    def lost_frames(self) -> int:
+        """Frames of time skipped after a stall (silence on the recording's timeline)."""
+        return round(self.schedule.skipped_s * self.sample_rate_hz)
+
+    def start(self) -> None:
+        """Nothing to open: pacing starts with the first frame taken."""
+
+    def close(self) -> None:
+        self._closed = True
+
+    def next_due(self) -> float | None:
+        return self.schedule.next_due()
+
+
 def paced(
     due: Callable[[float], list[T]], schedule: Schedule, done: Callable[[], bool]
 ) -> Iterator[T]:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from aivoco.audio.chunk import AudioChunk, float32_to_pcm16
-from aivoco.audio.clock import Schedule, paced
+from aivoco.audio.clock import PacedSource, Schedule, paced
 from aivoco.audio.resample import StreamResampler
 from aivoco.errors import AudioFileError
 
@@ -78,7 +78,7 @@ def read_file(path: str | os.PathLike[str], sample_rate_hz: int) -> AudioChunk:
     return AudioChunk.concat(list(iter_file_pcm(path, sample_rate_hz)))
 
 
-class FileSource:
+class FileSource(PacedSource):
     """Fixed-size frames from a file, paced in real time or as fast as possible.
 
     A timed source: `due(now)` gives the frames whose time has come (frame k is due at
@@ -96,32 +96,16 @@ class FileSource:
         realtime: bool = True,
         then_silence: bool = True,
     ) -> None:
+        super().__init__(Schedule(frame_ms / 1000), sample_rate_hz)
         self.path = Path(path)
-        self.sample_rate_hz = sample_rate_hz
         self.frame_ms = frame_ms
         self.frame_frames = sample_rate_hz * frame_ms // 1000
         self.realtime = realtime
         self.then_silence = then_silence
         self.finished = False
-        self.schedule = Schedule(frame_ms / 1000)
-        self._closed = False
         self._frames: Iterator[AudioChunk] | None = None
         self._exhausted = False  # the file ended and no silence follows
         probe(self.path)  # fail early with a clear message, before any connection
-
-    @property
-    def lost_frames(self) -> int:
-        """Frames of time skipped after a stall (silence on the recording's timeline)."""
-        return round(self.schedule.skipped_s * self.sample_rate_hz)
-
-    def start(self) -> None:
-        """Nothing to open: pacing starts with the first frame taken."""
-
-    def close(self) -> None:
-        self._closed = True
-
-    def next_due(self) -> float | None:
-        return self.schedule.next_due()
 
     def due(self, now: float) -> list[AudioChunk]:
         """The frames due at `now` (none once closed or, without silence, at the end)."""

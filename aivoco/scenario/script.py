@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from aivoco.audio.chunk import AudioChunk
-from aivoco.audio.clock import Schedule, paced
+from aivoco.audio.clock import PacedSource, Schedule, paced
 from aivoco.scenario.model import TurnKind
 from aivoco.scenario.prepare import PreparedScenario, TurnAudio
 from aivoco.scenario.probe import AgentTracker, Heard, UplinkLog
@@ -53,7 +53,7 @@ class TurnTiming:
     timed_out: bool  # listened `reply_timeout` and no agent audio came
 
 
-class ScriptSource:
+class ScriptSource(PacedSource):
     def __init__(
         self,
         prepared: PreparedScenario,
@@ -72,28 +72,14 @@ class ScriptSource:
         self.step = Step.SPEAKING
         self.turn_no = 0  # 1-based index of the current turn, 0 before the first
         self._silence = prepared.silence
-        self._closed = False
         self._audio: TurnAudio | None = None
         self._pos = 0
         self._first_k = 0
         self._started_at = 0.0
         # Frame k is due at start + k x frame: late frames never accumulate drift; after
         # a stall over REANCHOR_S the missed frames are skipped (counted in lost_frames).
-        self.schedule = Schedule(prepared.frame_ms / 1000, max_gap_s=REANCHOR_S)
-
-    @property
-    def lost_frames(self) -> int:
-        """Frames of time skipped after a stall (the recording puts silence there)."""
-        return round(self.schedule.skipped_s * self._silence.sample_rate_hz)
-
-    def start(self) -> None:
-        """Nothing to open: the schedule starts with the first frame taken."""
-
-    def close(self) -> None:
-        self._closed = True
-
-    def next_due(self) -> float | None:
-        return self.schedule.next_due()
+        schedule = Schedule(prepared.frame_ms / 1000, max_gap_s=REANCHOR_S)
+        super().__init__(schedule, prepared.silence.sample_rate_hz)
 
     def due(self, now: float) -> list[AudioChunk]:
         """The frames due at `now` (a timed source: the shared clock paces the uplink)."""
