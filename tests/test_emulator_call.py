@@ -168,6 +168,8 @@ def test_deviations_are_counted_and_the_call_goes_on() -> None:
         bad["media"]["payload"] = "%%%"
         client.ws.send(json.dumps(bad))
         client.ws.send(json.dumps({"event": "dance"}))
+        # Nothing was answered yet: the emulator may still be registering the session.
+        assert emu.wait_until(lambda: emu.call_sessions)
         record = emu.call_sessions[0]
         assert emu.wait_until(lambda: record.deviation_total >= 8)
         time.sleep(0.1)
