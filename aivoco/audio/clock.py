@@ -12,6 +12,15 @@ and works out from it how much is due, so a late wake-up catches up instead of
 drifting. Jobs must be short and must not block: they run one after another on the
 clock's thread. The thread starts with the first job and ends when the last one is
 cancelled, so an idle process has no clock waking it.
+
+The clock wakes only on a grid (`GRID_S`, 20 ms, from the clock's start): a job due
+between two grid points runs at the next one, together with every other job due by
+then. A call's three jobs (uplink, virtual speaker, observer) would otherwise each wake
+the thread at its own phase; fifty calls, at fifty phases. On the grid a process wakes
+50 times a second however many calls it runs. Every job of a wake-up is given the grid
+point's time, so a Schedule started there keeps its items on grid points: a job runs
+when it is due, and a job due between two points is at most one step late (its
+Schedule releases what is due by then, so nothing drifts; docs/performance.md#clock).
 """
 
 from __future__ import annotations
@@ -27,10 +36,16 @@ T = TypeVar("T")
 
 log = logging.getLogger("aivoco.audio")
 
-# A job returns False when it is done (it is then removed), a time (time.monotonic())
-# to run next exactly then (when its next item is due), or None/True for a period on.
+# A job is called with the time of the grid point it runs for (time.monotonic() seconds,
+# at most a wake-up's latency in the past). It returns False when it is done (it is
+# then removed), a time to run next (when its next item is due), or None/True for a
+# period on.
 Job = Callable[[float], "bool | float | None"]
 ErrorHandler = Callable[[BaseException], None]
+
+GRID_S = 0.02  # the clock wakes on multiples of this (one 20 ms frame, the default chunk)
+# Times this close are the same grid point (float sums such as start + k x period).
+_SAME_TIME_S = 1e-6
 
 
 class Schedule:
@@ -131,8 +146,11 @@ class ClockHandle:
 
 
 class Clock:
-    def __init__(self, name: str = "aivoco-clock") -> None:
+    def __init__(self, name: str = "aivoco-clock", grid_s: float = GRID_S) -> None:
         self.name = name
+        self.grid_s = grid_s
+        self._origin = time.monotonic()
+        self.wakeups = 0  # how often the thread woke to run jobs (the benchmarks read it)
         self._cond = threading.Condition()
         self._entries: list[_Entry] = []
         self._thread: threading.Thread | None = None
@@ -166,13 +184,29 @@ class Clock:
                     self._thread = None
                     return
                 now = time.monotonic()
-                soonest = min(e.next for e in self._entries)
-                if soonest > now:
-                    self._cond.wait(soonest - now)
+                wake = self._on_grid(min(e.next for e in self._entries))
+                if wake > now:
+                    self._cond.wait(wake - now)
                     continue
-                due = [e for e in self._entries if e.next <= now]
+                slot = self._slot(now)
+                due = [e for e in self._entries if e.next <= slot + _SAME_TIME_S]
+                self.wakeups += 1
             for entry in due:
-                self._run_one(entry, now)
+                self._run_one(entry, slot)
+
+    def _on_grid(self, t: float) -> float:
+        """The first grid point at or after `t`."""
+        steps = math.ceil((t - self._origin - _SAME_TIME_S) / self.grid_s)
+        return self._origin + max(0, steps) * self.grid_s
+
+    def _slot(self, now: float) -> float:
+        """The last grid point at or before `now`: the time every job of this wake-up is
+        given. A schedule that starts at a slot then stays on the grid (its items fall
+        on grid points, not just after them, which would make each wait a whole step),
+        and the jobs of one wake-up agree on the time. Late wake-ups show as slip where
+        frames are handed over (time.monotonic(), aivoco/scenario/probe.py)."""
+        steps = math.floor((now - self._origin + _SAME_TIME_S) / self.grid_s)
+        return self._origin + max(0, steps) * self.grid_s
 
     def _run_one(self, entry: _Entry, now: float) -> None:
         with self._cond:
@@ -181,7 +215,7 @@ class Clock:
             self._running = entry
         keep: bool | float | None = True
         try:
-            keep = entry.job(time.monotonic())
+            keep = entry.job(now)
         except BaseException as exc:  # reported to the job's owner, never lost
             keep = False
             try:

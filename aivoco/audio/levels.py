@@ -21,11 +21,8 @@ SILENCE_DBFS = -96.0
 
 
 def peak(chunk: AudioChunk) -> float:
-    """Peak |sample| / 32768 over all channels, in [0, 1]."""
-    if chunk.frames == 0:
-        return 0.0
-    # int32 first: abs(-32768) does not fit int16.
-    return float(np.abs(chunk.samples.astype(np.int32)).max()) / FULL_SCALE
+    """Peak |sample| / 32768 over all channels, in [0, 1] (once per chunk: cached)."""
+    return chunk.peak
 
 
 def rms(chunk: AudioChunk) -> float:

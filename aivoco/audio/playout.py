@@ -32,7 +32,7 @@ MONITOR_MS = 2000  # the observer drains every ~50 ms; 2 s covers long stalls
 # the uplink every frame (10-200 ms); 2 s covers a long stall. Overflow drops the oldest.
 REFERENCE_MS = 2000
 TICK_MS = 10  # the unit a virtual speaker plays in
-CLOCK_PERIOD_S = 0.02  # how often it wakes to play what is due (two units)
+CLOCK_PERIOD_S = 0.04  # how often it plays what is due (four units; docs/performance.md#clock)
 MAX_VOLUME = 2.0
 
 
@@ -119,6 +119,10 @@ class Player(Generic[T]):
             played = np.concatenate([np.zeros((lost, played.shape[1]), np.float32), played])
         # What was played came from int16 agent audio (resampled, faded, scaled): finite.
         return AudioChunk(float32_to_pcm16(played, finite=True), self.clock_rate_hz)
+
+    def buffered_ms(self) -> float:
+        """Audio queued and not played yet (cheaper than `stats()`: read every tick)."""
+        return self.jitter.buffered_frames * 1000.0 / self.clock_rate_hz
 
     def stats(self) -> PlayerStats:
         return PlayerStats(

@@ -61,12 +61,14 @@ class LocalBargeIn:
         self._dropping = False
         self._last_audio = 0.0
         self._recent: deque[tuple[bool, float]] = deque()
+        self._window_ms = 0.0  # the frames' ms in _recent
 
     def feed(self, over_agent: bool, frame_ms: float, now: float) -> bool:
         """One uplink frame; True when it triggered a barge-in."""
         self._recent.append((over_agent, frame_ms))
-        while sum(ms for _, ms in self._recent) - self._recent[0][1] >= ONSET_WINDOW_MS:
-            self._recent.popleft()
+        self._window_ms += frame_ms  # a running sum: this runs for every uplink frame
+        while self._window_ms - self._recent[0][1] >= ONSET_WINDOW_MS:
+            self._window_ms -= self._recent.popleft()[1]
         if not speech_onset(self._recent) or self.player.stats().jitter.buffered_ms <= 0:
             return False  # not yet speech, or nothing of the agent's left to cut
         with self._lock:
@@ -77,6 +79,7 @@ class LocalBargeIn:
             self.count += 1
             self.triggered_at.append(now)
         self._recent.clear()
+        self._window_ms = 0.0
         cleared = self.player.clear()
         cleared_ms = round(cleared * 1000 / self.player.clock_rate_hz, 1)
         self.state.add_entry("info", "barge-in: you spoke over the agent; playback stopped")

@@ -5,7 +5,8 @@
     result = call.run()              # start(), wait(), close()
 
 Threads: connect; events (the driver's queue -> `Downlink`, whose intents are applied
-here); uplink (source -> `Uplink` -> driver); observer (`Observer`, every 20 ms: what
+here); uplink (source -> `Uplink` -> driver: a thread for a microphone, a job on the
+shared clock for a file or script); observer (`Observer`, a clock job every 40 ms: what
 the speaker played, marks, counters, timers); goodbye (the protocol's goodbye, then a
 bounded wait for the server's final word); reconnect (`reconnect.py`); one worker per
 function call. Every change of phase goes through `lifecycle.py`; the UI reads

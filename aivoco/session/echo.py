@@ -213,7 +213,7 @@ class EchoControl:
         read at all. The frame goes up as it is (the same object: no copy) unless the
         microphone is muted; a user talking while the agent is heard still feeds the
         local barge-in, with the agent's audibility taken from the played audio's meter
-        (the observer's, every 20 ms: enough for a 100 ms onset)."""
+        (the observer's, every 40 ms: enough for a 100 ms onset)."""
         mic_live = self.mic_live()
         barge = self.barge_in
         if barge is not None:

@@ -1,6 +1,6 @@
 """The observer: what the speaker played, marks reached, counters, and the call's timers.
 
-One tick every `OBSERVE_PERIOD_S` on the observer thread. What it finds out that the
+One tick every `OBSERVE_PERIOD_S` on the shared clock. What it finds out that the
 call must act on (a timer ran out, a part failed, the agent is audible) comes back as
 intents; the tick itself only feeds meters, the recording and the mark answers.
 """
@@ -22,7 +22,9 @@ from aivoco.session.state import CallState
 from aivoco.session.summary import PlaybackFigures
 from aivoco.wire.driver import Driver
 
-OBSERVE_PERIOD_S = 0.02
+# Meters at 25 Hz: a tick's cost is mostly fixed, so half as many halve it; a mark is
+# answered within 40 ms of being played (docs/performance.md#clock).
+OBSERVE_PERIOD_S = 0.04
 STATS_PERIOD_S = 0.1
 
 
@@ -95,12 +97,11 @@ class Observer:
         failure = self.player.error or self.bus.error
         if failure is not None:
             intents.append(it.Fail(failure))
-        stats = self.player.stats()
         if now >= self._next_stats:
             self._next_stats = now + STATS_PERIOD_S
             self.publish_stats()
-            self._note_underruns(stats)
-        if stats.jitter.buffered_ms > 0:
+            self._note_underruns(self.player.stats())
+        if self.player.buffered_ms() > 0:
             self.timers.agent_active(now)  # audio still queued: the agent is not done
         if self.lifecycle.phase is Phase.RECONNECTING:
             self.timers.agent_active(now)  # no one can tell whether the agent is done

@@ -1,0 +1,131 @@
+"""The shared clock: jobs due at different phases run together on its grid.
+
+A call's uplink, virtual speaker and observer each keep their own schedule; on one
+thread, each at its own phase, they woke it three times per 20 ms frame, and fifty
+calls fifty times as often (docs/performance.md#clock). These tests check the grid's
+promise without asserting speed: every wake-up runs every job then due, a job never runs
+before its time, and it runs at most one grid step late (plus scheduling slack).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from aivoco.audio.clock import Clock, Schedule
+
+
+def _raise(exc: BaseException) -> None:
+    raise AssertionError(f"a clock job failed: {exc!r}")
+
+
+class PhasedJob:
+    """Due every `period_s`, at `offset_s` past the grid's phase; records its runs."""
+
+    def __init__(self, clock: Clock, offset_s: float, period_s: float, runs: int) -> None:
+        self.clock = clock
+        self.period_s = period_s
+        self.next_s = time.monotonic() + offset_s
+        self.left = runs
+        self.ran: list[tuple[int, float, float]] = []  # (wake-up, due, ran at)
+        self.done = threading.Event()
+
+    def __call__(self, now: float) -> bool | float:
+        if now < self.next_s:
+            return self.next_s  # the clock's first (immediate) run
+        self.ran.append((self.clock.wakeups, self.next_s, now))
+        self.left -= 1
+        if self.left == 0:
+            self.done.set()
+            return False
+        self.next_s += self.period_s
+        return self.next_s
+
+
+def run_jobs(grid_s: float, offsets_s: list[float], runs: int) -> tuple[Clock, list[PhasedJob]]:
+    clock = Clock("test-clock", grid_s=grid_s)
+    jobs = [PhasedJob(clock, off, grid_s, runs) for off in offsets_s]
+    for job in jobs:
+        clock.every(grid_s, job, _raise)
+    for job in jobs:
+        assert job.done.wait(10), "a job stopped running"
+    return clock, jobs
+
+
+def test_jobs_at_different_phases_share_each_wake_up() -> None:
+    grid_s = 0.02
+    _, jobs = run_jobs(grid_s, [0.003, 0.009, 0.017], runs=15)
+    # Each job's k-th run happened in the same wake-up as the others' k-th run.
+    for k in range(15):
+        assert len({job.ran[k][0] for job in jobs}) == 1, [job.ran[k] for job in jobs]
+
+
+def test_a_job_never_runs_early_and_waits_at_most_one_grid_step() -> None:
+    grid_s = 0.02
+    _, jobs = run_jobs(grid_s, [0.001, 0.011, 0.019], runs=10)
+    lateness = sorted(ran - due for job in jobs for _, due, ran in job.ran)
+    assert lateness[0] >= 0.0
+    # The time a job is given is a grid point: never more than one step after its due
+    # time, however late the thread itself woke.
+    assert lateness[-1] <= grid_s + 1e-6, lateness
+
+
+def test_a_schedule_started_by_the_clock_stays_on_its_grid() -> None:
+    """A job that keeps its own Schedule (as the uplink does) is run when its items are
+    due, not one step after each: the first run starts the schedule on a grid point."""
+    grid_s = 0.02
+    clock = Clock("test-clock", grid_s=grid_s)
+    schedule = Schedule(grid_s)
+    given: list[tuple[float, int]] = []
+    done = threading.Event()
+
+    def job(now: float) -> bool | float:
+        given.append((now, schedule.due(now)))
+        if len(given) == 20:
+            done.set()
+            return False
+        after = schedule.next_due()
+        assert after is not None
+        return after
+
+    clock.every(grid_s, job, _raise)
+    assert done.wait(10)
+    assert schedule.start is not None
+    # Every run released frames (no run found its item one float-epsilon in the future),
+    # and each was given exactly its item's due time.
+    assert all(count >= 1 for _, count in given), given
+    for now, _ in given:
+        k = round((now - schedule.start) / grid_s)
+        assert now == pytest.approx(schedule.start + k * grid_s, abs=1e-6)
+
+
+def test_wake_ups_follow_the_grid_not_the_number_of_jobs() -> None:
+    grid_s = 0.02
+    clock, jobs = run_jobs(grid_s, [0.002 * i for i in range(10)], runs=10)
+    runs = sum(len(job.ran) for job in jobs)
+    assert runs == 100
+    # Ten phases, one grid: about one wake-up per grid step (a first wake-up or two for
+    # the jobs' immediate first runs), never one per job.
+    assert clock.wakeups <= 10 + 3, clock.wakeups
+
+
+@pytest.mark.parametrize("grid_s", [0.01, 0.05])
+def test_a_job_due_on_a_grid_point_is_not_pushed_to_the_next(grid_s: float) -> None:
+    clock = Clock("test-clock", grid_s=grid_s)
+    ran = threading.Event()
+    seen: list[float] = []
+    target = clock._on_grid(time.monotonic() + grid_s)  # exactly a grid point
+
+    def job(now: float) -> bool | float:
+        if now < target:
+            return target
+        seen.append(now - target)
+        ran.set()
+        return False
+
+    clock.every(grid_s, job, _raise)
+    assert ran.wait(5)
+    assert clock._on_grid(target) == pytest.approx(target)
+    assert seen[0] >= 0.0
