@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -129,3 +130,34 @@ def test_a_job_due_on_a_grid_point_is_not_pushed_to_the_next(grid_s: float) -> N
     assert ran.wait(5)
     assert clock._on_grid(target) == pytest.approx(target)
     assert seen[0] >= 0.0
+
+
+def test_urgent_jobs_run_first_in_a_wake_up() -> None:
+    """Uplinks are urgent: in a wake-up shared by many calls, every frame goes out before
+    any speaker or observer runs, whatever order the jobs were added in."""
+    grid_s = 0.02
+    clock = Clock("test-clock", grid_s=grid_s)
+    order: list[tuple[int, str]] = []
+    done = threading.Event()
+    start = clock._on_grid(time.monotonic() + 2 * grid_s)
+
+    def job(name: str) -> Callable[[float], bool | float]:
+        def run(now: float) -> bool | float:
+            if now < start:
+                return start
+            order.append((clock.wakeups, name))
+            if len(order) == 6:
+                done.set()
+            return False
+
+        return run
+
+    for name, urgent in [("speaker1", False), ("uplink1", True), ("observer1", False)]:
+        clock.every(grid_s, job(name), _raise, urgent=urgent)
+    for name, urgent in [("speaker2", False), ("uplink2", True), ("observer2", False)]:
+        clock.every(grid_s, job(name), _raise, urgent=urgent)
+    assert done.wait(5)
+    assert len({wake for wake, _ in order}) == 1, order
+    names = [name for _, name in order]
+    assert names[:2] == ["uplink1", "uplink2"], names
+    assert sorted(names[2:]) == ["observer1", "observer2", "speaker1", "speaker2"]

@@ -126,11 +126,14 @@ def paced(
 
 
 class _Entry:
-    def __init__(self, job: Job, period_s: float, on_error: ErrorHandler, first: float) -> None:
+    def __init__(
+        self, job: Job, period_s: float, on_error: ErrorHandler, first: float, urgent: bool
+    ) -> None:
         self.job = job
         self.period_s = period_s
         self.on_error = on_error
         self.next = first
+        self.urgent = urgent
         self.cancelled = False
 
 
@@ -156,11 +159,19 @@ class Clock:
         self._thread: threading.Thread | None = None
         self._running: _Entry | None = None
 
-    def every(self, period_s: float, job: Job, on_error: ErrorHandler) -> ClockHandle:
-        """Run `job(now)` every `period_s`, the first time at once."""
-        entry = _Entry(job, period_s, on_error, time.monotonic())
+    def every(
+        self, period_s: float, job: Job, on_error: ErrorHandler, urgent: bool = False
+    ) -> ClockHandle:
+        """Run `job(now)` every `period_s`, the first time at once. `urgent` jobs run first
+        in a wake-up: an uplink's frame is late by every job run before it, while a
+        virtual speaker or an observer only needs to run within its period (fifty calls
+        in one process: the fiftieth call's frame waits for 49 others, not 149)."""
+        entry = _Entry(job, period_s, on_error, time.monotonic(), urgent)
         with self._cond:
-            self._entries.append(entry)
+            if urgent:  # kept in front, in the order they came
+                self._entries.insert(sum(e.urgent for e in self._entries), entry)
+            else:
+                self._entries.append(entry)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
                 self._thread.start()

@@ -38,7 +38,9 @@ from aivoco.wire.driver import ProtocolName
 if TYPE_CHECKING:
     from aivoco.session.call import Call, CallResult
 
-_POLL_S = 0.05
+# How often the main thread looks at signals, a closed output and log errors while the
+# call runs: a Ctrl-C is acted on within this (the handler only sets a flag).
+_POLL_S = 0.1
 PRINTER_ABORT_WAIT_S = 2.0  # records still queued when a run is torn down: a short wait
 _SIGNALS = tuple(
     s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None))

@@ -45,7 +45,7 @@ class Media:
         clock = shared_clock()
         if isinstance(call.source, TimedSource):
             frame_s = call.options.chunk_ms / 1000
-            self.jobs.append(clock.every(frame_s, uplink.tick, call.job_failed))
+            self.jobs.append(clock.every(frame_s, uplink.tick, call.job_failed, urgent=True))
         else:
             call.spawn("uplink", uplink.run)
         self.jobs.append(clock.every(OBSERVE_PERIOD_S, self._observe(), call.job_failed))
