@@ -9,6 +9,7 @@ before its time, and it runs at most one grid step late (plus scheduling slack).
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -25,29 +26,33 @@ def _raise(exc: BaseException) -> None:
 class PhasedJob:
     """Due every `period_s`, at `offset_s` past the grid's phase; records its runs."""
 
-    def __init__(self, clock: Clock, offset_s: float, period_s: float, runs: int) -> None:
+    def __init__(self, clock: Clock, first_s: float, period_s: float, runs: int) -> None:
         self.clock = clock
         self.period_s = period_s
-        self.next_s = time.monotonic() + offset_s
+        self.first_s = first_s
+        self.next_s = first_s
         self.left = runs
         self.ran: list[tuple[int, float, float]] = []  # (wake-up, due, ran at)
         self.done = threading.Event()
 
     def __call__(self, now: float) -> bool | float:
-        if now < self.next_s:
-            return self.next_s  # the clock's first (immediate) run
+        if now < self.next_s - 1e-6:  # the clock's first (immediate) run
+            return self.next_s
         self.ran.append((self.clock.wakeups, self.next_s, now))
         self.left -= 1
         if self.left == 0:
             self.done.set()
             return False
-        self.next_s += self.period_s
+        self.next_s = self.first_s + len(self.ran) * self.period_s
         return self.next_s
 
 
 def run_jobs(grid_s: float, offsets_s: list[float], runs: int) -> tuple[Clock, list[PhasedJob]]:
     clock = Clock("test-clock", grid_s=grid_s)
-    jobs = [PhasedJob(clock, off, grid_s, runs) for off in offsets_s]
+    # Offsets from a grid point a little ahead, so that every job's first item falls in
+    # the same step however long this thread was preempted.
+    base = clock._on_grid(time.monotonic() + 3 * grid_s)
+    jobs = [PhasedJob(clock, base + off, grid_s, runs) for off in offsets_s]
     for job in jobs:
         clock.every(grid_s, job, _raise)
     for job in jobs:
@@ -161,3 +166,26 @@ def test_urgent_jobs_run_first_in_a_wake_up() -> None:
     names = [name for _, name in order]
     assert names[:2] == ["uplink1", "uplink2"], names
     assert sorted(names[2:]) == ["observer1", "observer2", "speaker1", "speaker2"]
+
+
+def test_a_job_that_finds_nothing_due_does_not_spin_the_clock() -> None:
+    """A job whose next time is this wake-up's own (off by a float's last digit, or a
+    schedule that released nothing) waits for the next grid point instead of being run
+    again at once, which would spin the clock's thread until the time moved on."""
+    grid_s = 0.02
+    clock = Clock("test-clock", grid_s=grid_s)
+    runs: list[float] = []
+    done = threading.Event()
+
+    def job(now: float) -> bool | float:
+        runs.append(now)
+        if len(runs) == 5:
+            done.set()
+            return False
+        return now + 1e-12  # "run me again now": never due in this wake-up again
+
+    clock.every(grid_s, job, _raise)
+    assert done.wait(5)
+    steps = [b - a for a, b in itertools.pairwise(runs[1:])]
+    assert all(step == pytest.approx(grid_s, abs=1e-6) for step in steps), steps
+    assert clock.wakeups <= 6, clock.wakeups

@@ -69,7 +69,9 @@ class Schedule:
         """How many items are due at `now` that were not released yet (and take them)."""
         if self.start is None:
             self.start = now
-        reached = math.floor((now - self.start) / self.period_s + 1e-9) + 1
+        # Absolute tolerance: monotonic times are large floats (months of uptime leave
+        # ~1e-9 s of precision), and an item due at a grid point must be released there.
+        reached = math.floor((now - self.start + _SAME_TIME_S) / self.period_s) + 1
         behind = reached - self.taken
         if not self.catch_up and behind * self.period_s > self.max_gap_s:
             skipped = behind - 1  # the newest one goes out now; the rest are skipped
@@ -236,7 +238,9 @@ class Clock:
         with self._cond:
             self._running = None
             if isinstance(keep, float):  # the job knows when its next item is due
-                entry.next = keep
+                # Never twice in one wake-up: a time at or before this one (a job that
+                # found nothing due, by a float's last digit) means the next grid point.
+                entry.next = keep if keep > now + _SAME_TIME_S else now + self.grid_s
             else:
                 # Jobs keep their own time (a Schedule), so a late run is not repeated:
                 # the next one is a period after this one.
