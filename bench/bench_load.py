@@ -6,8 +6,10 @@ The emulator runs in its own process (`aivoco emulate`), so its CPU is not count
 ours, though it shares the machine. For each level N, N runs of a two-turn scenario
 start at once in this process (`LoadRunner`, no subprocess per call). Per level it
 prints: calls passed/failed, the uplink's real-time slip (how late frames went out
-compared to their schedule: p50 / p99 / max), reply_within p50 / p95, and this
-process's CPU (all threads) as a share of one core, in total and per call.
+compared to their schedule: p50 / p99 / max), reply_within p50 / p95, this process's
+CPU (all threads) as a share of one core, in total and per call, the emulator's CPU,
+and this process's peak RSS during the level with what it added per call (over the
+RSS before the level started).
 
 A level is *sustained* when every call passed and the slip's p99 stayed under 20 ms
 (the max is printed beside it: a single late frame from a GC pause or the scheduler
@@ -22,6 +24,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -74,14 +77,44 @@ def cpu_s_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def rss_mb() -> float:
+    """This process's resident memory now (Linux /proc), in MB."""
+    pages = int(Path("/proc/self/statm").read_text().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+
+
+class PeakRss:
+    """The highest RSS of this process while a level runs, sampled every 0.25 s."""
+
+    def __init__(self) -> None:
+        self.peak_mb = rss_mb()
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="bench-rss", daemon=True)
+
+    def _run(self) -> None:
+        while not self._done.wait(0.25):
+            self.peak_mb = max(self.peak_mb, rss_mb())
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+        self.peak_mb = max(self.peak_mb, rss_mb())
+
+
 def level(
     prepared: list[PreparedScenario], url: str, calls: int, emulator_pid: int
 ) -> dict[str, float]:
     runner = LoadRunner(
         prepared, RunSettings(key="bench-key-0000", url=url), LoadPlan(calls, calls), RunListener()
     )
+    base_mb = rss_mb()
     cpu0, wall0, emu0 = time.process_time(), time.monotonic(), cpu_s_of(emulator_pid)
-    results = runner.run()
+    with PeakRss() as rss:
+        results = runner.run()
     cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
     emu_cores = (cpu_s_of(emulator_pid) - emu0) / wall
     t = totals(results, wall)
@@ -100,6 +133,8 @@ def level(
         "cpu_cores": cpu / wall,
         "cpu_per_call_pct": 100 * cpu / wall / calls,
         "emulator_cores": emu_cores,
+        "rss_peak_mb": rss.peak_mb,
+        "rss_per_call_mb": max(0.0, rss.peak_mb - base_mb) / calls,
     }
 
 
@@ -135,6 +170,7 @@ def main() -> None:
             header = (
                 f"{'calls':>5} {'ok':>4} {'fail':>4} {'slip p50':>9} {'p99':>7} {'max':>7}"
                 f" {'reply p50':>9} {'p95':>6} {'CPU cores':>9} {'CPU/call':>9} {'emulator':>8}"
+                f" {'RSS peak':>9} {'RSS/call':>9}"
             )
             print(header)
             sustained = 0
@@ -147,6 +183,7 @@ def main() -> None:
                     f" {f['slip_p99']:>5.1f}ms {f['slip_max']:>5.0f}ms {f['reply_p50']:>8.2f}s"
                     f" {f['reply_p95']:>5.2f}s {f['cpu_cores']:>9.2f}"
                     f" {f['cpu_per_call_pct']:>8.1f}% {f['emulator_cores']:>8.2f}"
+                    f" {f['rss_peak_mb']:>7.0f}MB {f['rss_per_call_mb']:>7.2f}MB"
                     + ("" if ok else "  <- not sustained"),
                     flush=True,
                 )
