@@ -147,7 +147,7 @@ class EchoControl:
         self.trace: list[FrameTrace] | None = None  # set to a list to record every frame
         self._processed_dbfs = 0.0
         self._open_until = -1e9  # after a local barge-in the gate opens for the tail
-        self._published: EchoView | None = None
+        self._published_key: tuple[object, ...] | None = None  # what the view shows
 
     def announce(self) -> None:
         """Say which mode is in force (once the call's records have their files)."""
@@ -268,17 +268,26 @@ class EchoControl:
         return out, est.audible and out_db > s.speech_floor_dbfs
 
     def _publish(self, suppressing: bool) -> None:
-        erle = self.erle.erle_db if self.mode is EchoMode.AEC else None
-        view = EchoView(
-            mode=self.mode.value,
-            note=self.setup.note,
-            suppressing=suppressing,
-            erle_db=None if erle is None else min(erle, 60.0),
-            barge_ins=0 if self.barge_in is None else self.barge_in.count,
+        raw = self.erle.erle_db if self.mode is EchoMode.AEC else None
+        # To the 0.1 dB the summary reports (the view shows whole dB), so a figure that
+        # drifts in its last digits is not a change.
+        erle = None if raw is None else round(min(raw, 60.0), 1)
+        barge_ins = 0 if self.barge_in is None else self.barge_in.count
+        # Compared before anything is built: this runs for every frame (50 a second per
+        # call), and the view changes a few times a call.
+        key = (self.mode, suppressing, erle, barge_ins)
+        if key == self._published_key:
+            return
+        self._published_key = key
+        self.state.set_echo(
+            EchoView(
+                mode=self.mode.value,
+                note=self.setup.note,
+                suppressing=suppressing,
+                erle_db=erle,
+                barge_ins=barge_ins,
+            )
         )
-        if view != self._published:  # 50 frames a second; the view changes rarely
-            self._published = view
-            self.state.set_echo(view)
 
 
 def echo_for_call(
