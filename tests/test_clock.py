@@ -189,3 +189,33 @@ def test_a_job_that_finds_nothing_due_does_not_spin_the_clock() -> None:
     steps = [b - a for a, b in itertools.pairwise(runs[1:])]
     assert all(step == pytest.approx(grid_s, abs=1e-6) for step in steps), steps
     assert clock.wakeups <= 6, clock.wakeups
+
+
+def test_jobs_of_a_longer_period_spread_over_the_grid_points() -> None:
+    """Four jobs every two grid steps (a call's speaker and observer, two calls): two
+    run on each phase, so no wake-up carries all four."""
+    grid_s = 0.02
+    clock = Clock("test-clock", grid_s=grid_s)
+    seen: list[tuple[int, str]] = []
+    done = threading.Event()
+
+    def job(name: str) -> Callable[[float], bool | None]:
+        runs = 0
+
+        def run(now: float) -> bool | None:
+            nonlocal runs
+            runs += 1
+            seen.append((clock.wakeups, name))
+            if runs == 4 and name == "d":
+                done.set()
+            return False if runs == 4 else None
+
+        return run
+
+    for name in "abcd":
+        clock.every(2 * grid_s, job(name), _raise)
+    assert done.wait(5)
+    by_wake: dict[int, set[str]] = {}
+    for wake, name in seen:
+        by_wake.setdefault(wake, set()).add(name)
+    assert max(len(names) for names in by_wake.values()) == 2, by_wake
