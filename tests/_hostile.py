@@ -63,6 +63,17 @@ class Proxy:
         """Abort every open connection (no close frame, no FIN: a reset)."""
         self._call(self._cut())
 
+    def stall(self) -> None:
+        """Stop reading what the clients send (the server's side still flows): a peer
+        that does not read, whose TCP window fills up."""
+        self._call(self._stall())
+
+    async def _stall(self) -> None:
+        for client, _upstream in self._pairs:
+            transport = client.transport
+            assert isinstance(transport, asyncio.ReadTransport)  # a TCP transport: both
+            transport.pause_reading()
+
     def _call(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(5)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import random
+import socket
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from servers import (
 )
 from tones import sine_chunk
 
+from aivoco.audio.chunk import AudioChunk
 from aivoco.cli.errors import ExitCode
 from aivoco.errors import ConnectionFailedError, ProtocolError
 from aivoco.protocols.call_driver import MAX_MESSAGE_BYTES, CallDriver
@@ -184,6 +187,36 @@ def test_a_silent_peer_is_dropped_and_a_quiet_one_is_kept() -> None:
     # interval + timeout (0.5 s) after the last pong, which came before the freeze; the
     # margin is for a loaded machine.
     assert took_s < 0.5 + 1.5
+
+
+def test_a_peer_that_stops_reading_never_blocks_the_sender() -> None:
+    """The uplink runs on the process's shared clock: a peer that stops reading must
+    cost its own audio (dropped, counted), never a blocked caller (every call's clock
+    would stop with it)."""
+    frame = AudioChunk.silence(160, 8000)
+    with RecordingCallServer() as server, Proxy(server.port) as proxy:
+        driver = CallDriver(f"{proxy.url('ws')}/ws", KEY, AGENT)
+        driver.open(ev.EventQueue(), timeout_s=5)
+        server.wait_for("start")
+        # A small send buffer (no autotuning): the stall shows after ~100 kB, not 10 MB.
+        driver._ws.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+        proxy.stall()
+        sent = threading.Event()
+
+        def send_all() -> None:
+            for _ in range(4000):  # ~1.2 MB of media messages: more than the buffers hold
+                driver.send_audio(frame)
+            sent.set()
+
+        threading.Thread(target=send_all, daemon=True).start()
+        try:
+            assert sent.wait(10), "send_audio blocked on a peer that does not read"
+            assert driver.net.uplink_dropped > 0
+        finally:
+            t0 = time.monotonic()
+            driver.close()
+            close_s = time.monotonic() - t0
+    assert close_s < 5.0  # the close frame could not go out either: bounded, not hung
 
 
 def test_the_reader_reports_every_way_it_can_end() -> None:

@@ -9,7 +9,9 @@ a close right after opening before the server said anything, means the key or th
 was rejected; `call_codec.error_for` names the error. Threads: the reader thread decodes
 frames and enqueues events; sends come from the uplink, observer (mark answers) and
 hang-up threads, serialised by the base driver's lock so the codec's numbering matches
-the order on the wire.
+the order on the wire, and are written by the process's one writer thread
+(`_outbox.py`), which never lets a peer that stops reading block a caller: past a
+second of unread audio, new audio is dropped and counted (`uplink_dropped`).
 
 Robustness (docs/protocols.md#leniency): the reader ends *only* by reporting
 `Disconnected`, whatever stopped it (a close frame, a socket error, a library bug). A
@@ -18,8 +20,7 @@ its payload is read, so a peer cannot grow our memory. A peer that goes silent (
 open, nothing arrives) is found by a watchdog: after `ping_interval_s` (5 s) without a
 frame it sends a WebSocket ping, and after `ping_interval_s + ping_timeout_s` (15 s)
 without any frame, pong included, it drops the connection as lost. The watchdog never
-blocks: pings go out on a short-lived thread, since a send to a peer that stopped
-reading blocks until the socket is shut down. Closing completes the WebSocket close
+blocks: pings go out on a short-lived thread. Closing completes the WebSocket close
 handshake (our close frame, then up to `CLOSE_WAIT_S` for the peer's), whoever ended
 the call.
 """
@@ -39,6 +40,7 @@ import websocket
 from aivoco.errors import AivocoError, ProtocolError
 from aivoco.protocols._codec import Outgoing
 from aivoco.protocols._driver import DriverBase
+from aivoco.protocols._outbox import MAX_PENDING, shared_writer
 from aivoco.protocols._tls import connect_failure, tls_context
 from aivoco.protocols.call_codec import CallCodec, CallIncoming, error_for
 from aivoco.redact import redact
@@ -53,6 +55,9 @@ MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 PING_INTERVAL_S = 5.0
 PING_TIMEOUT_S = 10.0
 CLOSE_WAIT_S = 1.0
+# Frames waiting for a peer that does not read, past which new audio is dropped: 1 s of
+# 20 ms frames (the sts driver's limit is its library queue's, UPLINK_BACKLOG_LIMIT there).
+UPLINK_BACKLOG_LIMIT = 50
 _ABNF = websocket.ABNF
 _DATA = (_ABNF.OPCODE_TEXT, _ABNF.OPCODE_BINARY, _ABNF.OPCODE_CONT)
 
@@ -108,6 +113,9 @@ class CallDriver(DriverBase[CallIncoming]):
         self._heard_server = False
         self._close_sent = False
         self._silent_s: float | None = None  # set when the watchdog gave up on the peer
+        # Every frame we send goes through the process's one writer thread, in order
+        # (aivoco/protocols/_outbox.py): the caller never blocks on the peer.
+        self._outbox = shared_writer().outbox(lambda: getattr(self._ws, "sock", None))
         self._pinger: threading.Thread | None = None
 
     # -- connection ----------------------------------------------------------------
@@ -250,27 +258,29 @@ class CallDriver(DriverBase[CallIncoming]):
         self._stop.wait(self.ping_interval_s)  # one ping per interval at most
 
     # -- sending -------------------------------------------------------------------
+    def _backlogged(self) -> bool:
+        """The peer has not read a second of our audio: new audio is dropped (counted)."""
+        return self._outbox.pending > UPLINK_BACKLOG_LIMIT
+
     def _transmit(self, out: Outgoing) -> int | None:
         ws = self._ws
         if ws is None:
             return None
         text: str = out.data
-        try:
-            ws.send(text)
-        except (websocket.WebSocketException, OSError) as exc:
-            # The reader thread reports the drop; a failed send only needs logging.
-            log.info("send failed: %s", redact(str(exc) or type(exc).__name__))
+        if not self._outbox.put(lambda: ws.send(text)):
+            log.info("send refused: %d messages wait for a peer that does not read", MAX_PENDING)
             return None
         return len(text)
 
     def _send_close(self, status: int = websocket.STATUS_NORMAL) -> None:
-        """Our close frame, once (the handshake needs exactly one from each side)."""
+        """Our close frame, once (the handshake needs exactly one from each side), after
+        everything queued before it."""
         ws = self._ws
         if ws is None or self._close_sent:
             return
         self._close_sent = True
-        with contextlib.suppress(websocket.WebSocketException, OSError):
-            ws.send_close(status, b"call ended" if status == websocket.STATUS_NORMAL else b"")
+        reason = b"call ended" if status == websocket.STATUS_NORMAL else b""
+        self._outbox.put(lambda: ws.send_close(status, reason))
 
     def _after_goodbye(self) -> None:
         """Start the close handshake; the server's close frame ends the reader."""
@@ -290,11 +300,14 @@ class CallDriver(DriverBase[CallIncoming]):
         me = threading.current_thread()
         reader_running = self._reader.is_alive() and self._reader is not me
         if reader_running and self._silent_s is None:
-            # Whoever ended the call, close properly: our close frame, then a moment
-            # for the peer's (the reader returns on it).
+            # Whoever ended the call, close properly: what is queued and our close
+            # frame, then a moment for the peer's (the reader returns on it).
+            deadline = time.monotonic() + CLOSE_WAIT_S
             self._send_close()
-            self._reader.join(timeout=CLOSE_WAIT_S)
+            self._outbox.flush(CLOSE_WAIT_S)
+            self._reader.join(timeout=max(0.0, deadline - time.monotonic()))
         self._shut()
+        self._outbox.discard()
         for thread in (self._reader, self._watchdog):
             if thread.is_alive() and thread is not me:
                 thread.join(timeout=2)
