@@ -58,7 +58,12 @@ class MicCapture:
 
     acoustic = True  # a real microphone: it can hear the speaker (echo control)
 
-    def __init__(self, device: str | int | None, sample_rate_hz: int, frame_ms: int) -> None:
+    def __init__(
+        self, device: str | int | None, sample_rate_hz: int, frame_ms: int, *, native: bool = False
+    ) -> None:
+        """`native`: ask for the call's own rate first (the sound server converts, as for
+        arecord), for calls whose echo control does not align the microphone with the
+        speaker (docs/devices.md#rates); else the device's rate, converted by us."""
         self._sd = load_sounddevice()
         self.device = resolve_device(device, "input")
         self.sample_rate_hz = sample_rate_hz
@@ -70,10 +75,13 @@ class MicCapture:
         self._ready = threading.Event()  # the callback wrote a block
         self._error: AivocoError | None = None
         block_ms = CAPTURE_BLOCK_MS
-        # The device's own rate, not the call's: on the echo rig a 16 kHz capture stream
-        # (converted by PulseAudio) let the agent's echo through the gate and the
-        # canceller in 7 of 20 test cases, the 44.1 kHz one in none of 16 (docs/devices.md#rates).
-        formats = supported_formats(self._sd, self.device, "input", None)
+        # With echo control, the device's own rate: on the echo rig a 16 kHz capture
+        # stream (converted by PulseAudio) let the agent's echo through the gate and the
+        # canceller in 7 of 20 test cases, the 44.1 kHz one in none of 16. Without it,
+        # the call's rate where the host API takes it (docs/devices.md#rates).
+        formats = supported_formats(
+            self._sd, self.device, "input", sample_rate_hz if native else None
+        )
         self._stream, fmt = open_stream(
             self._sd, self.device, "input", self._cb, formats=formats, block_ms=block_ms,
             latency="low",
@@ -83,7 +91,8 @@ class MicCapture:
         self._ring = TimedRing(
             self.device_rate_hz * CAPTURE_RING_MS // 1000, self.device_rate_hz, self.channels
         )
-        self._rs = StreamResampler(self.device_rate_hz, sample_rate_hz)
+        # Each block the callback stored converts in one call (docs/devices.md#capture).
+        self._rs = StreamResampler(self.device_rate_hz, sample_rate_hz, block_ms=None)
         # Input buffers lie in the past: without a believable ADC time, assume the
         # stream's nominal latency (docs/echo.md#alignment).
         self._fallback_s = -float(self._stream.latency)
