@@ -28,9 +28,7 @@ def test_a_frame_leaves_with_the_block_that_holds_its_last_sample(
     others. Cut from the converter's first output, its hold-back (a few ms) made every
     frame wait for the next block: 10 ms more uplink latency."""
     framer = CaptureFramer(device_hz, rate_hz, rate_hz // 50)
-    counts = [
-        len(framer.frames(b, T0 + k * 0.01)) for k, b in enumerate(blocks(device_hz, 2.0))
-    ]
+    counts = [len(framer.frames(b, T0 + k * 0.01)) for k, b in enumerate(blocks(device_hz, 2.0))]
     assert counts[1::2] == [1] * (len(counts) // 2)
     assert counts[0::2] == [0] * ((len(counts) + 1) // 2)
 
