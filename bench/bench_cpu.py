@@ -17,12 +17,18 @@ drift on the machine affects all of them alike.
 Modes (`--list`): aivoco `sts`/`call` with file in/out and `--plain`; the same with the
 live view on a pseudo-terminal of 80x24 and 120x40; real devices (a private PulseAudio
 with null sinks, tests/pulse.py; the speech file is played into the virtual microphone
-with paplay) with `--plain` and with the live view; and the references:
+with paplay) with `--plain` and with the live view, and `--plain` with `--echo off` (the
+Node client has no echo control: that row is the like-for-like one; the default, with
+WebRTC's canceller, stays beside it); and the references:
   ref-sts-file   bench/ref_sts_client.py: python-socketio client doing the same wire work
   ref-call-file  bench/ref_call_client.py: websocket-client doing the same wire work
   node-sts-dev   Aivoco's own Node.js terminal client (Test_S2S_on_CLI), on the same
                  virtual devices; needs `--node-client DIR` (see RESULTS.md for how to
                  install it outside this repository); skipped with a note without it.
+
+The client's environment has no AIVOCO_* variable (no key or URL of yours leaks in, and
+`AIVOCO_ECHO` set around the bench does not change a mode): a mode's options are on its
+command line.
 
 `--baseline DIR` (a source tree of aivoco, e.g. `git worktree add DIR BASE_COMMIT`) runs
 every aivoco mode a second time from DIR (as `MODE@base`, through PYTHONPATH), in the
@@ -60,6 +66,7 @@ class Mode:
     io: str  # file | devices
     live: tuple[int, int] | None = None  # (cols, rows) of the pseudo-terminal
     tree: Path | None = None  # run aivoco from this source tree (--baseline)
+    echo: str | None = None  # aivoco's --echo, given on the command line (None: its default)
 
     def describe(self) -> str:
         if self.client == "ref":
@@ -67,8 +74,10 @@ class Mode:
         if self.client == "node":
             return "Aivoco's Node.js client (Test_S2S_on_CLI), virtual devices"
         view = f"live view {self.live[0]}x{self.live[1]}" if self.live else "--plain"
+        echo = f", --echo {self.echo}" if self.echo else ""
         return (
-            f"aivoco {self.protocol}, {'file in/out' if self.io == 'file' else 'devices'}, {view}"
+            f"aivoco {self.protocol}, {'file in/out' if self.io == 'file' else 'devices'}, "
+            f"{view}{echo}"
         )
 
 
@@ -84,8 +93,10 @@ MODES: dict[str, Mode] = {
         Mode("call-file-live-80x24", "aivoco", "call", "file", (80, 24)),
         Mode("call-file-live-120x40", "aivoco", "call", "file", (120, 40)),
         Mode("sts-dev-plain", "aivoco", "sts", "devices"),
+        Mode("sts-dev-plain-echo-off", "aivoco", "sts", "devices", echo="off"),
         Mode("node-sts-dev", "node", "sts", "devices"),
         Mode("call-dev-plain", "aivoco", "call", "devices"),
+        Mode("call-dev-plain-echo-off", "aivoco", "call", "devices", echo="off"),
         Mode("sts-dev-live-80x24", "aivoco", "sts", "devices", (80, 24)),
         Mode("call-dev-live-80x24", "aivoco", "call", "devices", (80, 24)),
     ]
@@ -101,8 +112,10 @@ GROUPS: dict[str, list[str]] = {
     ],
     "devices": [
         "sts-dev-plain",
+        "sts-dev-plain-echo-off",
         "node-sts-dev",
         "call-dev-plain",
+        "call-dev-plain-echo-off",
         "sts-dev-live-80x24",
         "call-dev-live-80x24",
     ],
@@ -113,7 +126,9 @@ COMPARISONS: list[tuple[str, str, float | None]] = [
     ("sts-file-plain", "ref-sts-file", 1.3),
     ("call-file-plain", "ref-call-file", 1.3),
     ("sts-dev-plain", "node-sts-dev", 2.0),
+    ("sts-dev-plain-echo-off", "node-sts-dev", 2.0),
     ("call-dev-plain", "node-sts-dev", 2.0),
+    ("call-dev-plain-echo-off", "node-sts-dev", 2.0),
     ("sts-file-live-80x24", "sts-file-plain", None),
     ("sts-file-live-120x40", "sts-file-plain", None),
     ("call-file-live-80x24", "call-file-plain", None),
@@ -215,6 +230,8 @@ def run_once(mode: Mode, run: int, ctx: Context) -> RunResult:
             args += ["--input", str(speech), "--output", str(out_wav)]
         if mode.live is None:
             args.append("--plain")
+        if mode.echo is not None:  # on the command line: clean_env drops every AIVOCO_*
+            args += ["--echo", mode.echo]
         cmd = m.aivoco_command(*args, thread_map=thread_map)
         names_path = thread_map
         if mode.tree is not None:  # ahead of the installed aivoco (the shim's sys.path[0]

@@ -47,3 +47,20 @@ def test_bench_cpu_lists_its_modes() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert "ref-sts-file" in out.stdout and "node-sts-dev" in out.stdout
+
+
+def test_bench_cpu_has_like_for_like_echo_off_modes() -> None:
+    """The Node client does no echo control: the device modes also run aivoco with
+    `--echo off`, given on the command line (the bench's environment drops AIVOCO_*)."""
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "bench_cpu.py"), "--list"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = {line.split()[0]: line for line in out.stdout.splitlines() if line.strip()}
+    for name in ("sts-dev-plain-echo-off", "call-dev-plain-echo-off"):
+        assert "--echo off" in lines[name]
+    assert "--echo" not in lines["sts-dev-plain"]

@@ -41,6 +41,9 @@ from aivoco.audio.engine import DevicePlayer, MicCapture
 from aivoco.audio.levels import peak
 from aivoco.audio.streams import OUTPUT_STEPS
 from aivoco.errors import DeviceError
+from aivoco.session.build import build_source
+from aivoco.session.options import CallOptions, EchoMode
+from aivoco.wire.driver import ProtocolName
 
 pytestmark = pytest.mark.device
 
@@ -148,17 +151,22 @@ def test_resolve_device_errors(pulse: PulseServer) -> None:
 
 
 # -- microphone ----------------------------------------------------------------------------
-@pytest.mark.parametrize(("rate", "device"), [(16000, None), (8000, "pulse")])
+@pytest.mark.parametrize(
+    ("rate", "device", "native"),
+    [(16000, None, False), (8000, "pulse", False), (16000, None, True), (8000, "pulse", True)],
+)
 def test_mic_capture_hears_a_1khz_tone(
-    pulse: PulseServer, tmp_path: Path, rate: int, device: str | None
+    pulse: PulseServer, tmp_path: Path, rate: int, device: str | None, native: bool
 ) -> None:
     tone_path = tmp_path / "tone.wav"
     soundfile.write(str(tone_path), sine(1000, 48000, 15.0, AMPLITUDE), 48000, subtype="PCM_16")
-    mic = MicCapture(device, rate, 20)
+    mic = MicCapture(device, rate, 20, native=native)
     assert mic.frame_frames == rate // 50
-    # Capture runs at the device's rate and aivoco converts (docs/devices.md#rates).
-    assert mic.device_rate_hz == resolve_device(device, "input").default_samplerate_hz
-    assert mic.resampling
+    if native:  # the call's rate: the sound server converts, as for arecord
+        assert (mic.device_rate_hz, mic.resampling) == (rate, False)
+    else:  # the device's rate, and aivoco converts (docs/devices.md#rates)
+        assert mic.device_rate_hz == resolve_device(device, "input").default_samplerate_hz
+        assert mic.resampling
     frames: list[AudioChunk] = []
     loud = 0
     mic.start()
@@ -185,6 +193,33 @@ def test_mic_capture_hears_a_1khz_tone(
     # Continuity: a dropped or repeated device block would jump the tone's phase.
     assert max_phase_jump(body, rate, 1000) < MAX_PHASE_JUMP_RAD
     assert mic.lost_frames == 0
+
+
+@pytest.mark.parametrize(
+    ("echo", "output", "native"),
+    [
+        (EchoMode.OFF, None, True),
+        (EchoMode.AUTO, "out.wav", True),  # auto is off: no speaker can echo
+        (EchoMode.AUTO, None, False),  # aec (or gate) aligns mic and speaker
+        (EchoMode.GATE, None, False),
+    ],
+)
+def test_a_call_captures_at_its_own_rate_only_without_echo_alignment(
+    pulse: PulseServer, tmp_path: Path, echo: EchoMode, output: str | None, native: bool
+) -> None:
+    """Echo control lines the microphone's timestamps up with the speaker's, which held
+    only at the device's own rate (docs/devices.md#rates); without it the microphone
+    opens at the protocol's rate and the sound server converts, as for arecord."""
+    out = None if output is None else tmp_path / output
+    options = CallOptions(protocol=ProtocolName.STS, key="k", echo=echo, output_file=out)
+    source, label = build_source(options, 16000)
+    try:
+        assert isinstance(source, MicCapture)
+        default = resolve_device(None, "input").default_samplerate_hz
+        assert source.device_rate_hz == (16000 if native else default)
+        assert label.endswith("@ 16000 Hz" if native else f"@ {default} Hz -> 16000 Hz")
+    finally:
+        source.close()
 
 
 # -- speaker -------------------------------------------------------------------------------

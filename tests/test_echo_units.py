@@ -78,6 +78,25 @@ def test_far_end_finds_what_was_heard_at_a_time_across_rates() -> None:
     assert not far.segment(T0 + 5.0, 320).any()  # not played yet: silence
 
 
+def test_far_end_window_levels_are_the_two_windows_levels() -> None:
+    """Both windows an uplink frame asks for come from one segment (cheaper), with the
+    figures the two separate reads give, at any offset into a loud/quiet pattern."""
+    tap = TimedRing(24000 * 4, 24000)
+    far = FarEnd(tap, RATE)
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal((24000 * 3, 1)) * 0.2).astype(np.float32)
+    x[: 24000 * 3 : 2400] *= 8.0  # sparse loud samples: the loudest block moves around
+    x[24000 : 24000 + 7000] = 0.0  # a pause
+    for i in range(0, x.shape[0], 240):
+        tap.write(x[i : i + 240], T0 + i / 24000)
+    far.pull()
+    for k in range(60):
+        t = T0 + 0.3 + k * 0.037
+        t0, t1 = t - 0.25, t + 0.05
+        pair = far.window_levels_dbfs(t0, t1, 0.3)
+        assert pair == (far.level_dbfs(t0, t1), far.level_dbfs(t0 - 0.3, t1))
+
+
 def test_far_cursor_is_continuous_through_timestamp_wobble_and_follows_a_real_jump() -> None:
     tap = TimedRing(RATE * 3, RATE)
     far = FarEnd(tap, RATE)

@@ -7,7 +7,7 @@ import pytest
 from tones import as_float, dominant_freq, level_dbfs, sine, sine_chunk, sine_dbfs, steady
 
 from aivoco.audio.chunk import AudioChunk
-from aivoco.audio.resample import StreamResampler, resample_once
+from aivoco.audio.resample import BLOCK_MS, StreamResampler, resample_once
 from aivoco.errors import AudioFormatError
 
 DEVICE_RATES = (48000, 44100)
@@ -178,3 +178,34 @@ def test_stereo_streams_keep_channels_apart() -> None:
     assert dominant_freq(steady(lf), 16000) == pytest.approx(1000, abs=0.5)
     assert dominant_freq(steady(rt), 16000) == pytest.approx(3000, abs=0.5)
     assert level_dbfs(steady(rt)) == pytest.approx(sine_dbfs(0.25), abs=0.5)
+
+
+@pytest.mark.parametrize(("in_rate", "out_rate"), [(44100, 16000), (48000, 8000), (24000, 16000)])
+def test_a_live_stream_converts_each_block_at_once(in_rate: int, out_rate: int) -> None:
+    """`block_ms=None` (the microphone, the echo reference): a device block converts in
+    one call, so a block shorter than the fixed 2.5 ms ones is not held back to wait for
+    more; the alignment (output j = input j / ratio) and the held-back audio stay those
+    of fixed blocks, and the tone comes through the same."""
+    x = noisy_tone(in_rate, 1.0)
+    whole = StreamResampler(in_rate, out_rate, block_ms=None)
+    fixed = StreamResampler(in_rate, out_rate)
+    block = in_rate * 10 // 1000  # the capture callback's 10 ms
+    ys, zs = [], []
+    for pos in range(0, x.frames, block):
+        part = AudioChunk(x.samples[pos : pos + block].copy(), in_rate)
+        ys.append(whole.process(part))
+        zs.append(fixed.process(part))
+    y, z = AudioChunk.concat(ys), AudioChunk.concat(zs)
+    assert abs(y.frames - z.frames) <= round(out_rate * 0.0025) + 1
+    n = min(y.frames, z.frames)
+    diff = np.abs(as_float(y)[:n] - as_float(z)[:n])
+    assert float(diff.max()) < 2e-3  # the same signal, the same alignment
+    # After whole fixed blocks, a block shorter than one of them: out at once, not held.
+    whole = StreamResampler(in_rate, out_rate, block_ms=None)
+    fixed = StreamResampler(in_rate, out_rate)
+    primer = AudioChunk(x.samples[: round(in_rate * BLOCK_MS / 1000) * 100].copy(), in_rate)
+    whole.process(primer)
+    fixed.process(primer)
+    short = AudioChunk(x.samples[: in_rate // 1000].copy(), in_rate)  # 1 ms
+    assert fixed.process(short).frames == 0
+    assert whole.process(short).frames == pytest.approx(out_rate // 1000, abs=1)

@@ -12,6 +12,7 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from aivoco.audio.chunk import Float32Array
 from aivoco.audio.levels import SILENCE_DBFS
@@ -41,7 +42,8 @@ class FarEnd:
     def __init__(self, tap: TimedRing, rate_hz: int, history_ms: int = HISTORY_MS) -> None:
         self.tap = tap
         self.rate_hz = rate_hz
-        self._rs = StreamResampler(tap.sample_rate_hz, rate_hz)
+        # What the tap holds converts in one call: the speaker's blocks fix its chunking.
+        self._rs = StreamResampler(tap.sample_rate_hz, rate_hz, block_ms=None)
         self._limit = rate_hz * history_ms // 1000
         self._hist = np.zeros(0, np.float32)
         self._start = 0  # resampler output position of _hist[0]
@@ -95,8 +97,34 @@ class FarEnd:
         blocks = x[: (n // self._block) * self._block].reshape(-1, self._block)
         if blocks.shape[0] == 0:
             return level_dbfs(x)
-        ms = float(np.max(np.mean(np.square(blocks, dtype=np.float64), axis=1)))
-        return SILENCE_DBFS if ms <= 0 else max(SILENCE_DBFS, 10.0 * math.log10(ms))
+        return _dbfs_of_power(float(np.max(_block_power(blocks))))
+
+    def window_levels_dbfs(self, t0_s: float, t1_s: float, before_s: float) -> tuple[float, float]:
+        """`level_dbfs(t0, t1)` and `level_dbfs(t0 - before, t1)` from one segment, squared
+        once (every uplink frame asks for both, docs/echo.md#gate-thresholds): when
+        `before_s` is a whole number of blocks, the blocks of the first window are those
+        of the second from `before_s` on."""
+        lead = round(before_s * self.rate_hz)
+        n = round((t1_s - t0_s) * self.rate_hz)
+        inner = n // self._block
+        if lead % self._block or inner == 0:
+            return self.level_dbfs(t0_s, t1_s), self.level_dbfs(t0_s - before_s, t1_s)
+        skip = lead // self._block
+        x = self.segment(t0_s - before_s, (skip + inner) * self._block)
+        power = _block_power(x.reshape(-1, self._block))
+        return (
+            _dbfs_of_power(float(np.max(power[skip:]))),
+            _dbfs_of_power(float(np.max(power))),
+        )
+
+
+def _block_power(blocks: Float32Array) -> npt.NDArray[np.float64]:
+    power: npt.NDArray[np.float64] = np.mean(np.square(blocks, dtype=np.float64), axis=1)
+    return power
+
+
+def _dbfs_of_power(ms: float) -> float:
+    return SILENCE_DBFS if ms <= 0 else max(SILENCE_DBFS, 10.0 * math.log10(ms))
 
 
 class FarCursor:
@@ -242,8 +270,7 @@ class EchoEstimator:
         self.far.pull()
         t0 = t_s - s.path_delay_ms / 1000
         t1 = t_s + duration_s + s.lead_ms / 1000
-        far_dbfs = self.far.level_dbfs(t0, t1)
-        recent_dbfs = self.far.level_dbfs(t0 - s.tail_ms / 1000, t1)
+        far_dbfs, recent_dbfs = self.far.window_levels_dbfs(t0, t1, s.tail_ms / 1000)
         audible = recent_dbfs >= s.audible_dbfs
         if audible and learn:
             self.coupling.observe(near_dbfs, far_dbfs, duration_s)

@@ -18,10 +18,10 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from aivoco.audio.chunk import AudioChunk, Float32Array, float32_to_pcm16
+from aivoco.audio.chunk import AudioChunk, Float32Array
 from aivoco.audio.devices import load_sounddevice, resolve_device
+from aivoco.audio.framing import CaptureFramer
 from aivoco.audio.playout import Player
-from aivoco.audio.resample import StreamResampler
 from aivoco.audio.streams import (
     OUTPUT_STEPS,
     Ladder,
@@ -30,7 +30,7 @@ from aivoco.audio.streams import (
     open_stream,
     supported_formats,
 )
-from aivoco.audio.timed import TimedRing, block_time_s
+from aivoco.audio.timed import TimedBlock, TimedRing, block_time_s
 from aivoco.errors import AivocoError, DeviceError
 
 T = TypeVar("T")
@@ -58,7 +58,12 @@ class MicCapture:
 
     acoustic = True  # a real microphone: it can hear the speaker (echo control)
 
-    def __init__(self, device: str | int | None, sample_rate_hz: int, frame_ms: int) -> None:
+    def __init__(
+        self, device: str | int | None, sample_rate_hz: int, frame_ms: int, *, native: bool = False
+    ) -> None:
+        """`native`: ask for the call's own rate first (the sound server converts, as for
+        arecord), for calls whose echo control does not align the microphone with the
+        speaker (docs/devices.md#rates); else the device's rate, converted by us."""
         self._sd = load_sounddevice()
         self.device = resolve_device(device, "input")
         self.sample_rate_hz = sample_rate_hz
@@ -70,10 +75,13 @@ class MicCapture:
         self._ready = threading.Event()  # the callback wrote a block
         self._error: AivocoError | None = None
         block_ms = CAPTURE_BLOCK_MS
-        # The device's own rate, not the call's: on the echo rig a 16 kHz capture stream
-        # (converted by PulseAudio) let the agent's echo through the gate and the
-        # canceller in 7 of 20 test cases, the 44.1 kHz one in none of 16 (docs/devices.md#rates).
-        formats = supported_formats(self._sd, self.device, "input", None)
+        # With echo control, the device's own rate: on the echo rig a 16 kHz capture
+        # stream (converted by PulseAudio) let the agent's echo through the gate and the
+        # canceller in 7 of 20 test cases, the 44.1 kHz one in none of 16. Without it,
+        # the call's rate where the host API takes it (docs/devices.md#rates).
+        formats = supported_formats(
+            self._sd, self.device, "input", sample_rate_hz if native else None
+        )
         self._stream, fmt = open_stream(
             self._sd, self.device, "input", self._cb, formats=formats, block_ms=block_ms,
             latency="low",
@@ -83,18 +91,15 @@ class MicCapture:
         self._ring = TimedRing(
             self.device_rate_hz * CAPTURE_RING_MS // 1000, self.device_rate_hz, self.channels
         )
-        self._rs = StreamResampler(self.device_rate_hz, sample_rate_hz)
+        self._framer = CaptureFramer(self.device_rate_hz, sample_rate_hz, self.frame_frames)
         # Input buffers lie in the past: without a believable ADC time, assume the
         # stream's nominal latency (docs/echo.md#alignment).
         self._fallback_s = -float(self._stream.latency)
-        self._pending = np.zeros(0, np.float32)  # converted, not yet a whole frame
-        self._produced = 0  # converter output position of _pending[0]
-        self._fed = 0  # device frames fed to the converter
 
     @property
     def resampling(self) -> bool:
         """True when the device rate differs from the call's and aivoco converts."""
-        return not self._rs.passthrough
+        return self._framer.converting
 
     @property
     def lost_frames(self) -> int:
@@ -125,24 +130,10 @@ class MicCapture:
             self._ready.clear()  # before reading: a block written meanwhile sets it again
             yield from self._frames(self._ring.read())
 
-    def _frames(self, block: Any) -> Iterator[AudioChunk]:
-        if block.frames == 0 or self._stop.is_set():
-            return
-        x = block.samples
-        anchor = (self._fed, block.start_s)
-        self._fed += block.frames
-        mono = x.mean(axis=1) if x.shape[1] > 1 else x[:, 0]
-        converted = mono if self._rs.passthrough else self._rs.process_float(mono)[:, 0]
-        pending = np.concatenate([self._pending, converted]) if self._pending.size else converted
-        n = self.frame_frames
-        whole = pending.shape[0] // n
-        pcm = float32_to_pcm16(pending[: whole * n])
-        self._pending = pending[whole * n :].copy()
-        for k in range(whole):
-            # Output j of the converter is input j / ratio (libsamplerate keeps alignment).
-            at = anchor[1] + (self._produced / self._rs.ratio - anchor[0]) / self.device_rate_hz
-            self._produced += n
-            yield AudioChunk(pcm[k * n : (k + 1) * n], self.sample_rate_hz, captured_at_s=at)
+    def _frames(self, block: TimedBlock) -> list[AudioChunk]:
+        if self._stop.is_set():
+            return []
+        return self._framer.frames(block.samples, block.start_s)
 
     def close(self) -> None:
         self._stop.set()

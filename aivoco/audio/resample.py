@@ -11,7 +11,12 @@ Two wrinkles of libsamplerate are handled here:
   is split, so the same signal chunked two ways could differ in the last bits (we saw
   max differences of 4e-6 after ~1 s). We always feed it fixed blocks of BLOCK_MS, so
   its call sequence, and hence its output, is independent of how callers chunk input:
-  chunked output is bit-identical to one-shot output. Cost: up to BLOCK_MS extra delay.
+  chunked output is bit-identical to one-shot output. Cost: up to BLOCK_MS extra delay,
+  and one call into the converter per block. Live device streams (the microphone, the
+  speaker's echo reference) arrive in the device's own fixed blocks, so their chunking
+  is already fixed: they convert each block in one call (`block_ms=None`). At 44.1 kHz
+  that is 100 calls a second instead of 400, with the same hold-back (2.9 ms for
+  sinc_medium 44.1 -> 16 kHz, whether fed 2.5 or 10 ms blocks: measured).
 * The binding's `end_of_input` flush drops the filter tail; `flush()` instead feeds
   zeros and trims to exactly round(total_in * ratio) frames.
 """
@@ -42,7 +47,11 @@ class StreamResampler:
         out_rate_hz: int,
         channels: int = 1,
         converter: str = DEFAULT_CONVERTER,
+        *,
+        block_ms: float | None = BLOCK_MS,
     ) -> None:
+        """`block_ms=None`: convert whatever each call brings at once (a live stream whose
+        blocks the device fixes), not in fixed blocks; output then depends on chunking."""
         if in_rate_hz <= 0 or out_rate_hz <= 0:
             raise ValueError("sample rates must be positive")
         self.in_rate_hz = in_rate_hz
@@ -50,7 +59,8 @@ class StreamResampler:
         self.channels = channels
         self.converter = converter
         self.ratio = out_rate_hz / in_rate_hz
-        self._block = max(1, round(in_rate_hz * BLOCK_MS / 1000))
+        self._block = max(1, round(in_rate_hz * (block_ms or BLOCK_MS) / 1000))
+        self._whole = block_ms is None  # each call's input in one converter call
         self._pending = np.zeros((0, channels), np.float32)
         self._in_frames = 0
         self._out_frames = 0
@@ -75,6 +85,10 @@ class StreamResampler:
         if self._impl is None:
             self._out_frames += x.shape[0]
             return x
+        if self._whole:
+            out = self._run(x) if x.shape[0] else np.zeros((0, self.channels), np.float32)
+            self._out_frames += out.shape[0]
+            return out
         buf = np.concatenate([self._pending, x]) if self._pending.shape[0] else x
         n_blocks = buf.shape[0] // self._block
         outs = [self._run(buf[i * self._block : (i + 1) * self._block]) for i in range(n_blocks)]

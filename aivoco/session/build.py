@@ -14,7 +14,7 @@ from aivoco.errors import DeviceError, PortAudioMissingError, UsageError
 from aivoco.redact import register_secret, register_url_credentials
 from aivoco.session.call import Call
 from aivoco.session.interfaces import FunctionRunner, MarkToken, PlayerLike, Source
-from aivoco.session.options import CallOptions
+from aivoco.session.options import CallOptions, EchoMode
 from aivoco.wire.driver import Driver, ProtocolName
 
 
@@ -55,6 +55,14 @@ def build_driver(options: CallOptions, functions: FunctionRunner | None) -> Driv
     return StsDriver(url, codec, ca_file=options.ca_file)
 
 
+def aligns(options: CallOptions) -> bool:
+    """Will echo control line the microphone up with the speaker (aec or gate)? Not with
+    --echo off, nor under auto when a file stands in for the speaker (session/echo.py)."""
+    if options.echo is EchoMode.OFF:
+        return False
+    return not (options.echo is EchoMode.AUTO and options.output_file is not None)
+
+
 def build_source(options: CallOptions, rate_hz: int) -> tuple[Source, str]:
     if options.input_file is not None:
         from aivoco.audio.files import FileSource
@@ -62,7 +70,7 @@ def build_source(options: CallOptions, rate_hz: int) -> tuple[Source, str]:
         return FileSource(options.input_file, rate_hz, options.chunk_ms), str(options.input_file)
     from aivoco.audio.engine import MicCapture
 
-    mic = MicCapture(options.input_device, rate_hz, options.chunk_ms)
+    mic = MicCapture(options.input_device, rate_hz, options.chunk_ms, native=not aligns(options))
     converted = f" -> {rate_hz} Hz" if mic.resampling else ""
     return mic, f"mic {mic.device.name} @ {mic.device_rate_hz} Hz{converted}"
 

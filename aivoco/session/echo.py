@@ -175,7 +175,7 @@ class EchoControl:
         aec = self.mode is EchoMode.AEC
         est = self.estimator.estimate(t, self.frame_s, near_dbfs, learn=not aec)
         if self.mode is EchoMode.AEC:
-            out, over = self._cancel(near, near_f, t, est, now)
+            out, over = self._cancel(near, near_f, t, est, now, near_db=near_dbfs)
         else:
             out, over = self._gate_or_pass(near, est, now)
         if self.trace is not None and len(self.trace) < TRACE_LIMIT:
@@ -228,11 +228,19 @@ class EchoControl:
         return AudioChunk(silent, frame.sample_rate_hz, captured_at_s=frame.captured_at_s)
 
     def _cancel(
-        self, near: np.ndarray, near_f: Float32Array, t: float, est: EchoEstimate, now: float
+        self,
+        near: np.ndarray,
+        near_f: Float32Array,
+        t: float,
+        est: EchoEstimate,
+        now: float,
+        *,
+        near_db: float,
     ) -> tuple[np.ndarray, bool]:
         processor = self.setup.processor
         assert processor is not None  # AEC is only in force with a processor
-        far = float32_to_pcm16(self.cursor.take(t, near.shape[0]))
+        # The reference is what the speaker was given: finite (int16 audio, resampled).
+        far = float32_to_pcm16(self.cursor.take(t, near.shape[0]), finite=True)
         out = processor.process(near, far)
         out_f = out.astype(np.float32) / 32768.0
         out_db = self._processed_dbfs = level_dbfs(out_f)
@@ -244,7 +252,6 @@ class EchoControl:
         over = est.audible and out_db > max(
             est.expected_echo_dbfs + s.aec_margin_db, s.speech_floor_dbfs
         )
-        near_db = level_dbfs(near_f)
         if est.audible and near_db - out_db >= ECHO_EXPLAINED_DB:
             self.estimator.coupling.observe(near_db, est.far_dbfs, self.frame_s, trusted=True)
         if est.audible and not over:
