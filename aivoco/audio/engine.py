@@ -44,9 +44,9 @@ CAPTURE_RING_MS = 2000  # what the uplink may fall behind (a GC pause, a slow se
 STALL_CHECK_S = 0.5  # no capture callback for this long: is the stream still running?
 SETTLING_POLL_S = 0.05  # how often the output ladder looks at a stream that is settling
 HEADROOM_BLOCKS = 16  # the last clean callbacks: their DAC distance is the output latency
-# The jitter buffer's hold for a speaker (README "The jitter buffer"): the 60 ms every
-# release used. 40 ms went with a 20 ms output latency, left out (docs/devices.md#latency).
-DEVICE_PREFILL_MS = 60.0
+# The jitter buffer's hold for a speaker (README "The jitter buffer"): the first output
+# step's. A step up raises it to that step's (aivoco/audio/streams.py OUTPUT_STEPS).
+DEVICE_PREFILL_MS = float(OUTPUT_STEPS[0].hold_ms)
 
 
 class MicCapture:
@@ -266,6 +266,7 @@ class DevicePlayer(Player[T]):
             elif verdict is Verdict.STEP_UP:
                 with self._mode:
                     self._consuming = False
+                self.jitter.raise_prefill(self.ladder.step.hold_ms)
                 try:
                     self._reopen(self.ladder.step)
                 except AivocoError as exc:

@@ -13,10 +13,9 @@ the downlink's latency and of how fast a barge-in cut is heard. Measured through
 pulse plugin (README "Output buffering"): a new stream asking for 20-60 ms underflows in
 a burst for its first 0-0.7 s (its audio is discarded, not played late) and then
 usually runs clean; sometimes the burst never ends; 100 ms never underflowed, idle or
-with both cores busy. `Ladder` moves up one step whenever the stream underflows: while
-it settles (before the call uses it) and during the call. The first step is 100 ms:
-starting at 20 or 40 ms met the downlink goal idle, but with both cores busy the echo rig
-lost reply audio and let echo through (docs/devices.md#latency).
+with both cores busy. `Ladder` starts at 20 ms and moves up one step whenever the
+stream underflows: while it settles (before the call uses it) and during the call, where
+the next step is the 100 ms every earlier release used (docs/devices.md#latency).
 """
 
 from __future__ import annotations
@@ -138,20 +137,29 @@ def open_stream(
 # -- the output latency ladder -----------------------------------------------------------
 @dataclass(frozen=True)
 class OutputStep:
-    """One output setting: the latency asked of PortAudio and the callback period."""
+    """One output setting: the latency asked of PortAudio, the callback period, and the
+    jitter hold that goes with it (the least the buffer waits before a reply plays)."""
 
     latency_ms: int
     block_ms: int
+    hold_ms: int = 60
 
 
-# Lowest first. 100 ms with 10 ms blocks is the setting every earlier release used: it
-# never underflowed in our trials. Lower first steps (20 ms with 10 ms blocks, 40 ms
-# with 20 ms blocks) were measured and left out: with both cores busy, the echo rig failed
-# in 6 of 8 cases from 20 ms and 2 of 4 from 40 ms (lost reply audio, echo let
-# through), in 0 of 4 from 100 ms (docs/devices.md#latency).
+# Lowest first (docs/devices.md#latency). 20 ms needs 10 ms blocks (PortAudio doubles a
+# 20 ms request with 20 ms blocks); measured 27-31 ms through the pulse plugin. What
+# underflows it is not the host API (a bare stream at 20 ms ran clean with both cores
+# busy) but our own process: the callback is Python, and under CPU load a thread of ours
+# holding the GIL is descheduled while the callback waits for it. So an underflow during
+# the call goes straight to 100 ms, the setting every earlier release used, which never
+# underflowed in our trials: each step up is a gap in the far end that echo control must
+# follow, and climbing 20 -> 40 -> 60 -> 100 under load took three (on the echo rig that
+# let echo through and cut the reply in 3 of 8 runs; 0 of 8 when jumping, 0 of 4 from
+# 100 ms). A step up also raises the jitter hold to its `hold_ms` (a process too
+# busy for its callback is late with its producer too).
 OUTPUT_STEPS = (
-    OutputStep(100, 10),
-    OutputStep(200, 20),
+    OutputStep(20, 10, hold_ms=40),
+    OutputStep(100, 10, hold_ms=60),
+    OutputStep(200, 20, hold_ms=60),
 )
 SETTLE_MS = 250  # audio a new stream must play without an underflow to be accepted
 STEP_DEADLINE_S = 1.5  # a step still underflowing this long after opening is left
