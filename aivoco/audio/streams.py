@@ -150,12 +150,12 @@ class OutputStep:
 # underflows it is not the host API (a bare stream at 20 ms ran clean with both cores
 # busy) but our own process: the callback is Python, and under CPU load a thread of ours
 # holding the GIL is descheduled while the callback waits for it. So an underflow during
-# the call goes straight to 100 ms, the setting every earlier release used, which never
-# underflowed in our trials: each step up is a gap in the far end that echo control must
-# follow, and climbing 20 -> 40 -> 60 -> 100 under load took three (on the echo rig that
-# let echo through and cut the reply in 3 of 8 runs; 0 of 8 when jumping, 0 of 4 from
-# 100 ms). A step up also raises the jitter hold to its `hold_ms` (a process too
-# busy for its callback is late with its producer too).
+# the call goes straight to 100 ms, the setting every earlier release used: each step
+# up delays the rest of the call and is a jump in the far end that echo control must
+# follow, and climbing 20 -> 40 -> 60 -> 100 under load paid that up to three times (on
+# the echo rig with both cores busy, sts with the canceller: 1 of 4 runs cut the reply,
+# 0 of 4 when jumping). A step up also raises the jitter hold to its `hold_ms` (a
+# process too busy for its callback is late with the agent's audio too).
 OUTPUT_STEPS = (
     OutputStep(20, 10, hold_ms=40),
     OutputStep(100, 10, hold_ms=60),
