@@ -146,7 +146,7 @@ class OutputStep:
 
 
 # Lowest first (docs/devices.md#latency). 20 ms needs 10 ms blocks (PortAudio doubles a
-# 20 ms request with 20 ms blocks); measured 27-31 ms through the pulse plugin. What
+# 20 ms request with 20 ms blocks); measured 24-31 ms through the pulse plugin. What
 # underflows it is not the host API (a bare stream at 20 ms ran clean with both cores
 # busy) but our own process: the callback is Python, and under CPU load a thread of ours
 # holding the GIL is descheduled while the callback waits for it. So an underflow during
