@@ -20,7 +20,7 @@ import numpy as np
 
 from aivoco.audio.chunk import AudioChunk, Float32Array, float32_to_pcm16
 from aivoco.audio.devices import load_sounddevice, resolve_device
-from aivoco.audio.playout import Player
+from aivoco.audio.playout import Player, PlayerStats
 from aivoco.audio.resample import StreamResampler
 from aivoco.audio.streams import (
     OUTPUT_STEPS,
@@ -280,6 +280,10 @@ class DevicePlayer(Player[T]):
             old.close()
         except self._sd.PortAudioError:
             pass
+        # The old stream's callbacks have ended: measure the new one alone (with 20 ms
+        # blocks, settling takes fewer callbacks than HEADROOM_BLOCKS, and the figure
+        # after 100 -> 200 ms read 129 ms).
+        self._heads.fill(np.nan)
         self._stream, _ = self._open([self._format], step)
         try:
             self._stream.start()
@@ -292,6 +296,15 @@ class DevicePlayer(Player[T]):
         if heads.size == 0:
             return None
         return round(float(np.median(heads)) * 1000.0, 1)
+
+    def stats(self) -> PlayerStats:
+        # The figure follows the stream, not only its value when the step was accepted:
+        # a new 200 ms stream measured 130-140 ms then and 185 ms once it had filled.
+        if self.ladder.settled:
+            measured = self._measured_ms()
+            if measured is not None:
+                self.output_latency_ms = measured
+        return super().stats()
 
     @property
     def output_step(self) -> OutputStep:
