@@ -37,14 +37,18 @@ def hold_the_gil(seconds: float) -> None:
         sys.setswitchinterval(before)
 
 
+LOW = OutputStep(20, 10, hold_ms=40)  # measured and left out (docs/devices.md#latency)
+
+
 @pytest.mark.parametrize(
-    "steps", [OUTPUT_STEPS, OUTPUT_STEPS[1:]], ids=["from the first step", "from 100 ms"]
+    "steps", [OUTPUT_STEPS, (LOW, *OUTPUT_STEPS)], ids=["the steps in use", "from 20 ms"]
 )
 def test_an_underflow_during_the_call_steps_up_and_the_figure_follows(
     pulse: PulseServer, steps: tuple[OutputStep, ...]
 ) -> None:
     # From 100 ms the next step has 20 ms blocks: settling takes fewer callbacks than
-    # the figure's window, which then mixed in the old stream's (129 ms read at 200).
+    # the figure's window, which then mixed in the old stream's (129 ms read at 200),
+    # and a new 200 ms stream measures 130-140 ms until it has filled.
     player: DevicePlayer[str] = DevicePlayer("pulse", rate_hz=24000, steps=steps)
     try:
         assert player.wait_settled(DEADLINE_S), "the output latency ladder did not settle"
@@ -61,8 +65,6 @@ def test_an_underflow_during_the_call_steps_up_and_the_figure_follows(
         assert player.device_underflows >= 1
         step = player.output_step
         assert step.latency_ms > first.latency_ms, player.ladder.history
-        # From the first step straight to the one every release used (100 ms).
-        assert first != OUTPUT_STEPS[0] or step == OUTPUT_STEPS[1]
         assert step == steps[steps.index(first) + 1]
         assert player.ladder.history[-1] == (first, "underflow during the call")
         assert player.wait_settled(DEADLINE_S)

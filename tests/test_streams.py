@@ -78,18 +78,6 @@ def test_the_steps_rise_and_end_at_the_setting_every_earlier_release_used() -> N
     assert OutputStep(100, 10, hold_ms=60) in OUTPUT_STEPS
 
 
-def test_the_ladder_starts_low_and_an_underflow_in_the_call_goes_straight_to_100_ms() -> None:
-    # The downlink goal (80 ms) leaves no room for a 100 ms buffer; a stream that cannot
-    # keep 20 ms goes to the release setting in one step, not through 40 and 60
-    # (docs/devices.md#latency).
-    lad = Ladder(OUTPUT_STEPS)
-    lad.opened(0.0, 0.0, 0)
-    assert lad.observe(0.3, 300.0, 0) is Verdict.ACCEPT
-    assert lad.step.latency_ms <= 30 and lad.step.latency_ms + lad.step.hold_ms <= 70
-    assert lad.observe(6.0, 6000.0, 1) is Verdict.STEP_UP
-    assert lad.step == OutputStep(100, 10, hold_ms=60)
-
-
 def test_raising_the_hold_never_lowers_it() -> None:
     jb: JitterBuffer[str] = JitterBuffer(RATE, prefill_ms=40)
     jb.raise_prefill(60)

@@ -13,9 +13,10 @@ the downlink's latency and of how fast a barge-in cut is heard. Measured through
 pulse plugin (README "Output buffering"): a new stream asking for 20-60 ms underflows in
 a burst for its first 0-0.7 s (its audio is discarded, not played late) and then
 usually runs clean; sometimes the burst never ends; 100 ms never underflowed, idle or
-with both cores busy. `Ladder` starts at 20 ms and moves up one step whenever the
-stream underflows: while it settles (before the call uses it) and during the call, where
-the next step is the 100 ms every earlier release used (docs/devices.md#latency).
+with both cores busy. `Ladder` moves up one step whenever the stream underflows: while
+it settles (before the call uses it) and during the call. The first step is 100 ms:
+starting at 20 ms met the downlink goal, but under CPU load our own process starves the
+callback (the GIL) and the echo rig lost reply audio (docs/devices.md#latency).
 """
 
 from __future__ import annotations
@@ -145,19 +146,15 @@ class OutputStep:
     hold_ms: int = 60
 
 
-# Lowest first (docs/devices.md#latency). 20 ms needs 10 ms blocks (PortAudio doubles a
-# 20 ms request with 20 ms blocks); measured 24-31 ms through the pulse plugin. What
-# underflows it is not the host API (a bare stream at 20 ms ran clean with both cores
-# busy) but our own process: the callback is Python, and under CPU load a thread of ours
-# holding the GIL is descheduled while the callback waits for it. So an underflow during
-# the call goes straight to 100 ms, the setting every earlier release used: each step
-# up delays the rest of the call and is a jump in the far end that echo control must
-# follow, and climbing 20 -> 40 -> 60 -> 100 under load paid that up to three times (on
-# the echo rig with both cores busy, sts with the canceller: 1 of 4 runs cut the reply,
-# 0 of 4 when jumping). A step up also raises the jitter hold to its `hold_ms` (a
-# process too busy for its callback is late with the agent's audio too).
+# Lowest first (docs/devices.md#latency). 100 ms with 10 ms blocks is the setting every
+# earlier release used. A 20 ms first step (10 ms blocks, measured 24-31 ms, with a 40 ms
+# hold) met the 80 ms downlink goal (74-75 ms on the loopback bench) and was left out:
+# under CPU load it underflows during the call, because the callback is Python and
+# waits for the GIL while a descheduled thread of ours holds it (a bare stream at 20 ms
+# ran clean with both cores busy), and each underflow delays the reply and jumps the
+# far end under echo control. On the echo rig with both cores busy it failed 6 of 40
+# cases against 1 of 30 from 100 ms, and once let the agent interrupt itself.
 OUTPUT_STEPS = (
-    OutputStep(20, 10, hold_ms=40),
     OutputStep(100, 10, hold_ms=60),
     OutputStep(200, 20, hold_ms=60),
 )
