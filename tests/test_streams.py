@@ -75,7 +75,15 @@ def test_a_stream_whose_callbacks_barely_run_is_accepted_at_the_open_deadline() 
 def test_the_steps_rise_and_end_at_the_setting_every_earlier_release_used() -> None:
     latencies = [s.latency_ms for s in OUTPUT_STEPS]
     assert latencies == sorted(latencies)
-    assert OutputStep(100, 10) in OUTPUT_STEPS
+    assert OutputStep(100, 10, hold_ms=60) in OUTPUT_STEPS
+
+
+def test_raising_the_hold_never_lowers_it() -> None:
+    jb: JitterBuffer[str] = JitterBuffer(RATE, prefill_ms=40)
+    jb.raise_prefill(60)
+    assert jb.stats().prefill_ms == 60
+    jb.raise_prefill(20)
+    assert jb.stats().prefill_ms == 60
 
 
 # -- cues: when the first sound of a reply is heard ----------------------------------------

@@ -21,7 +21,7 @@ import numpy as np
 from aivoco.audio.chunk import AudioChunk, Float32Array
 from aivoco.audio.devices import load_sounddevice, resolve_device
 from aivoco.audio.framing import CaptureFramer
-from aivoco.audio.playout import Player
+from aivoco.audio.playout import Player, PlayerStats
 from aivoco.audio.streams import (
     OUTPUT_STEPS,
     Ladder,
@@ -44,9 +44,9 @@ CAPTURE_RING_MS = 2000  # what the uplink may fall behind (a GC pause, a slow se
 STALL_CHECK_S = 0.5  # no capture callback for this long: is the stream still running?
 SETTLING_POLL_S = 0.05  # how often the output ladder looks at a stream that is settling
 HEADROOM_BLOCKS = 16  # the last clean callbacks: their DAC distance is the output latency
-# The jitter buffer's hold for a speaker (README "The jitter buffer"): the 60 ms every
-# release used. 40 ms went with a 20 ms output latency, left out (docs/devices.md#latency).
-DEVICE_PREFILL_MS = 60.0
+# The jitter buffer's hold for a speaker (README "The jitter buffer"): the first output
+# step's (60 ms). A step up raises it to that step's (aivoco/audio/streams.py).
+DEVICE_PREFILL_MS = float(OUTPUT_STEPS[0].hold_ms)
 
 
 class MicCapture:
@@ -257,6 +257,7 @@ class DevicePlayer(Player[T]):
             elif verdict is Verdict.STEP_UP:
                 with self._mode:
                     self._consuming = False
+                self.jitter.raise_prefill(self.ladder.step.hold_ms)
                 try:
                     self._reopen(self.ladder.step)
                 except AivocoError as exc:
@@ -270,6 +271,10 @@ class DevicePlayer(Player[T]):
             old.close()
         except self._sd.PortAudioError:
             pass
+        # The old stream's callbacks have ended: measure the new one alone (with 20 ms
+        # blocks, settling takes fewer callbacks than HEADROOM_BLOCKS, and the figure
+        # after 100 -> 200 ms read 129 ms).
+        self._heads.fill(np.nan)
         self._stream, _ = self._open([self._format], step)
         try:
             self._stream.start()
@@ -282,6 +287,15 @@ class DevicePlayer(Player[T]):
         if heads.size == 0:
             return None
         return round(float(np.median(heads)) * 1000.0, 1)
+
+    def stats(self) -> PlayerStats:
+        # The figure follows the stream, not only its value when the step was accepted:
+        # a new 200 ms stream measured 130-140 ms then and 185 ms once it had filled.
+        if self.ladder.settled:
+            measured = self._measured_ms()
+            if measured is not None:
+                self.output_latency_ms = measured
+        return super().stats()
 
     @property
     def output_step(self) -> OutputStep:

@@ -125,6 +125,12 @@ class JitterBuffer(Generic[T]):
         self._cleared = 0
         self._clears = 0
 
+    def raise_prefill(self, prefill_ms: float) -> None:
+        """Hold at least `prefill_ms` from the next spurt on (never lowers the hold)."""
+        with self._lock:
+            want = round(prefill_ms * self.sample_rate_hz / 1000)
+            self._prefill = min(self._max_prefill, max(self._prefill, want))
+
     # -- producer side (worker thread) -----------------------------------------------
     def write(self, frames: Float32Array) -> None:
         x = frames.reshape(-1, self.channels)

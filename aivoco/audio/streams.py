@@ -15,8 +15,8 @@ a burst for its first 0-0.7 s (its audio is discarded, not played late) and then
 usually runs clean; sometimes the burst never ends; 100 ms never underflowed, idle or
 with both cores busy. `Ladder` moves up one step whenever the stream underflows: while
 it settles (before the call uses it) and during the call. The first step is 100 ms:
-starting at 20 or 40 ms met the downlink goal idle, but with both cores busy the echo rig
-lost reply audio and let echo through (docs/devices.md#latency).
+starting at 20 ms met the downlink goal, but under CPU load our own process starves the
+callback (the GIL) and the echo rig lost reply audio (docs/devices.md#latency).
 """
 
 from __future__ import annotations
@@ -138,20 +138,25 @@ def open_stream(
 # -- the output latency ladder -----------------------------------------------------------
 @dataclass(frozen=True)
 class OutputStep:
-    """One output setting: the latency asked of PortAudio and the callback period."""
+    """One output setting: the latency asked of PortAudio, the callback period, and the
+    jitter hold that goes with it (the least the buffer waits before a reply plays)."""
 
     latency_ms: int
     block_ms: int
+    hold_ms: int = 60
 
 
-# Lowest first. 100 ms with 10 ms blocks is the setting every earlier release used: it
-# never underflowed in our trials. Lower first steps (20 ms with 10 ms blocks, 40 ms
-# with 20 ms blocks) were measured and left out: with both cores busy, the echo rig failed
-# in 6 of 8 cases from 20 ms and 2 of 4 from 40 ms (lost reply audio, echo let
-# through), in 0 of 4 from 100 ms (docs/devices.md#latency).
+# Lowest first (docs/devices.md#latency). 100 ms with 10 ms blocks is the setting every
+# earlier release used. A 20 ms first step (10 ms blocks, measured 24-31 ms, with a 40 ms
+# hold) met the 80 ms downlink goal (74-75 ms on the loopback bench) and was left out:
+# under CPU load it underflows during the call, because the callback is Python and
+# waits for the GIL while a descheduled thread of ours holds it (a bare stream at 20 ms
+# ran clean with both cores busy), and each underflow delays the reply and jumps the
+# far end under echo control. On the echo rig with both cores busy it failed 6 of 40
+# cases against 1 of 30 from 100 ms, and once let the agent interrupt itself.
 OUTPUT_STEPS = (
-    OutputStep(100, 10),
-    OutputStep(200, 20),
+    OutputStep(100, 10, hold_ms=60),
+    OutputStep(200, 20, hold_ms=60),
 )
 SETTLE_MS = 250  # audio a new stream must play without an underflow to be accepted
 STEP_DEADLINE_S = 1.5  # a step still underflowing this long after opening is left
