@@ -219,3 +219,38 @@ def test_jobs_of_a_longer_period_spread_over_the_grid_points() -> None:
     for wake, name in seen:
         by_wake.setdefault(wake, set()).add(name)
     assert max(len(names) for names in by_wake.values()) == 2, by_wake
+
+
+def test_after_batch_runs_once_the_wake_ups_jobs_are_done() -> None:
+    """A job handing work to another thread wakes it after the batch (the sts uplink's
+    frames: the event loop then does not compete with the jobs still to run)."""
+    grid_s = 0.02
+    clock = Clock("test-clock", grid_s=grid_s)
+    order: list[str] = []
+    done = threading.Event()
+    start = clock._on_grid(time.monotonic() + 2 * grid_s)
+
+    def wake() -> None:
+        order.append("wake")
+        done.set()
+
+    def job(name: str, hand_off: bool) -> Callable[[float], bool | float]:
+        def run(now: float) -> bool | float:
+            if now < start:
+                return start
+            order.append(name)
+            if hand_off:
+                clock.after_batch(wake)
+            return False
+
+        return run
+
+    clock.every(grid_s, job("uplink1", True), _raise, urgent=True)
+    clock.every(grid_s, job("uplink2", True), _raise, urgent=True)
+    clock.every(grid_s, job("speaker", False), _raise)
+    assert done.wait(5)
+    time.sleep(0.05)
+    assert order == ["uplink1", "uplink2", "speaker", "wake"], order  # once, at the end
+    outside: list[int] = []
+    clock.after_batch(lambda: outside.append(1))  # not from a job: at once
+    assert outside == [1]

@@ -160,6 +160,7 @@ class Clock:
         self._entries: list[_Entry] = []
         self._thread: threading.Thread | None = None
         self._running: _Entry | None = None
+        self._after: list[Callable[[], None]] = []  # run when this wake-up's jobs are done
 
     def every(
         self, period_s: float, job: Job, on_error: ErrorHandler, urgent: bool = False
@@ -227,6 +228,28 @@ class Clock:
                 self.wakeups += 1
             for entry in due:
                 self._run_one(entry, slot)
+            self._run_after()
+
+    def after_batch(self, fn: Callable[[], None]) -> None:
+        """Run `fn()` once this wake-up's jobs are all done (at once if not called from a
+        job). A job that hands work to another thread (the sts uplink: a frame for the
+        event loop) wakes that thread here: woken mid-batch, it would take the
+        interpreter lock back and forth with the jobs still to run (measured: three
+        times the loop thread's wake-ups and more kernel time), and with many calls it
+        would be woken once per call instead of once per step."""
+        if threading.current_thread() is not self._thread:
+            fn()
+            return
+        if fn not in self._after:  # the same wake-up asked once per batch
+            self._after.append(fn)
+
+    def _run_after(self) -> None:
+        after, self._after = self._after, []
+        for fn in after:
+            try:
+                fn()
+            except Exception:  # a hand-off failed: its owner logs what it lost
+                log.exception("a clock batch callback failed")
 
     def _on_grid(self, t: float) -> float:
         """The first grid point at or after `t`."""

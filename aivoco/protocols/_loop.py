@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from aivoco.audio.clock import shared_clock
 from aivoco.redact import redact
 
 log = logging.getLogger("aivoco.sts")
@@ -93,7 +94,17 @@ class SharedLoop:
             if self._scheduled:
                 return
             self._scheduled = True
-        loop.call_soon_threadsafe(self._drain)
+        # From the shared clock (the uplink's frames): once its batch of jobs is done,
+        # so the loop does not wake while the clock still runs (docs/performance.md#clock).
+        shared_clock().after_batch(lambda: self._wake(loop))
+
+    def _wake(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            loop.call_soon_threadsafe(self._drain)
+        except RuntimeError:  # the loop closed meanwhile: nothing left to send on
+            with self._lock:
+                self._batch.clear()
+                self._scheduled = False
 
     def _drain(self) -> None:
         while True:
