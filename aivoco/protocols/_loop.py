@@ -95,7 +95,7 @@ class SharedLoop:
                 return
             self._scheduled = True
         # From the shared clock (the uplink's frames): once its batch of jobs is done,
-        # so the loop does not wake while the clock still runs (docs/performance.md#clock).
+        # so the loop does not wake while the clock still runs (docs/performance.md#batch).
         shared_clock().after_batch(lambda: self._wake(loop))
 
     def _wake(self, loop: asyncio.AbstractEventLoop) -> None:
