@@ -4,6 +4,7 @@ servers (no reply, refused key, a session the server ends)."""
 
 from __future__ import annotations
 
+import re
 import textwrap
 import threading
 from collections.abc import Iterator
@@ -84,6 +85,13 @@ def test_the_examples_pass_against_the_emulator(
     assert sts.summary is not None and sts.summary.credits is not None
 
 
+def _late_reply(failure: str, prefix: str) -> float:
+    """The seconds a `reply_within` failure reports (its message must say them)."""
+    match = re.fullmatch(re.escape(prefix) + r"first agent audio after (\d+\.\d\d) s", failure)
+    assert match is not None, failure
+    return float(match.group(1))
+
+
 def test_each_expectation_fails_with_what_was_expected_and_what_happened(
     emulator: Emulator, tmp_path: Path
 ) -> None:
@@ -129,7 +137,9 @@ def test_each_expectation_fails_with_what_was_expected_and_what_happened(
     assert r_sts.error is None and r_call.error is None
     got = r_sts.all_failures
     assert len(got) == 8, "\n".join(got)
-    assert got[0].startswith("turn 1: reply_within 0.3 s: first agent audio after 0.")
+    # The emulator answers ~0.9 s after the end of speech; a loaded machine adds to it,
+    # so the figure is checked for its form and for breaking the limit, not its value.
+    assert _late_reply(got[0], "turn 1: reply_within 0.3 s: ") > 0.3
     assert got[1].startswith("turn 1: reply_seconds [5, 10]: the reply lasted 1.")
     assert got[2].startswith('turn 1: text_contains "Oslo": the agent said "I heard ')
     assert got[3].startswith('turn 1: text_matches "thunder|hail": the agent said "I heard ')
@@ -143,7 +153,7 @@ def test_each_expectation_fails_with_what_was_expected_and_what_happened(
     assert got[6] == 'turn 2: function_called get_time: called get_weather {"city": "Paris"}'
     assert got[7].startswith("end: credits_used_max 1e-05: used 0.")
     calls = r_call.all_failures
-    assert calls[0].startswith("turn 1: reply_within 0.2 s: first agent audio after 0.")
+    assert _late_reply(calls[0], "turn 1: reply_within 0.2 s: ") > 0.2
     assert calls[1].startswith("turn 1: reply_seconds [3, 4]: the reply lasted 0.")
     assert calls[2].startswith("turn 2: no_reply: agent audio 0.")
     assert len(calls) == 3
