@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import pytest
 
 from aivoco.protocols import _outbox
-from aivoco.protocols._outbox import SharedWriter
+from aivoco.protocols._outbox import Outbox, SharedWriter
 
 FRAME = b"x" * 1000
 
@@ -50,12 +50,18 @@ def read_all(sock: socket.socket, size: int, timeout_s: float = 5.0) -> bytes:
     return got
 
 
+def boxed(
+    made: list[tuple[socket.socket, socket.socket]],
+) -> tuple[Outbox, socket.socket, socket.socket]:
+    """A writer of its own, a socket pair and the outbox writing to our end."""
+    ours, theirs = pair(made)
+    return SharedWriter("test-writer").outbox(lambda: ours), ours, theirs
+
+
 def test_writes_go_out_in_order_and_flush_waits_for_them(
     pairs: list[tuple[socket.socket, socket.socket]],
 ) -> None:
-    writer = SharedWriter("test-writer")
-    ours, theirs = pair(pairs)
-    box = writer.outbox(lambda: ours)
+    box, ours, theirs = boxed(pairs)
     for i in range(50):
         assert box.put(functools.partial(ours.sendall, b"%04d" % i))
     reader = threading.Thread(target=lambda: got.append(read_all(theirs, 200)))
@@ -102,9 +108,7 @@ def test_a_peer_that_stops_reading_holds_up_only_its_own_queue(
 def test_a_failing_write_is_dropped_and_the_rest_go_on(
     pairs: list[tuple[socket.socket, socket.socket]],
 ) -> None:
-    writer = SharedWriter("test-writer")
-    ours, theirs = pair(pairs)
-    box = writer.outbox(lambda: ours)
+    box, ours, theirs = boxed(pairs)
 
     def broken() -> None:
         raise OSError("peer reset")
@@ -119,10 +123,29 @@ def test_a_failing_write_is_dropped_and_the_rest_go_on(
 def test_writes_to_a_closed_socket_are_dropped_at_once(
     pairs: list[tuple[socket.socket, socket.socket]],
 ) -> None:
-    writer = SharedWriter("test-writer")
-    ours, _theirs = pair(pairs)
-    box = writer.outbox(lambda: ours)
+    box, ours, _theirs = boxed(pairs)
     ours.close()
     for _ in range(5):
         box.put(lambda: ours.sendall(b"x"))
     assert box.flush(2.0)  # each failed (logged) instead of waiting for writability
+
+
+def test_flush_waits_for_the_write_in_progress(
+    pairs: list[tuple[socket.socket, socket.socket]],
+) -> None:
+    """The queue is empty as soon as the last write is taken from it; closing must still
+    wait for that write (the close frame) to finish before it shuts the socket."""
+    box, _ours, _theirs = boxed(pairs)
+    release = threading.Event()
+
+    def slow_write() -> None:
+        release.wait(5)
+
+    box.put(slow_write)
+    deadline = time.monotonic() + 2
+    while box.pending and time.monotonic() < deadline:
+        time.sleep(0.005)  # until the writer has taken it
+    assert box.pending == 0
+    assert not box.flush(0.2)
+    release.set()
+    assert box.flush(2.0)

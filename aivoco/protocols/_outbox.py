@@ -45,6 +45,7 @@ class Outbox:
         self._sock = sock  # the connection's socket now (None once it is gone)
         self._queue: collections.deque[Write] = collections.deque()
         self._done = threading.Condition(writer.lock)
+        self._writing = False  # a write taken from the queue is still going on
         self.refused = 0
 
     @property
@@ -58,7 +59,7 @@ class Outbox:
     def flush(self, timeout_s: float) -> bool:
         """Wait until everything queued so far was written (or failed); False on timeout."""
         with self._done:
-            return self._done.wait_for(lambda: not self._queue, timeout_s)
+            return self._done.wait_for(lambda: not self._queue and not self._writing, timeout_s)
 
     def discard(self) -> None:
         """Forget what is still queued (the connection is being torn down)."""
@@ -128,14 +129,16 @@ class SharedWriter:
         for _ in range(BATCH):
             with self.lock:
                 if not box._queue:
-                    self._ready.pop(id(box), None)
-                    box._done.notify_all()
-                    return
+                    break
                 write = box._queue.popleft()
+                box._writing = True
             try:
                 write()
             except Exception as exc:  # one connection's failure must not stop the others'
                 log.info("send failed: %s", type(exc).__name__)
+            finally:
+                with self.lock:
+                    box._writing = False
         with self.lock:
             if not box._queue:
                 self._ready.pop(id(box), None)
