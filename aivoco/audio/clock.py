@@ -165,7 +165,8 @@ class Clock:
     def every(
         self, period_s: float, job: Job, on_error: ErrorHandler, urgent: bool = False
     ) -> ClockHandle:
-        """Run `job(now)` every `period_s`, the first time at once. `urgent` jobs run first
+        """Run `job(now)` every `period_s`, the first time at the next grid point (a job of
+        a longer period: on its quietest phase, within one period). `urgent` jobs run first
         in a wake-up: an uplink's frame is late by every job run before it, while a
         virtual speaker or an observer only needs to run within its period (fifty calls
         in one process: the fiftieth call's frame waits for 49 others, not 149)."""
