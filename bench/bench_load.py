@@ -28,6 +28,9 @@ import threading
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _measure as m
+
 from aivoco.scenario.load import LoadPlan, LoadRunner, figures, totals
 from aivoco.scenario.parse import load_scenarios
 from aivoco.scenario.prepare import PreparedScenario, prepare_all
@@ -70,17 +73,14 @@ def start_emulator(port: int) -> subprocess.Popen[bytes]:
 
 def cpu_s_of(pid: int) -> float:
     """CPU seconds (user + system) another process used so far (Linux /proc)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    sample = m.read_process(pid, threads=False)
+    return 0.0 if sample is None else sample.ticks / m.CLK_TCK
 
 
 def rss_mb() -> float:
     """This process's resident memory now (Linux /proc), in MB."""
-    pages = int(Path("/proc/self/statm").read_text().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 1e6
+    sample = m.read_process(os.getpid(), threads=False)
+    return 0.0 if sample is None else sample.rss_kb / 1000
 
 
 class PeakRss:
