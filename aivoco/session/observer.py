@@ -99,8 +99,7 @@ class Observer:
             intents.append(it.Fail(failure))
         if now >= self._next_stats:
             self._next_stats = now + STATS_PERIOD_S
-            self.publish_stats()
-            self._note_underruns(self.player.stats())
+            self._note_underruns(self.publish_stats())
         if self.player.buffered_ms() > 0:
             self.timers.agent_active(now)  # audio still queued: the agent is not done
         if self.lifecycle.phase is Phase.RECONNECTING:
@@ -138,7 +137,8 @@ class Observer:
             self.recorder.add_agent(played)
         return speaking
 
-    def publish_stats(self) -> None:
+    def publish_stats(self) -> PlayerStats:
+        """The player's and the network's figures into the state; returns the player's."""
         j = self.player.stats()
         playback = PlaybackFigures(
             buffered_ms=j.jitter.buffered_ms,
@@ -151,3 +151,4 @@ class Observer:
             output_latency_ms=j.output_latency_ms,
         )
         self.state.set_stats(dataclasses.replace(self.driver.net), playback)
+        return j
