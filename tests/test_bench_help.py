@@ -24,27 +24,25 @@ SCRIPTS = [
 ]
 
 
-@pytest.mark.parametrize("script", SCRIPTS)
-def test_bench_script_help(script: str) -> None:
-    out = subprocess.run(
-        [sys.executable, str(BENCH / script), "--help"],
+def run_bench(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(BENCH / script), *args],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
     )
+
+
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_bench_script_help(script: str) -> None:
+    out = run_bench(script, "--help")
     assert out.returncode == 0, out.stderr
     assert "usage:" in out.stdout
 
 
 def test_bench_cpu_lists_its_modes() -> None:
-    out = subprocess.run(
-        [sys.executable, str(BENCH / "bench_cpu.py"), "--list"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    out = run_bench("bench_cpu.py", "--list")
     assert out.returncode == 0, out.stderr
     assert "ref-sts-file" in out.stdout and "node-sts-dev" in out.stdout
 
@@ -52,13 +50,7 @@ def test_bench_cpu_lists_its_modes() -> None:
 def test_bench_cpu_has_like_for_like_echo_off_modes() -> None:
     """The Node client does no echo control: the device modes also run aivoco with
     `--echo off`, given on the command line (the bench's environment drops AIVOCO_*)."""
-    out = subprocess.run(
-        [sys.executable, str(BENCH / "bench_cpu.py"), "--list"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    out = run_bench("bench_cpu.py", "--list")
     assert out.returncode == 0, out.stderr
     lines = {line.split()[0]: line for line in out.stdout.splitlines() if line.strip()}
     for name in ("sts-dev-plain-echo-off", "call-dev-plain-echo-off"):
