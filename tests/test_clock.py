@@ -16,7 +16,8 @@ from collections.abc import Callable
 
 import pytest
 
-from aivoco.audio.clock import Clock, Schedule
+from aivoco.audio.clock import Clock
+from aivoco.audio.schedule import Schedule
 
 
 def _raise(exc: BaseException) -> None:
@@ -254,3 +255,61 @@ def test_after_batch_runs_once_the_wake_ups_jobs_are_done() -> None:
     outside: list[int] = []
     clock.after_batch(lambda: outside.append(1))  # not from a job: at once
     assert outside == [1]
+
+
+def test_the_clock_thread_is_the_event_loop_the_sockets_share() -> None:
+    """Jobs and loop callbacks run on one thread (docs/performance.md#batch): a frame a
+    job makes is sent without waking a second thread. The thread lives while a job or a
+    loop user is left, and ends once both are gone."""
+    clock = Clock("test-clock-loop", grid_s=0.01)
+    loop = clock.acquire_loop()
+    seen: dict[str, threading.Thread] = {}
+    sent = threading.Event()
+
+    def job(now: float) -> bool:
+        seen["job"] = threading.current_thread()
+
+        def send() -> None:  # what the sts driver's batched emit does
+            seen["send"] = threading.current_thread()
+            sent.set()
+
+        clock.after_batch(lambda: loop.call_soon(send))
+        return False
+
+    clock.every(0.01, job, _raise)
+    assert sent.wait(5)
+    assert seen["job"] is seen["send"]
+    assert seen["job"].name == "test-clock-loop"
+    assert loop.is_running()  # no job left, but a loop user
+    clock.release_loop()
+    deadline = time.monotonic() + 5
+    while seen["job"].is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not seen["job"].is_alive()
+    assert loop.is_closed()
+
+
+def test_a_blocking_run_on_the_loop_thread_is_refused_not_a_deadlock() -> None:
+    import asyncio
+
+    from aivoco.errors import ProtocolMisuseError
+    from aivoco.protocols._loop import SharedLoop
+
+    shared = SharedLoop()
+    loop = shared.acquire()
+    try:
+        assert shared.run(asyncio.sleep(0, result=7), 5) == 7  # from another thread: fine
+        outcome: list[BaseException] = []
+
+        def on_loop() -> None:
+            try:
+                shared.run(asyncio.sleep(0), 5)
+            except ProtocolMisuseError as exc:
+                outcome.append(exc)
+
+        done = threading.Event()
+        loop.call_soon_threadsafe(lambda: (on_loop(), done.set()))
+        assert done.wait(5)
+        assert len(outcome) == 1
+    finally:
+        shared.release()

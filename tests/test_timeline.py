@@ -21,8 +21,8 @@ from fakes import MemorySource, ScriptedDriver
 from test_lifecycle import KEY, tone
 
 from aivoco.audio.chunk import AudioChunk
-from aivoco.audio.clock import Schedule
 from aivoco.audio.playout import MONITOR_MS, ClockPlayer
+from aivoco.audio.schedule import Schedule
 from aivoco.session import CallOptions, open_call
 from aivoco.session.interfaces import MarkToken
 from aivoco.wire import events as ev

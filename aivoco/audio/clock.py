@@ -7,11 +7,12 @@ in one process (`aivoco test --concurrency`) meant thousands of wake-ups a secon
 few hundred threads queueing for the GIL, and frames went out late. Here one thread
 wakes when the earliest job is due and runs every job whose time has come.
 
-A job is paced by its own `Schedule` (audio time: item k is due at start + k x period)
-and works out from it how much is due, so a late wake-up catches up instead of
-drifting. Jobs must be short and must not block: they run one after another on the
-clock's thread. The thread starts with the first job and ends when the last one is
-cancelled, so an idle process has no clock waking it.
+A job is paced by its own `Schedule` (`schedule.py`: audio time, item k is due at
+start + k x period) and works out from it how much is due, so a late wake-up catches up
+instead of drifting. Jobs must be short and must not block: they run one after another
+on the clock's thread, which is also the event loop of every Speech-to-Speech
+connection (`Clock.acquire_loop`). The thread starts with the first job or connection
+and ends when the last one is gone, so an idle process has no clock waking it.
 
 The clock wakes only on a grid (`GRID_S`, 20 ms, from the clock's start): a job due
 between two grid points runs at the next one, together with every other job due by
@@ -25,14 +26,17 @@ Schedule releases what is due by then, so nothing drifts; docs/performance.md#cl
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import TypeVar
+from collections.abc import Callable
+from typing import Any
 
-T = TypeVar("T")
+from aivoco.audio.schedule import SAME_TIME_S
+from aivoco.redact import redact
 
 log = logging.getLogger("aivoco.audio")
 
@@ -45,86 +49,7 @@ ErrorHandler = Callable[[BaseException], None]
 
 GRID_S = 0.02  # the clock wakes on multiples of this (one 20 ms frame, the default chunk)
 # Times this close are the same grid point (float sums such as start + k x period).
-_SAME_TIME_S = 1e-6
-
-
-class Schedule:
-    """Item k is due at start + k x period_s (k from 0; the start is the first call).
-
-    A schedule starved for over `max_gap_s` (a suspended process, a loaded machine)
-    either skips the missed items and counts the time (`skipped_s`: a recording puts
-    that much silence on the timeline), so a sender does not burst a backlog onto the
-    wire, or, with `catch_up` (a virtual speaker, which like a real one never pauses),
-    makes them all due at once."""
-
-    def __init__(self, period_s: float, catch_up: bool = False, max_gap_s: float = 1.0) -> None:
-        self.period_s = period_s
-        self.catch_up = catch_up
-        self.max_gap_s = max_gap_s
-        self.skipped_s = 0.0
-        self.start: float | None = None
-        self.taken = 0  # items released so far
-
-    def due(self, now: float) -> int:
-        """How many items are due at `now` that were not released yet (and take them)."""
-        if self.start is None:
-            self.start = now
-        # Absolute tolerance: monotonic times are large floats (months of uptime leave
-        # ~1e-9 s of precision), and an item due at a grid point must be released there.
-        reached = math.floor((now - self.start + _SAME_TIME_S) / self.period_s) + 1
-        behind = reached - self.taken
-        if not self.catch_up and behind * self.period_s > self.max_gap_s:
-            skipped = behind - 1  # the newest one goes out now; the rest are skipped
-            self.skipped_s += skipped * self.period_s
-            self.start += skipped * self.period_s
-            reached -= skipped
-        count = max(0, reached - self.taken)
-        self.taken += count
-        return count
-
-    def next_due(self) -> float | None:
-        if self.start is None:
-            return None
-        return self.start + self.taken * self.period_s
-
-
-class PacedSource:
-    """The pacing every timed source shares (FileSource, the scenario's ScriptSource):
-    frames on a `Schedule`, the time it skipped after a stall, and closing."""
-
-    def __init__(self, schedule: Schedule, sample_rate_hz: int) -> None:
-        self.schedule = schedule
-        self.sample_rate_hz = sample_rate_hz
-        self._closed = False
-
-    @property
-    def lost_frames(self) -> int:
-        """Frames of time skipped after a stall (silence on the recording's timeline)."""
-        return round(self.schedule.skipped_s * self.sample_rate_hz)
-
-    def start(self) -> None:
-        """Nothing to open: pacing starts with the first frame taken."""
-
-    def close(self) -> None:
-        self._closed = True
-
-    def next_due(self) -> float | None:
-        return self.schedule.next_due()
-
-
-def paced(
-    due: Callable[[float], list[T]], schedule: Schedule, done: Callable[[], bool]
-) -> Iterator[T]:
-    """A timed source as an iterator that sleeps until each item is due (for a thread of
-    its own; the shared clock calls `due` instead)."""
-    while not done():
-        items = due(time.monotonic())
-        if items:
-            yield from items
-            continue
-        after = schedule.next_due()
-        if after is not None:
-            time.sleep(max(0.0, after - time.monotonic()))
+_SAME_TIME_S = SAME_TIME_S
 
 
 class _Entry:
@@ -151,6 +76,12 @@ class ClockHandle:
 
 
 class Clock:
+    """The jobs' thread is an asyncio event loop: the process's Speech-to-Speech
+    connections share it (`aivoco/protocols/_loop.py`, `acquire_loop`), so a frame an
+    uplink job hands to its socket is sent by the thread that made it, without waking a
+    second thread for every frame (docs/performance.md#batch). The thread runs while a
+    job or a loop user is left."""
+
     def __init__(self, name: str = "aivoco-clock", grid_s: float = GRID_S) -> None:
         self.name = name
         self.grid_s = grid_s
@@ -158,7 +89,10 @@ class Clock:
         self.wakeups = 0  # how often the thread woke to run jobs (the benchmarks read it)
         self._cond = threading.Condition()
         self._entries: list[_Entry] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._loop_users = 0
         self._running: _Entry | None = None
         self._after: list[Callable[[], None]] = []  # run when this wake-up's jobs are done
 
@@ -180,11 +114,84 @@ class Clock:
                 self._entries.insert(sum(e.urgent for e in self._entries), entry)
             else:
                 self._entries.append(entry)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-                self._thread.start()
-            self._cond.notify_all()
+            loop = self._start()
+        self._call_soon(loop, self._reschedule)
         return ClockHandle(self, entry)
+
+    # -- the thread: an event loop, shared with the sts connections ---------------------
+    def acquire_loop(self) -> asyncio.AbstractEventLoop:
+        """The clock's event loop (its thread started if needed), for sockets to share;
+        pair each call with `release_loop()`."""
+        with self._cond:
+            self._loop_users += 1
+            return self._start()
+
+    def release_loop(self) -> None:
+        """One loop user fewer; with no user and no job left the thread ends."""
+        with self._cond:
+            self._loop_users -= 1
+            thread = self._stop_if_idle()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=3)
+
+    def on_loop(self) -> bool:
+        """Whether the caller runs on the clock's thread (a job or a loop callback)."""
+        return threading.current_thread() is self._thread
+
+    def _start(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:  # under self._cond
+            loop = asyncio.new_event_loop()
+            loop.set_exception_handler(_loop_exception)
+            thread = threading.Thread(target=_serve, args=(loop,), name=self.name, daemon=True)
+            self._loop, self._thread = loop, thread
+            thread.start()
+        return self._loop
+
+    def _stop_if_idle(self) -> threading.Thread | None:
+        """Under self._cond: stop the loop when nothing uses it (the thread it ran on)."""
+        loop, thread = self._loop, self._thread
+        if loop is None or self._entries or self._loop_users > 0:
+            return None
+        self._loop = self._thread = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._call_soon(loop, loop.stop)
+        return thread
+
+    @staticmethod
+    def _call_soon(loop: asyncio.AbstractEventLoop, fn: Callable[[], object]) -> None:
+        with contextlib.suppress(RuntimeError):  # closed meanwhile: a newer loop serves
+            loop.call_soon_threadsafe(fn)
+
+    def _reschedule(self) -> None:
+        """On the loop: the timer for the next wake-up (the grid point of the next job)."""
+        with self._cond:
+            loop = self._loop
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if loop is None or not self.on_loop():
+                return  # an old loop stopping: the new one has its own timer
+            if not self._entries:
+                self._stop_if_idle()
+                return
+            wake = self._on_grid(min(e.next for e in self._entries))
+            # The loop's time is time.monotonic(); it wakes at or after `wake`, never before.
+            self._timer = loop.call_at(wake, self._wake)
+
+    def _wake(self) -> None:
+        with self._cond:
+            self._timer = None
+            now = time.monotonic()
+            slot = self._slot(now)
+            due = [e for e in self._entries if e.next <= slot + _SAME_TIME_S]
+            if due:
+                self.wakeups += 1
+        for entry in due:
+            self._run_one(entry, slot)
+        self._run_after()
+        self._reschedule()
 
     def _quietest_phase(self, first: float, steps: int) -> float:
         """The first run of a job that runs every `steps` grid points, on the phase the
@@ -208,28 +215,10 @@ class Clock:
             entry.cancelled = True
             if entry in self._entries:
                 self._entries.remove(entry)
-            on_clock = threading.current_thread() is self._thread
+            on_clock = self.on_loop()
             while self._running is entry and not on_clock:
                 self._cond.wait()
             self._cond.notify_all()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                if not self._entries:
-                    self._thread = None
-                    return
-                now = time.monotonic()
-                wake = self._on_grid(min(e.next for e in self._entries))
-                if wake > now:
-                    self._cond.wait(wake - now)
-                    continue
-                slot = self._slot(now)
-                due = [e for e in self._entries if e.next <= slot + _SAME_TIME_S]
-                self.wakeups += 1
-            for entry in due:
-                self._run_one(entry, slot)
-            self._run_after()
 
     def after_batch(self, fn: Callable[[], None]) -> None:
         """Run `fn()` once this wake-up's jobs are all done (at once if not called from a
@@ -238,7 +227,7 @@ class Clock:
         interpreter lock back and forth with the jobs still to run (measured: three
         times the loop thread's wake-ups and more kernel time), and with many calls it
         would be woken once per call instead of once per step."""
-        if threading.current_thread() is not self._thread:
+        if not self.on_loop() or self._running is None:
             fn()
             return
         if fn not in self._after:  # the same wake-up asked once per batch
@@ -296,6 +285,20 @@ class Clock:
                 entry.cancelled = True
                 self._entries.remove(entry)
             self._cond.notify_all()
+
+
+def _serve(loop: asyncio.AbstractEventLoop) -> None:
+    try:
+        loop.run_forever()
+    finally:
+        loop.close()
+
+
+def _loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    # Library errors on the loop (socket.io's tasks) go to the log, never to the screen.
+    exc = context.get("exception")
+    detail = f"{type(exc).__name__}: {exc}" if exc is not None else context.get("message")
+    log.warning("event loop error: %s", redact(str(detail)))
 
 
 _shared: Clock | None = None

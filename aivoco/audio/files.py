@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from aivoco.audio.chunk import AudioChunk, float32_to_pcm16
-from aivoco.audio.clock import PacedSource, Schedule, paced
 from aivoco.audio.resample import StreamResampler
+from aivoco.audio.schedule import PacedSource, Schedule, paced
 from aivoco.errors import AudioFileError
 
 _READ_BLOCK_FRAMES = 8192

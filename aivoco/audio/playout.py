@@ -17,10 +17,11 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from aivoco.audio.chunk import AudioChunk, float32_to_pcm16
-from aivoco.audio.clock import ClockHandle, Schedule, shared_clock
+from aivoco.audio.clock import ClockHandle, shared_clock
 from aivoco.audio.jitter import JitterBuffer, JitterStats
 from aivoco.audio.resample import ToRate
 from aivoco.audio.ring import SampleRing
+from aivoco.audio.schedule import Schedule
 from aivoco.audio.timed import TimedRing
 from aivoco.audio.wav import WavWriter
 from aivoco.errors import AivocoError

@@ -4,12 +4,15 @@ python-socketio's asyncio client keeps event order
 (docs/protocols.md#pitfall-engineio-order), but a loop thread per call meant one more
 thread per call and a wake-up of that thread for every 20 ms frame sent. With fifty
 calls in one process (`aivoco test --concurrency`) the threads queued for the GIL and
-frames went out late. Here every connection shares one loop thread, and sends from other
-threads are batched: the first send after the loop went idle wakes it once, later ones
-join the same batch.
+frames went out late. Here every connection shares one loop, and that loop is the
+shared clock's thread (`aivoco/audio/clock.py`): the uplink jobs that make the frames run
+on it, so a frame is sent by the thread that made it, with no second thread woken per
+frame (docs/performance.md#batch). Sends from other threads (mark answers, the goodbye)
+are batched: the first send after the loop went idle wakes it once, later ones join the
+same batch.
 
-The thread starts with the first connection and stops when the last one is released.
-Library errors on the loop go to the log, never to the user's screen.
+The loop runs while a connection or a clock job needs it. Library errors on the loop go
+to the log, never to the user's screen.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from aivoco.audio.clock import shared_clock
-from aivoco.redact import redact
+from aivoco.errors import ProtocolMisuseError
 
 log = logging.getLogger("aivoco.sts")
 
@@ -33,31 +36,27 @@ class SharedLoop:
         self._lock = threading.Lock()
         self._users = 0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self._batch: collections.deque[Callable[[], Any]] = collections.deque()
         self._scheduled = False
 
     def acquire(self) -> asyncio.AbstractEventLoop:
-        """The loop (started if needed); pair each call with `release()`."""
+        """The loop (the shared clock's, started if needed); pair each call with
+        `release()`."""
         with self._lock:
             self._users += 1
             if self._loop is None:
-                loop = asyncio.new_event_loop()
-                loop.set_exception_handler(_loop_exception)
-                thread = threading.Thread(target=loop.run_forever, name="aivoco-sts-loop")
-                thread.daemon = True
-                thread.start()
-                self._loop, self._thread = loop, thread
+                self._loop = shared_clock().acquire_loop()
             return self._loop
 
     def release(self) -> None:
-        """One user fewer; the last one stops the loop and its thread."""
+        """One user fewer; the last one cancels what the library left on the loop and
+        gives the loop back to the clock (whose thread ends once it has no job either)."""
         with self._lock:
             self._users -= 1
             if self._users > 0 or self._loop is None:
                 return
-            loop, thread = self._loop, self._thread
-            self._loop = self._thread = None
+            loop = self._loop
+            self._loop = None
         # What the library left running (engine.io's ping and read loops can outlive a
         # disconnect briefly) is cancelled and awaited, so no task dies pending.
         fut = asyncio.run_coroutine_threadsafe(_cancel_all(), loop)
@@ -65,18 +64,17 @@ class SharedLoop:
             fut.result(timeout=3)
         except (concurrent.futures.TimeoutError, RuntimeError) as exc:
             log.info("shared loop shutdown: %s", type(exc).__name__)
-        loop.call_soon_threadsafe(loop.stop)
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=3)
-        if not loop.is_running():
-            loop.close()
+        shared_clock().release_loop()
 
     def run(self, coro: Coroutine[Any, Any, Any], timeout_s: float) -> Any:
-        """Run `coro` on the loop and wait for its result (from another thread)."""
+        """Run `coro` on the loop and wait for its result (from another thread: on the
+        loop's own thread this would wait for itself)."""
         loop = self._loop
-        if loop is None:
+        if loop is None or shared_clock().on_loop():
             coro.close()
-            raise RuntimeError("the shared loop is not running")
+            raise ProtocolMisuseError(
+                "the shared loop is not running" if loop is None else "run() on the loop"
+            )
         fut = asyncio.run_coroutine_threadsafe(coro, loop)
         try:
             return fut.result(timeout=max(0.01, timeout_s))
@@ -94,11 +92,14 @@ class SharedLoop:
             if self._scheduled:
                 return
             self._scheduled = True
-        # From the shared clock (the uplink's frames): once its batch of jobs is done,
-        # so the loop does not wake while the clock still runs (docs/performance.md#batch).
+        # From a clock job (the uplink's frames, on this very thread): once the batch of
+        # jobs is done, without a wake-up (docs/performance.md#batch).
         shared_clock().after_batch(lambda: self._wake(loop))
 
     def _wake(self, loop: asyncio.AbstractEventLoop) -> None:
+        if shared_clock().on_loop():
+            self._drain()
+            return
         try:
             loop.call_soon_threadsafe(self._drain)
         except RuntimeError:  # the loop closed meanwhile: nothing left to send on
@@ -125,12 +126,6 @@ async def _cancel_all() -> None:
     for t in tasks:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-
-
-def _loop_exception(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-    exc = context.get("exception")
-    detail = f"{type(exc).__name__}: {exc}" if exc is not None else context.get("message")
-    log.warning("socket.io client error: %s", redact(str(detail)))
 
 
 _shared = SharedLoop()

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from aivoco.audio.chunk import AudioChunk
-from aivoco.audio.clock import PacedSource, Schedule, paced
+from aivoco.audio.schedule import PacedSource, Schedule, paced
 from aivoco.scenario.model import TurnKind
 from aivoco.scenario.prepare import PreparedScenario, TurnAudio
 from aivoco.scenario.probe import AgentTracker, Heard, UplinkLog
