@@ -273,7 +273,7 @@ def test_the_clock_thread_is_the_event_loop_the_sockets_share() -> None:
             seen["send"] = threading.current_thread()
             sent.set()
 
-        clock.after_batch(lambda: loop.call_soon(send))
+        clock.after_batch(lambda: (loop.call_soon(send), None)[1])
         return False
 
     clock.every(0.01, job, _raise)
@@ -301,14 +301,16 @@ def test_a_blocking_run_on_the_loop_thread_is_refused_not_a_deadlock() -> None:
         assert shared.run(asyncio.sleep(0, result=7), 5) == 7  # from another thread: fine
         outcome: list[BaseException] = []
 
+        done = threading.Event()
+
         def on_loop() -> None:
             try:
                 shared.run(asyncio.sleep(0), 5)
             except ProtocolMisuseError as exc:
                 outcome.append(exc)
+            done.set()
 
-        done = threading.Event()
-        loop.call_soon_threadsafe(lambda: (on_loop(), done.set()))
+        loop.call_soon_threadsafe(on_loop)
         assert done.wait(5)
         assert len(outcome) == 1
     finally:
