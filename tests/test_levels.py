@@ -97,3 +97,27 @@ def test_has_audio_is_strictly_greater_than_threshold() -> None:
     # The browser playground's lower threshold admits quieter chunks.
     assert has_audio(chunk([40]), threshold=0.001)
     assert not has_audio(chunk([40]))
+
+
+def test_mean_square_matches_the_float64_mean_it_replaced() -> None:
+    from aivoco.audio.levels import mean_square
+
+    rng = np.random.default_rng(7)
+    for n in (1, 160, 320, 441, 960):
+        x = (rng.standard_normal(n) * 0.3).astype(np.float32)
+        want = float(np.mean(np.square(x, dtype=np.float64)))
+        assert mean_square(x) == pytest.approx(want, rel=1e-5)
+    assert mean_square(np.zeros(0, np.float32)) == 0.0
+    blocks = rng.standard_normal((4, 80)).astype(np.float32)  # any shape: all samples
+    assert mean_square(blocks) == pytest.approx(float(np.mean(blocks.astype(np.float64) ** 2)))
+
+
+def test_downmix_averages_the_channels() -> None:
+    from aivoco.audio.framing import downmix
+
+    rng = np.random.default_rng(3)
+    for channels in (1, 2, 3):
+        x = rng.standard_normal((441, channels)).astype(np.float32)
+        out = downmix(x)
+        assert out.dtype == np.float32 and out.shape == (441,)
+        np.testing.assert_allclose(out, x.mean(axis=1), rtol=1e-6, atol=1e-7)

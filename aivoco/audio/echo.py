@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from aivoco.audio.chunk import Float32Array
-from aivoco.audio.levels import SILENCE_DBFS
+from aivoco.audio.levels import SILENCE_DBFS, mean_square
 from aivoco.audio.resample import StreamResampler
 from aivoco.audio.timed import TimedRing
 
@@ -27,7 +27,7 @@ def level_dbfs(x: Float32Array) -> float:
     """RMS of float samples (1.0 = full scale) in dBFS, floored like the meters."""
     if x.size == 0:
         return SILENCE_DBFS
-    ms = float(np.mean(np.square(x, dtype=np.float64)))
+    ms = mean_square(x)
     return SILENCE_DBFS if ms <= 0 else max(SILENCE_DBFS, 10.0 * math.log10(ms))
 
 
@@ -300,8 +300,8 @@ class ErleMeter:
 
     def observe(self, near: Float32Array, out: Float32Array) -> None:
         a = self._alpha
-        self._near += a * (float(np.mean(np.square(near, dtype=np.float64))) - self._near)
-        self._out += a * (float(np.mean(np.square(out, dtype=np.float64))) - self._out)
+        self._near += a * (mean_square(near) - self._near)
+        self._out += a * (mean_square(out) - self._out)
         self._count += 1
 
     @property

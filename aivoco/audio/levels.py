@@ -9,8 +9,10 @@ the browser playground uses 0.001). Silence, line hiss and dither stay below it.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from aivoco.audio.chunk import AudioChunk
 
@@ -25,12 +27,21 @@ def peak(chunk: AudioChunk) -> float:
     return chunk.peak
 
 
+def mean_square(x: npt.NDArray[np.floating[Any]]) -> float:
+    """The mean of x squared over float samples: one dot product. `np.mean(np.square(x))`
+    cost five times as much on a 20 ms frame (its Python wrapper, not the arithmetic),
+    and the uplink takes two or three levels per frame (docs/performance.md#clock)."""
+    v = np.ravel(x)
+    if v.size == 0:
+        return 0.0
+    return float(np.dot(v, v)) / v.size
+
+
 def rms(chunk: AudioChunk) -> float:
     """Root-mean-square level / 32768, in [0, 1]."""
     if chunk.frames == 0:
         return 0.0
-    x = chunk.samples.astype(np.float64)
-    return float(np.sqrt(np.mean(x * x))) / FULL_SCALE
+    return math.sqrt(mean_square(chunk.samples.astype(np.float32))) / FULL_SCALE
 
 
 def to_dbfs(level: float) -> float:
