@@ -138,18 +138,26 @@ class SharedReader:
         sel = self._sel
         assert sel is not None
         while self._apply_ops():
-            ready = sel.select(self._timeout())
-            now = time.monotonic()
-            due, self._again = self._again, {}
-            for key, _ in ready:
-                reg = key.data
-                if reg is None:
-                    self._drain_wake()
-                else:
-                    due[id(reg)] = reg
-            for reg in due.values():
-                self._serve(reg, now)
-            self._run_timers(time.monotonic())
+            try:
+                self._turn(sel)
+            except Exception:  # a bug of this loop's own: log it, keep serving
+                log.exception("the call reader's turn failed")
+                time.sleep(0.01)  # not a busy loop if it keeps failing
+
+    def _turn(self, sel: selectors.BaseSelector) -> None:
+        """Wait for bytes or the next timer; serve the ready connections, then timers."""
+        ready = sel.select(self._timeout())
+        now = time.monotonic()
+        due, self._again = self._again, {}
+        for key, _ in ready:
+            reg = key.data
+            if reg is None:
+                self._drain_wake()
+            else:
+                due[id(reg)] = reg
+        for reg in due.values():
+            self._serve(reg, now)
+        self._run_timers(time.monotonic())
 
     def _apply_ops(self) -> bool:
         """Register and drop as asked; False (the thread ends) when nothing is left."""

@@ -1,4 +1,4 @@
-"""Agent-call driver: owns the WebSocket (websocket-client) and its reader thread.
+"""Agent-call driver: owns the WebSocket (websocket-client), served by shared threads.
 
 The URL `{BASE}/{key}/{agent}` carries the API key (docs/protocols.md#call-endpoint), so
 it is never printed or logged: the endpoint is shown as host + agent, and every message
@@ -6,23 +6,32 @@ that could echo the URL goes through `redact()`.
 
 Rejections (docs/protocols.md#call-rejections): a refused upgrade (HTTP 401/403/404), or
 a close right after opening before the server said anything, means the key or the agent
-was rejected; `call_codec.error_for` names the error. Threads: the reader thread decodes
-frames and enqueues events; sends come from the uplink, observer (mark answers) and
-hang-up threads, serialised by the base driver's lock so the codec's numbering matches
-the order on the wire, and are written by the process's one writer thread
-(`_outbox.py`), which never lets a peer that stops reading block a caller: past a
-second of unread audio, new audio is dropped and counted (`uplink_dropped`).
+was rejected; `call_codec.error_for` names the error.
 
-Robustness (docs/protocols.md#leniency): the reader ends *only* by reporting
-`Disconnected`, whatever stopped it (a close frame, a socket error, a library bug). A
-message larger than `MAX_MESSAGE_BYTES` (4 MiB, aiohttp's default) is refused before
-its payload is read, so a peer cannot grow our memory. A peer that goes silent (TCP
-open, nothing arrives) is found by a watchdog: after `ping_interval_s` (5 s) without a
-frame it sends a WebSocket ping, and after `ping_interval_s + ping_timeout_s` (15 s)
-without any frame, pong included, it drops the connection as lost. The watchdog never
-blocks: pings go out on a short-lived thread. Closing completes the WebSocket close
-handshake (our close frame, then up to `CLOSE_WAIT_S` for the peer's), whoever ended
-the call.
+Threads: none of its own. The connection is opened (the handshake) on the caller's
+thread; then the socket is non-blocking and two threads shared by every agent call in
+the process serve it: the reader (`_reader.py`: a selector over every connection; this
+driver's `on_readable` parses the bytes read into frames, `_ws_frames.py`, and queues
+events; `on_timer` is the watchdog) and the writer (`_outbox.py`). Sends come from the
+uplink, observer (mark answers) and hang-up threads, serialised by the base driver's
+lock so the codec's numbering matches the order on the wire; the writer never lets a
+peer that stops reading block a caller: past a second of unread audio, new audio is
+dropped and counted (`uplink_dropped`). One lock per connection (`_io`) keeps the
+reader's and the writer's calls on the socket apart (an SSL object is not for two
+threads at once). Why one reader: docs/performance.md#reader.
+
+Robustness (docs/protocols.md#leniency): the connection ends *only* by reporting
+`Disconnected`, once, whatever ended it (a close frame, the end of the stream, a socket
+error, a bug of ours while handling it), and one connection's end never stops the
+reader for the others. A message larger than `MAX_MESSAGE_BYTES` (4 MiB, aiohttp's
+default) is refused as soon as its header is in, before its payload is buffered, so a
+peer cannot grow our memory; we close with 1009 and drop what still arrives until the
+peer closes (up to `CLOSE_WAIT_S`). A peer that goes silent (TCP open, nothing arrives)
+is found by the watchdog on the reader's timer: after `ping_interval_s` (5 s) without a
+frame it queues a WebSocket ping, and after `ping_interval_s + ping_timeout_s` (15 s)
+without any frame, pong included, it drops the connection as lost. Closing completes
+the WebSocket close handshake (our close frame, then up to `CLOSE_WAIT_S` for the
+peer's), whoever ended the call.
 """
 
 from __future__ import annotations
