@@ -116,9 +116,11 @@ def _check_utf8(data: bytes) -> None:
         raise WebSocketPayloadException("a text message that is not UTF-8") from None
 
 
-def receive(sock: socket.socket, lock: threading.Lock) -> bytes | None:
+def receive(sock: socket.socket | None, lock: threading.Lock) -> bytes | None:
     """What one read returns now (None: nothing yet). Raises ConnectionError at the end
-    of the stream, OSError on a socket error."""
+    of the stream (or once the socket is gone), OSError on a socket error."""
+    if sock is None:
+        raise ConnectionError("the connection is closed")
     try:
         with lock:
             data = sock.recv(READ_BYTES)
