@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from aivoco.audio.clock import shared_clock
 from aivoco.protocols import _outbox
 from aivoco.protocols._outbox import Outbox, SharedWriter
 
@@ -149,3 +150,35 @@ def test_flush_waits_for_the_write_in_progress(
     assert not box.flush(0.2)
     release.set()
     assert box.flush(2.0)
+
+
+def test_a_write_put_from_the_clock_goes_out_after_the_batch(
+    pairs: list[tuple[socket.socket, socket.socket]],
+) -> None:
+    """The uplink's frames are put from the shared clock: the writer is woken once the
+    wake-up's jobs are done, not in the middle of them (where it would trade the
+    interpreter lock with the jobs still to run)."""
+    box, ours, theirs = boxed(pairs)
+    box.put(lambda: None)  # the writer thread is started and idle
+    assert box.flush(2.0)
+    theirs.setblocking(False)
+    during: list[bytes] = []
+    ran = threading.Event()
+
+    def job(now: float) -> bool:
+        box.put(lambda: ours.sendall(b"frame"))
+        time.sleep(0.1)  # the rest of the batch; the writer could run meanwhile
+        try:
+            during.append(theirs.recv(100))
+        except BlockingIOError:
+            during.append(b"")
+        ran.set()
+        return False
+
+    handle = shared_clock().every(0.02, job, lambda exc: None)
+    try:
+        assert ran.wait(5)
+    finally:
+        handle.cancel()
+    assert during == [b""]  # nothing was written while the batch ran
+    assert read_all(theirs, 5) == b"frame"  # and it went out after it

@@ -12,7 +12,9 @@ a socket only when the socket can take more (`poll`: writable means a third of i
 buffer is free, more than any frame we send), so a stalled peer holds up its own queue
 and nobody else's; the driver sees the backlog (`Outbox.pending`) and drops audio
 rather than queue it without bound (docs/performance.md#writer). A message larger than
-that free space may still block the writer until the peer reads or is dropped.
+that free space may still block the writer until the peer reads or is dropped. A put
+from the shared clock wakes the writer once the clock's batch is done
+(docs/performance.md#batch).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import select
 import socket
 import threading
 from collections.abc import Callable
+
+from aivoco.audio.clock import shared_clock
 
 log = logging.getLogger("aivoco.call")
 
@@ -89,8 +93,16 @@ class SharedWriter:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
                 self._thread.start()
-            self._wake.notify()
+        # From the shared clock (the uplink's frames): once its batch of jobs is done, so
+        # the writer does not take the interpreter lock back and forth with the jobs
+        # still to run, and wakes once per step, not once per call
+        # (docs/performance.md#batch). From any other thread: at once.
+        shared_clock().after_batch(self._notify)
         return True
+
+    def _notify(self) -> None:
+        with self.lock:
+            self._wake.notify()
 
     def _run(self) -> None:
         while True:
