@@ -175,34 +175,50 @@ class EventSink(Protocol):
 
 
 EVENT_QUEUE_LIMIT = 4096
+# Room kept for everything but agent audio: a flood of audio cannot crowd out a mark,
+# a transcript or the end of the call.
+CONTROL_RESERVE = 256
 _WAKE = Notice("(wake-up)")  # put by EventQueue.wake(); get() turns it into None
+# What ends a call is never dropped (see EventQueue).
+_LAST_WORDS = (Ended, Failed, Disconnected)
 
 
 class EventQueue:
     """Bounded FIFO from driver threads to the session's event thread.
 
-    Overflow policy: agent audio that finds the queue full is dropped and counted
-    (the session thread stalled for minutes; freshness beats completeness); a control
-    event waits up to 1 s for room, and only then is dropped (and counted) too.
+    `put` never blocks: the drivers put from threads every call in the process shares
+    (the shared clock's event loop for sts, the one reader for agent calls), so a call
+    whose event thread stalled must not hold up the others (docs/performance.md#reader).
+
+    Overflow policy: agent audio is taken while the queue holds fewer than
+    `limit - CONTROL_RESERVE` events, other events up to `limit`; past that they are
+    dropped and counted (the session thread stalled for minutes: freshness beats
+    completeness). The call's last word (`Ended`, `Failed`, `Disconnected`) is never
+    dropped: if the queue is full it waits in a slot of its own, and `get` returns it
+    once the queue is empty (the first one kept; a call ends once).
     """
 
     def __init__(self, limit: int = EVENT_QUEUE_LIMIT) -> None:
         self._q: queue.Queue[Timed] = queue.Queue(maxsize=limit)
+        self._audio_limit = max(1, limit - CONTROL_RESERVE) if limit > 1 else limit
         self.dropped = 0
         self._lock = threading.Lock()
+        self._last: Timed | None = None
 
     def put(self, event: Event, origin: int = 0) -> None:
         item = Timed(time.monotonic(), event, origin)
-        if isinstance(event, AgentAudio):
-            try:
-                self._q.put_nowait(item)
-            except queue.Full:
-                self._count_drop()
+        if isinstance(event, AgentAudio) and self._q.qsize() >= self._audio_limit:
+            self._count_drop()
             return
         try:
-            self._q.put(item, timeout=1.0)
+            self._q.put_nowait(item)
         except queue.Full:
-            self._count_drop()
+            if not isinstance(event, _LAST_WORDS):
+                self._count_drop()
+                return
+            with self._lock:
+                if self._last is None:
+                    self._last = item
 
     def _count_drop(self) -> None:
         with self._lock:
@@ -211,9 +227,16 @@ class EventQueue:
     def get(self, timeout: float | None) -> Timed | None:
         """The next event; None after `timeout` (None: wait for one) or after `wake()`."""
         try:
-            item = self._q.get(timeout=timeout)
+            item = self._q.get_nowait()
         except queue.Empty:
-            return None
+            with self._lock:
+                last, self._last = self._last, None
+            if last is not None:
+                return last
+            try:
+                item = self._q.get(timeout=timeout)
+            except queue.Empty:
+                return None
         return None if item.event is _WAKE else item
 
     def wake(self) -> None:
