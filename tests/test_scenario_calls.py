@@ -92,6 +92,15 @@ def _late_reply(failure: str, prefix: str) -> float:
     return float(match.group(1))
 
 
+def _unwanted_reply(failure: str, prefix: str) -> float:
+    """The seconds a `no_reply` failure reports between our speech and the reply (the
+    emulator's ~0.9 s, more on a loaded machine: checked for its form, not its value)."""
+    pattern = r"agent audio (\d+\.\d\d) s after the end of our speech \(\d+\.\d\d s of it\)"
+    match = re.fullmatch(re.escape(prefix) + pattern, failure)
+    assert match is not None, failure
+    return float(match.group(1))
+
+
 def test_each_expectation_fails_with_what_was_expected_and_what_happened(
     emulator: Emulator, tmp_path: Path
 ) -> None:
@@ -146,16 +155,13 @@ def test_each_expectation_fails_with_what_was_expected_and_what_happened(
     assert got[4] == (
         'turn 1: function_called get_weather {"city": "Oslo"}: called get_weather {"city": "Paris"}'
     )
-    assert (
-        got[5].startswith("turn 2: no_reply: agent audio 0.")
-        and "after the end of our speech" in got[5]
-    )
+    assert _unwanted_reply(got[5], "turn 2: no_reply: ") > 0
     assert got[6] == 'turn 2: function_called get_time: called get_weather {"city": "Paris"}'
     assert got[7].startswith("end: credits_used_max 1e-05: used 0.")
     calls = r_call.all_failures
     assert _late_reply(calls[0], "turn 1: reply_within 0.2 s: ") > 0.2
     assert calls[1].startswith("turn 1: reply_seconds [3, 4]: the reply lasted 0.")
-    assert calls[2].startswith("turn 2: no_reply: agent audio 0.")
+    assert _unwanted_reply(calls[2], "turn 2: no_reply: ") > 0
     assert len(calls) == 3
 
 
