@@ -1,5 +1,5 @@
 """Shared fixtures: a private PulseAudio server for the `device` tests, and the rule that
-CI may not skip them.
+CI may not skip them; a private TLS authority for the TLS tests.
 
 Device tests skip when PulseAudio cannot start, unless AIVOCO_REQUIRE_DEVICE_TESTS=1
 (set by .ci/run): then a skipped device test is turned into a failure, so CI can never
@@ -13,11 +13,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import ssl
 import sys
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
+import trustme
 from pulse import PulseServer, PulseUnavailableError
 from xlock import one_at_a_time
 
@@ -140,3 +142,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         for k in ("passed", "failed", "skipped")
     }
     Path(target).write_text(json.dumps({**counts, "tests": _device_outcomes}, indent=2))
+
+
+# -- TLS ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def authority(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ssl.SSLContext, Path]]:
+    """A server context with a certificate for 127.0.0.1, and its CA as a PEM file."""
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    pem = tmp_path_factory.mktemp("ca") / "private-ca.pem"
+    ca.cert_pem.write_to_path(str(pem))
+    yield server_ctx, pem

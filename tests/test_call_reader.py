@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-import trustme
 import websocket
 from _raw_ws import RawPeer, server_frame
 from servers import RecordingCallServer
@@ -155,23 +154,13 @@ def test_disconnected_is_reported_exactly_once(ending: str, drivers: list[CallDr
         assert "the reader failed (TypeError)" in seen[0].detail
 
 
-@pytest.fixture(scope="module")
-def tls(tmp_path_factory: pytest.TempPathFactory) -> tuple[ssl.SSLContext, Path]:
-    ca = trustme.CA()
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
-    pem = tmp_path_factory.mktemp("ca") / "ca.pem"
-    ca.cert_pem.write_to_path(str(pem))
-    return server_ctx, pem
-
-
 def test_tls_bytes_held_by_the_tls_layer_are_read_at_once(
-    tls: tuple[ssl.SSLContext, Path], drivers: list[CallDriver]
+    authority: tuple[ssl.SSLContext, Path], drivers: list[CallDriver]
 ) -> None:
     """A message in the same TLS record as the 101 response, and a large message over
     many records: both arrive without anything more from the peer (the selector does
     not see bytes the TLS layer already decrypted)."""
-    server_ctx, pem = tls
+    server_ctx, pem = authority
     big = json.dumps({"event": "mark", "mark": {"name": "b" * 300_000}}).encode()
     with RawPeer(server_ctx, first=server_frame(MARK)) as peer:
         driver, q = open_driver(peer.url, ca_file=pem, ping_interval_s=60.0)

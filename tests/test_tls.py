@@ -5,11 +5,9 @@ Verification cannot be turned off: no code path builds a non-verifying context."
 from __future__ import annotations
 
 import ssl
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import trustme
 from clirun import run_cli, write_tone
 from servers import RecordingCallServer, RecordingStsServer
 
@@ -17,17 +15,6 @@ from aivoco.cli.errors import ExitCode
 
 KEY = "sk-tls-93b1e0"
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def authority(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ssl.SSLContext, Path]]:
-    """A server context with a certificate for 127.0.0.1, and its CA as a PEM file."""
-    ca = trustme.CA()
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
-    pem = tmp_path_factory.mktemp("ca") / "private-ca.pem"
-    ca.cert_pem.write_to_path(str(pem))
-    yield server_ctx, pem
 
 
 def run(protocol: str, url: str, tmp_path: Path, *extra: str) -> tuple[int, str]:
