@@ -200,7 +200,7 @@ class EventQueue:
 
     def __init__(self, limit: int = EVENT_QUEUE_LIMIT) -> None:
         self._q: queue.Queue[Timed] = queue.Queue(maxsize=limit)
-        self._audio_limit = max(1, limit - CONTROL_RESERVE) if limit > 1 else limit
+        self._audio_limit = max(1, limit - CONTROL_RESERVE)
         self.dropped = 0
         self._lock = threading.Lock()
         self._last: Timed | None = None
