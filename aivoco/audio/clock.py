@@ -48,8 +48,6 @@ Job = Callable[[float], "bool | float | None"]
 ErrorHandler = Callable[[BaseException], None]
 
 GRID_S = 0.02  # the clock wakes on multiples of this (one 20 ms frame, the default chunk)
-# Times this close are the same grid point (float sums such as start + k x period).
-_SAME_TIME_S = SAME_TIME_S
 
 
 class _Entry:
@@ -185,7 +183,7 @@ class Clock:
             self._timer = None
             now = time.monotonic()
             slot = self._slot(now)
-            due = [e for e in self._entries if e.next <= slot + _SAME_TIME_S]
+            due = [e for e in self._entries if e.next <= slot + SAME_TIME_S]
             if due:
                 self.wakeups += 1
         for entry in due:
@@ -243,7 +241,7 @@ class Clock:
 
     def _on_grid(self, t: float) -> float:
         """The first grid point at or after `t`."""
-        steps = math.ceil((t - self._origin - _SAME_TIME_S) / self.grid_s)
+        steps = math.ceil((t - self._origin - SAME_TIME_S) / self.grid_s)
         return self._origin + max(0, steps) * self.grid_s
 
     def _slot(self, now: float) -> float:
@@ -252,7 +250,7 @@ class Clock:
         on grid points, not just after them, which would make each wait a whole step),
         and the jobs of one wake-up agree on the time. Late wake-ups show as slip where
         frames are handed over (time.monotonic(), aivoco/scenario/probe.py)."""
-        steps = math.floor((now - self._origin + _SAME_TIME_S) / self.grid_s)
+        steps = math.floor((now - self._origin + SAME_TIME_S) / self.grid_s)
         return self._origin + max(0, steps) * self.grid_s
 
     def _run_one(self, entry: _Entry, now: float) -> None:
@@ -274,7 +272,7 @@ class Clock:
             if isinstance(keep, float):  # the job knows when its next item is due
                 # Never twice in one wake-up: a time at or before this one (a job that
                 # found nothing due, by a float's last digit) means the next grid point.
-                entry.next = keep if keep > now + _SAME_TIME_S else now + self.grid_s
+                entry.next = keep if keep > now + SAME_TIME_S else now + self.grid_s
             else:
                 # Jobs keep their own time (a Schedule), so a late run is not repeated:
                 # the next one is a period after this one.
