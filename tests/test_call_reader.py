@@ -1,7 +1,7 @@
-"""One reader thread for every agent call in the process (aivoco/protocols/_reader.py),
-on real sockets: many calls served by one thread, a hostile or stalled peer costing only
-its own call, `Disconnected` reported once, TLS bytes the selector cannot see, and the
-frame parser fed in every possible piece."""
+"""Every agent call in the process read on the shared clock's event loop
+(aivoco/protocols/_reader.py), on real sockets: many calls served by that one thread, a
+hostile or stalled peer costing only its own call, `Disconnected` reported once, TLS
+bytes the selector cannot see, and the frame parser fed in every possible piece."""
 
 from __future__ import annotations
 
@@ -51,8 +51,8 @@ def wait_event(q: ev.EventQueue, kind: type, timeout_s: float = 3.0) -> tuple[ev
     raise AssertionError(f"no {kind.__name__} within {timeout_s} s")
 
 
-def reader_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("aivoco-call")]
+def aivoco_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("aivoco-")]
 
 
 def open_driver(url: str, **kwargs: object) -> tuple[CallDriver, ev.EventQueue]:
@@ -70,7 +70,7 @@ def drivers() -> Iterator[list[CallDriver]]:
         driver.close()
 
 
-def test_one_reader_thread_serves_many_calls_and_stops_after_the_last(
+def test_the_clock_thread_serves_many_calls_and_stops_after_the_last(
     drivers: list[CallDriver],
 ) -> None:
     with RecordingCallServer() as server:
@@ -79,20 +79,17 @@ def test_one_reader_thread_serves_many_calls_and_stops_after_the_last(
             driver, q = open_driver(f"{server.url}/ws")
             drivers.append(driver)
             queues.append(q)
-        server.wait_for_frames(8)  # every call's `start` is in
-        names = reader_threads()
-        # One reader, no watchdog per call (the old driver ran two threads per call).
-        assert names.count("aivoco-call-reader") == 1, names
-        assert "aivoco-call-watchdog" not in names
+        server.wait_for_frames(8)  # every call's `start` is in (written on the loop)
+        # One thread for all of them: no reader, writer or watchdog thread, per call or
+        # shared (the first driver ran two per call, the next a reader and a writer).
+        names = aivoco_threads()
+        assert "aivoco-clock" in names and not [n for n in names if "call" in n], names
         server.send_json({"event": "mark", "mark": {"name": "hello"}})  # to every call
         for q in queues:
             wait_event(q, ev.PlaybackMark)
         for driver in drivers:
             driver.close()
-    deadline = time.monotonic() + 3
-    while "aivoco-call-reader" in reader_threads() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert "aivoco-call-reader" not in reader_threads()
+    assert until(lambda: "aivoco-clock" not in aivoco_threads())
 
 
 HOSTILE = {
@@ -209,7 +206,7 @@ def until(check: Callable[[], bool], timeout_s: float = 3.0) -> bool:
 
 
 def test_a_bug_serving_one_connection_ends_it_and_the_reader_serves_the_rest() -> None:
-    reader = SharedReader("test-reader")
+    reader = SharedReader()
     pairs = [socket.socketpair() for _ in range(3)]
     for ours, _ in pairs:
         ours.setblocking(False)
@@ -224,7 +221,8 @@ def test_a_bug_serving_one_connection_ends_it_and_the_reader_serves_the_rest() -
         pairs[1][1].sendall(b"de")
         assert until(lambda: conns[1].read == 5)
         assert all(reader.remove(r) for r in regs)
-        assert until(lambda: "test-reader" not in [t.name for t in threading.enumerate()])
+        # The loop ends with its last user.
+        assert until(lambda: "aivoco-clock" not in aivoco_threads())
     finally:
         for ours, theirs in pairs:
             ours.close()

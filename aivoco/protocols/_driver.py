@@ -74,7 +74,7 @@ class DriverBase(ABC, Generic[RawT]):
         """Open the transport within timeout_s; raise AuthError/ConnectionFailedError."""
 
     def _after_opening(self) -> None:
-        """Runs once the opening messages went out (e.g. start the reader thread)."""
+        """Runs once the opening messages went out (e.g. start serving the socket)."""
 
     # -- receiving (transport threads) -------------------------------------------------
     def _put(self, event: ev.Event) -> None:

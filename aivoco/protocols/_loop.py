@@ -1,4 +1,5 @@
-"""One asyncio event loop, on one thread, for every Speech-to-Speech connection.
+"""One asyncio event loop, on one thread, for every connection: Speech-to-Speech ones
+(python-socketio's asyncio client) and agent calls (`_reader.py`, `_outbox.py`).
 
 python-socketio's asyncio client keeps event order
 (docs/protocols.md#pitfall-engineio-order), but a loop thread per call meant one more
@@ -65,6 +66,32 @@ class SharedLoop:
         except (concurrent.futures.TimeoutError, RuntimeError) as exc:
             log.info("shared loop shutdown: %s", type(exc).__name__)
         shared_clock().release_loop()
+
+    def on_loop(self) -> bool:
+        """Whether the caller runs on the loop's thread (the shared clock's)."""
+        return shared_clock().on_loop()
+
+    def call(self, fn: Callable[[], Any], timeout_s: float) -> bool:
+        """Run `fn()` on the loop and wait until it ran (from another thread); False if
+        the loop is gone or it did not run within `timeout_s`."""
+        loop = self._loop
+        if loop is None or self.on_loop():
+            raise ProtocolMisuseError(
+                "the shared loop is not running" if loop is None else "call() on the loop"
+            )
+        ran = threading.Event()
+
+        def run() -> None:
+            try:
+                fn()
+            finally:
+                ran.set()
+
+        try:
+            loop.call_soon_threadsafe(run)
+        except RuntimeError:  # closed meanwhile
+            return False
+        return ran.wait(timeout_s)
 
     def run(self, coro: Coroutine[Any, Any, Any], timeout_s: float) -> Any:
         """Run `coro` on the loop and wait for its result (from another thread: on the

@@ -1,173 +1,170 @@
-"""One writer thread for every agent-call WebSocket in the process.
+"""Every agent-call WebSocket's writes, made on the shared clock's event loop.
 
 Why not write from the caller: the uplink's frames come from the process's shared clock
-(`aivoco/audio/clock.py`), which runs every call's jobs on one thread. A blocking
-`send()` there paid for every other call: the socket write releases the interpreter
-lock, and with fifty calls the clock thread queued behind the readers for it fifty times
-per 20 ms step; and a peer that stops reading (its TCP window full) blocked the write,
-and with it every call's uplink, speaker and timers, for as long as the peer wished.
+(`aivoco/audio/clock.py`), which runs every call's jobs on one thread, and a blocking
+`send()` there paid for every other call: a peer that stops reading (its TCP window
+full) blocked the write, and with it every call's uplink, speaker and timers, for as
+long as the peer wished. Why not a writer thread (the previous design): the clock's
+thread made each frame and woke the writer to send it, a second thread and a trade of
+the interpreter lock on every 20 ms step (docs/performance.md#writer).
 
-Here callers only queue (`Outbox.put`), in order, and one thread writes. It writes to
-a socket only when the socket can take more (`poll`: writable means a third of its send
-buffer is free, more than any frame we send), so a stalled peer holds up its own queue
-and nobody else's; the driver sees the backlog (`Outbox.pending`) and drops audio
-rather than queue it without bound (docs/performance.md#writer). A message larger than
-that free space may still block the writer until the peer reads or is dropped. A put
-from the shared clock wakes the writer once the clock's batch is done
-(docs/performance.md#batch).
+Here callers only queue whole frames (`Outbox.put`, from any thread), in order. The
+frames are written on the clock's loop, the thread that made most of them: a put from
+a clock job is written once the clock's batch is done, without a wake-up; a put from
+another thread wakes the loop once per batch (`SharedLoop.submit`). A write never
+blocks: the socket is non-blocking, what it does not take now waits, and the loop
+watches the socket for room (`add_writer`) for that connection only, so a stalled peer
+holds up its own queue and nobody else's. The driver sees the backlog
+(`Outbox.pending`) and drops audio rather than queue it without bound.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import logging
-import select
 import socket
+import ssl
 import threading
 from collections.abc import Callable
 
-from aivoco.audio.clock import shared_clock
+from aivoco.errors import ProtocolMisuseError
+from aivoco.protocols._loop import shared_loop
 
 log = logging.getLogger("aivoco.call")
 
-Write = Callable[[], None]
-# How long a stalled socket waits before it is asked again (only while one is stalled).
-RETRY_S = 0.01
-# Messages one connection may have waiting; past it `put` refuses (control messages
+# Frames one connection may have waiting; past it `put` refuses (control messages
 # included: the peer has not read for a long while, and the watchdog will drop it).
 MAX_PENDING = 2000
-# Writes to one connection per turn: what a 20 ms step queues (a frame, a mark answer),
-# and far less than the third of a send buffer that `poll` promises is free.
-BATCH = 4
+_WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 
 
 class Outbox:
-    """One connection's queue of writes, in the order they were put."""
+    """One connection's frames to write, in the order they were put. The socket is
+    non-blocking and used only on the loop (and by its owner once `discard` returned)."""
 
-    def __init__(self, writer: SharedWriter, sock: Callable[[], socket.socket | None]) -> None:
-        self._writer = writer
+    def __init__(self, sock: Callable[[], socket.socket | None], lock: threading.Lock) -> None:
         self._sock = sock  # the connection's socket now (None once it is gone)
-        self._queue: collections.deque[Write] = collections.deque()
-        self._done = threading.Condition(writer.lock)
-        self._writing = False  # a write taken from the queue is still going on
+        self._io = lock  # the connection's lock around socket calls
+        self._lock = threading.Lock()
+        self._done = threading.Condition(self._lock)
+        self._queue: collections.deque[memoryview] = collections.deque()
+        # A write is coming (asked of the loop, or the loop watches the socket for room):
+        # a frame put meanwhile goes with it. Set and cleared under `_lock`, so no frame
+        # is put after the last write looked at the queue and before it stood down.
+        self._armed = False
+        self._watching: tuple[asyncio.AbstractEventLoop, int] | None = None  # loop only
+        self._closed = False
         self.refused = 0
 
     @property
     def pending(self) -> int:
+        """Frames not completely written yet."""
         return len(self._queue)
 
-    def put(self, write: Write) -> bool:
-        """Queue a write (False, counted, if MAX_PENDING are already waiting)."""
-        return self._writer.put(self, write)
-
-    def flush(self, timeout_s: float) -> bool:
-        """Wait until everything queued so far was written (or failed); False on timeout."""
-        with self._done:
-            return self._done.wait_for(lambda: not self._queue and not self._writing, timeout_s)
-
-    def discard(self) -> None:
-        """Forget what is still queued (the connection is being torn down)."""
-        with self._done:
-            self._queue.clear()
-            self._done.notify_all()
-
-
-class SharedWriter:
-    def __init__(self, name: str = "aivoco-call-writer") -> None:
-        self.name = name
-        self.lock = threading.Lock()
-        self._wake = threading.Condition(self.lock)
-        self._ready: collections.OrderedDict[int, Outbox] = collections.OrderedDict()
-        self._thread: threading.Thread | None = None
-
-    def outbox(self, sock: Callable[[], socket.socket | None]) -> Outbox:
-        return Outbox(self, sock)
-
-    def put(self, box: Outbox, write: Write) -> bool:
-        with self.lock:
-            if len(box._queue) >= MAX_PENDING:
-                box.refused += 1
+    def put(self, data: bytes) -> bool:
+        """Queue a frame (False, counted, if MAX_PENDING are already waiting)."""
+        with self._lock:
+            if self._closed:
                 return False
-            box._queue.append(write)
-            self._ready[id(box)] = box
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-                self._thread.start()
-        # From the shared clock (the uplink's frames): once its batch of jobs is done, so
-        # the writer does not take the interpreter lock back and forth with the jobs
-        # still to run, and wakes once per step, not once per call
-        # (docs/performance.md#batch). From any other thread: at once.
-        shared_clock().after_batch(self._notify)
+            if len(self._queue) >= MAX_PENDING:
+                self.refused += 1
+                return False
+            self._queue.append(memoryview(data))
+            if self._armed:
+                return True
+            self._armed = True
+        shared_loop().submit(self._write)
         return True
 
-    def _notify(self) -> None:
-        with self.lock:
-            self._wake.notify()
+    def flush(self, timeout_s: float) -> bool:
+        """Wait until everything queued so far was written (or dropped with a failed
+        socket); False on timeout."""
+        with self._done:
+            return self._done.wait_for(lambda: not self._queue, timeout_s)
 
-    def _run(self) -> None:
+    def discard(self, timeout_s: float = 1.0) -> None:
+        """Forget what is still queued and stop watching the socket (the connection is
+        being torn down): once this returns the loop does not touch the socket again."""
+        with self._lock:
+            self._closed = True
+            self._queue.clear()
+            self._done.notify_all()
+        if shared_loop().on_loop():
+            self._unwatch()
+        elif self._watching is not None:
+            with contextlib.suppress(ProtocolMisuseError):  # no loop: nothing watches
+                shared_loop().call(self._unwatch, timeout_s)
+
+    # -- on the loop -----------------------------------------------------------------
+    def _write(self) -> None:
+        """Write what the socket takes now; watch it for room if frames are left."""
+        sock = self._sock()
+        try:
+            left = self._write_some(sock)
+        except OSError as exc:  # the connection failed: its reader reports the end
+            log.info("send failed: %s", type(exc).__name__)
+            with self._lock:
+                self._queue.clear()
+                self._armed = False
+                self._done.notify_all()
+            left = False
+        if left and sock is not None and self._watch(sock):
+            return
+        self._unwatch()
+        with self._lock:
+            if self._queue and not self._armed and not self._closed:
+                # Full, and its descriptor could not be watched: a socket closed under
+                # us. Drop (the reader reports the end) rather than spin.
+                self._queue.clear()
+                self._done.notify_all()
+
+    def _write_some(self, sock: socket.socket | None) -> bool:
+        """Frames in order until the socket is full (True: some are left, and the box
+        stays armed); False once the queue is empty (the box stood down)."""
+        if sock is None:
+            raise ConnectionError("the connection is closed")
         while True:
-            with self.lock:
-                while not self._ready:
-                    self._wake.wait()
-                boxes = list(self._ready.values())
-            writable = self._writable(boxes)
-            for box in writable:
-                self._write_some(box)
-            if not writable:  # every waiting peer is stalled: ask again shortly
-                with self.lock:
-                    self._wake.wait(RETRY_S)
-
-    def _writable(self, boxes: list[Outbox]) -> list[Outbox]:
-        """The boxes whose socket can take a frame now (or is gone: their writes fail
-        and are dropped at once rather than wait)."""
-        by_fd: dict[int, Outbox] = {}
-        out: list[Outbox] = []
-        poller = select.poll()  # not select(): a busy process has descriptors past 1024
-        for box in boxes:
-            fd = _fileno(box._sock())
-            if fd < 0:
-                out.append(box)
-            else:
-                by_fd[fd] = box
-                poller.register(fd, select.POLLOUT)
-        if by_fd:
-            # An error or hang-up counts as ready: the write then fails and is dropped.
-            out.extend(by_fd[fd] for fd, _ in poller.poll(0) if fd in by_fd)
-        return out
-
-    def _write_some(self, box: Outbox) -> None:
-        """Up to BATCH of the box's writes (it was writable; a few small frames fit in a
-        third of a send buffer), then the next box: each gets its turn."""
-        for _ in range(BATCH):
-            with self.lock:
-                if not box._queue:
-                    break
-                write = box._queue.popleft()
-                box._writing = True
+            with self._lock:
+                if not self._queue or self._closed:
+                    self._armed = False
+                    self._done.notify_all()
+                    return False
+                data = self._queue[0]
             try:
-                write()
-            except Exception as exc:  # one connection's failure must not stop the others'
-                log.info("send failed: %s", type(exc).__name__)
-            finally:
-                with self.lock:
-                    box._writing = False
-        with self.lock:
-            if not box._queue:
-                self._ready.pop(id(box), None)
-                box._done.notify_all()
+                with self._io:
+                    sent = sock.send(data)
+            except _WOULD_BLOCK:
+                return True  # an SSL write is retried with the same bytes, as it must be
+            with self._lock:
+                if self._queue and self._queue[0] is data:
+                    if sent < len(data):
+                        self._queue[0] = data[sent:]
+                    else:
+                        self._queue.popleft()
+            if sent < len(data):
+                return True
 
+    def _watch(self, sock: socket.socket) -> bool:
+        """Have the loop call `_write` when the socket has room (False: it cannot)."""
+        if self._watching is not None:
+            return True
+        loop = asyncio.get_running_loop()
+        try:
+            fd = sock.fileno()
+            loop.add_writer(fd, self._write)
+        except (OSError, ValueError):  # closed meanwhile
+            with self._lock:
+                self._armed = False
+            return False
+        self._watching = (loop, fd)
+        return True
 
-def _fileno(sock: socket.socket | None) -> int:
-    if sock is None:
-        return -1
-    try:
-        return sock.fileno()
-    except OSError:
-        return -1
-
-
-_shared = SharedWriter()
-
-
-def shared_writer() -> SharedWriter:
-    return _shared
+    def _unwatch(self) -> None:
+        if self._watching is None:
+            return
+        loop, fd = self._watching
+        self._watching = None
+        with contextlib.suppress(OSError, ValueError, RuntimeError):
+            loop.remove_writer(fd)

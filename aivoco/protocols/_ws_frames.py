@@ -1,6 +1,5 @@
-"""WebSocket frames from bytes read without blocking, and frames written to a
-non-blocking socket: what the shared reader (`_reader.py`) and the shared writer
-(`_outbox.py`) do for an agent call's connection.
+"""WebSocket frames from bytes read without blocking, and frames built for the shared
+loop to write (`_reader.py`, `_outbox.py`): an agent call's connection.
 
 Parsing is websocket-client's own (`frame_buffer`, `continuous_frame`: the same checks
 of opcodes, reserved bits and close codes as its blocking reader; UTF-8 is checked by
@@ -11,14 +10,13 @@ resumes where it stopped. The length is checked as soon as the header is in, so 
 message over the limit is refused before its payload is buffered
 (docs/protocols.md#leniency).
 
-One lock per connection serialises the reader's and the writer's calls on its socket:
-an SSL object must not be used by two threads at once, and with a non-blocking socket
-each call is short.
+One lock per connection keeps the loop's reads and writes apart from a teardown on
+another thread: an SSL object must not be used by two threads at once, and with a
+non-blocking socket each call is short.
 """
 
 from __future__ import annotations
 
-import select
 import socket
 import ssl
 import threading
@@ -35,8 +33,6 @@ DATA_OPCODES = (ABNF.OPCODE_TEXT, ABNF.OPCODE_BINARY, ABNF.OPCODE_CONT)
 # flooding peer from holding up the others.
 READ_BYTES = 65536
 _WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
-# How long the writer waits for room before it looks again (a closed socket ends it).
-_WRITE_POLL_S = 0.2
 
 
 class TooBigError(Exception):
@@ -129,29 +125,6 @@ def receive(sock: socket.socket | None, lock: threading.Lock) -> bytes | None:
     if not data:
         raise ConnectionResetError("Connection to remote host was lost.")
     return data
-
-
-def send_all(sock: socket.socket | None, frame: Any, lock: threading.Lock) -> None:
-    """Write a whole frame to a non-blocking socket, waiting for room when it is full
-    (on the writer thread; a closed or failed socket raises OSError)."""
-    if sock is None:
-        raise ConnectionError("the connection is closed")
-    data = memoryview(frame.format())
-    while data:
-        try:
-            with lock:
-                sent = sock.send(data)
-        except _WOULD_BLOCK:
-            sent = 0  # an SSL write is retried with the same bytes, as it must be
-        if sent:
-            data = data[sent:]
-            continue
-        fd = sock.fileno()
-        if fd < 0:
-            raise ConnectionError("the connection is closed")
-        poller = select.poll()
-        poller.register(fd, select.POLLOUT)
-        poller.poll(_WRITE_POLL_S * 1000)
 
 
 def frame(payload: bytes | str, opcode: int) -> Any:

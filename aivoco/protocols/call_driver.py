@@ -9,16 +9,16 @@ a close right after opening before the server said anything, means the key or th
 was rejected; `call_codec.error_for` names the error.
 
 Threads: none of its own. The connection is opened (the handshake) on the caller's
-thread; then the socket is non-blocking and two threads shared by every agent call in
-the process serve it: the reader (`_reader.py`: a selector over every connection; this
-driver's `on_readable` parses the bytes read into frames, `_ws_frames.py`, and queues
-events; `on_timer` is the watchdog) and the writer (`_outbox.py`). Sends come from the
-uplink, observer (mark answers) and hang-up threads, serialised by the base driver's
-lock so the codec's numbering matches the order on the wire; the writer never lets a
-peer that stops reading block a caller: past a second of unread audio, new audio is
-dropped and counted (`uplink_dropped`). One lock per connection (`_io`) keeps the
-reader's and the writer's calls on the socket apart (an SSL object is not for two
-threads at once). Why one reader: docs/performance.md#reader.
+thread; then the socket is non-blocking and served on the process's shared event loop,
+the shared clock's thread (`_loop.py`), which also makes every call's uplink frames:
+`_reader.py` watches the socket and calls this driver's `on_readable` (it parses the
+bytes read into frames, `_ws_frames.py`, and queues events) and `on_timer` (the
+watchdog); `_outbox.py` writes the frames queued by any thread. Sends come from the
+uplink, observer (mark answers) and hang-up, serialised by the base driver's lock so the
+codec's numbering matches the order on the wire; a peer that stops reading never blocks
+a caller: past a second of unread audio, new audio is dropped and counted
+(`uplink_dropped`). Why no thread per call, nor a reader or writer thread:
+docs/performance.md#reader.
 
 Robustness (docs/protocols.md#leniency): the connection ends *only* by reporting
 `Disconnected`, once, whatever ended it (a close frame, the end of the stream, a socket
@@ -50,10 +50,11 @@ import websocket
 from aivoco.errors import AivocoError, ProtocolError
 from aivoco.protocols._codec import Outgoing
 from aivoco.protocols._driver import DriverBase
-from aivoco.protocols._outbox import MAX_PENDING, shared_writer
+from aivoco.protocols._loop import shared_loop
+from aivoco.protocols._outbox import MAX_PENDING, Outbox
 from aivoco.protocols._reader import Registration, shared_reader
 from aivoco.protocols._tls import connect_failure, tls_context
-from aivoco.protocols._ws_frames import FrameParser, TooBigError, frame, receive, send_all
+from aivoco.protocols._ws_frames import FrameParser, TooBigError, frame, receive
 from aivoco.protocols.call_codec import CallCodec, CallIncoming, error_for
 from aivoco.redact import redact
 from aivoco.wire import events as ev
@@ -111,9 +112,11 @@ class CallDriver(DriverBase[CallIncoming]):
         self.ping_interval_s = ping_interval_s
         self.ping_timeout_s = ping_timeout_s
         self._ws: Any = None
-        # Reading: the process's one reader thread (`_reader.py`) calls `on_readable`
-        # and `on_timer`; `_io` serialises its reads with the writer's writes.
+        # Reading and writing happen on the shared loop (`_reader.py`, `_outbox.py`);
+        # `_io` keeps them apart from a teardown on another thread (an SSL object is
+        # not for two threads at once).
         self._io = threading.Lock()
+        self._holds_loop = False
         self._parser = FrameParser(MAX_MESSAGE_BYTES)
         self._reg: Registration | None = None
         self._done = threading.Event()  # the connection ended (reported, or closed by us)
@@ -125,9 +128,9 @@ class CallDriver(DriverBase[CallIncoming]):
         self._heard_server = False
         self._close_sent = False
         self._silent_s: float | None = None  # set when the watchdog gave up on the peer
-        # Every frame we send goes through the process's one writer thread, in order
+        # Every frame we send is queued and written on the shared loop, in order
         # (aivoco/protocols/_outbox.py): the caller never blocks on the peer.
-        self._outbox = shared_writer().outbox(lambda: getattr(self._ws, "sock", None))
+        self._outbox = Outbox(lambda: getattr(self._ws, "sock", None), self._io)
 
     # -- connection ----------------------------------------------------------------
     def _connect(self, timeout_s: float) -> None:
@@ -143,18 +146,20 @@ class CallDriver(DriverBase[CallIncoming]):
             raise connect_failure(self.endpoint, f"no answer within {timeout_s:g} s") from None
         except (websocket.WebSocketException, OSError) as exc:
             raise connect_failure(self.endpoint, str(exc) or type(exc).__name__) from None
-        # From here on the shared reader and writer never block on this socket.
+        # From here on the shared loop reads and writes it, never blocking.
         ws.sock.setblocking(False)
+        shared_loop().acquire()  # held until `_disconnect`: the opening goes out on it
+        self._holds_loop = True
         self._ws = ws
         self._opened_at = self._last_heard = self._pinged_at = time.monotonic()
 
     def _after_opening(self) -> None:
         log.info("stream %s started", self.stream_sid)
-        # Ready first: it must precede anything the reader thread queues.
+        # Ready first: it must precede anything the loop queues.
         self._put(ev.Ready(message=f"connected to agent {self.agent}"))
         self._reg = shared_reader().add(self)
 
-    # -- receiving, on the shared reader thread (`_reader.Served`) ---------------------
+    # -- receiving, on the shared loop (`_reader.Served`) -------------------------------
     @property
     def ended(self) -> bool:
         return self._done.is_set()
@@ -269,11 +274,11 @@ class CallDriver(DriverBase[CallIncoming]):
         return self._outbox.pending > UPLINK_BACKLOG_LIMIT
 
     def _write(self, payload: bytes | str, opcode: int) -> bool:
-        """Queue one frame for the writer thread (False if the queue is full)."""
-        ws = self._ws
-        if ws is None:
+        """Queue one frame, built (masked) on the caller's thread, for the loop to
+        write (False if the queue is full)."""
+        if self._ws is None:
             return False
-        return self._outbox.put(lambda: send_all(ws.sock, frame(payload, opcode), self._io))
+        return self._outbox.put(frame(payload, opcode).format())
 
     def _transmit(self, out: Outgoing) -> int | None:
         text: str = out.data
@@ -315,8 +320,11 @@ class CallDriver(DriverBase[CallIncoming]):
             self._send_close()
             self._outbox.flush(CLOSE_WAIT_S)
             self._done.wait(timeout=max(0.0, deadline - time.monotonic()))
+        self._outbox.discard()  # the loop writes to it no more
         if reg is not None and not shared_reader().remove(reg):
-            log.info("the reader did not let the connection go within 2 s")
+            log.info("the loop did not let the connection go within 2 s")
         self._done.set()
         self._shut()
-        self._outbox.discard()
+        if self._holds_loop:
+            self._holds_loop = False
+            shared_loop().release()
