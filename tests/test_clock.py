@@ -315,3 +315,42 @@ def test_a_blocking_run_on_the_loop_thread_is_refused_not_a_deadlock() -> None:
         assert len(outcome) == 1
     finally:
         shared.release()
+
+
+def test_a_socket_callback_runs_the_due_wake_up_first() -> None:
+    """asyncio runs ready sockets' callbacks before the timers due in the same turn, so
+    the agent calls' reader asks the clock to run a due wake-up first
+    (docs/performance.md#reader): the job runs inside the callback, once."""
+    clock = Clock("test-clock-due", grid_s=0.01)
+    loop = clock.acquire_loop()
+    runs: list[tuple[str, float]] = []
+    order: list[str] = []
+    done = threading.Event()
+
+    def job(now: float) -> None:
+        runs.append((threading.current_thread().name, now))
+        order.append("job")
+
+    def busy_socket_callback() -> None:
+        # The loop is held here past the job's time, as fifty reads would hold it.
+        time.sleep(0.05)
+        before = len(runs)
+        clock.run_if_due()
+        order.append("read")
+        assert len(runs) == before + 1  # the due job ran here, before the read
+        done.set()
+
+    handle = clock.every(0.01, job, _raise)
+    try:
+        time.sleep(0.05)  # a few regular runs
+        loop.call_soon_threadsafe(busy_socket_callback)
+        assert done.wait(5)
+        time.sleep(0.05)
+    finally:
+        handle.cancel()
+        clock.release_loop()
+    assert order[order.index("read") - 1] == "job"
+    slots = [now for _, now in runs]
+    assert len(slots) == len(set(slots))  # no grid point ran twice
+    assert {name for name, _ in runs} == {"test-clock-due"}
+    clock.run_if_due()  # off the loop: nothing happens

@@ -93,6 +93,7 @@ class Clock:
         self._loop_users = 0
         self._running: _Entry | None = None
         self._after: list[Callable[[], None]] = []  # run when this wake-up's jobs are done
+        self._waking = False  # the jobs of a wake-up are running (on the loop)
 
     def every(
         self, period_s: float, job: Job, on_error: ErrorHandler, urgent: bool = False
@@ -186,10 +187,26 @@ class Clock:
             due = [e for e in self._entries if e.next <= slot + SAME_TIME_S]
             if due:
                 self.wakeups += 1
-        for entry in due:
-            self._run_one(entry, slot)
-        self._run_after()
+        self._waking = True
+        try:
+            for entry in due:
+                self._run_one(entry, slot)
+            self._run_after()
+        finally:
+            self._waking = False
         self._reschedule()
+
+    def run_if_due(self) -> None:
+        """From a socket's callback on the loop: run the wake-up whose time has come
+        first. asyncio runs the callbacks of every ready socket before the timers that
+        fell due in the same turn, so with fifty agent calls reading, the uplinks'
+        frames waited for fifty reads (docs/performance.md#reader)."""
+        timer = self._timer
+        if timer is None or self._waking or not self.on_loop():
+            return
+        if timer.when() <= time.monotonic():
+            timer.cancel()
+            self._wake()
 
     def _quietest_phase(self, first: float, steps: int) -> float:
         """The first run of a job that runs every `steps` grid points, on the phase the

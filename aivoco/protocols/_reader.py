@@ -26,6 +26,7 @@ import threading
 import time
 from typing import Protocol
 
+from aivoco.audio.clock import shared_clock
 from aivoco.errors import ProtocolMisuseError
 from aivoco.protocols._loop import shared_loop
 
@@ -142,6 +143,7 @@ class SharedReader:
         reg.again = False
         if not reg.registered:
             return
+        shared_clock().run_if_due()  # the uplinks' frames before the replies' bytes
         try:
             more = reg.conn.on_readable(time.monotonic())
         except Exception as exc:  # one connection's bug must not stop the others
