@@ -46,6 +46,7 @@ import socketio
 from engineio.payload import Payload
 from socketio.packet import Packet
 
+from aivoco.audio.clock import shared_clock
 from aivoco.errors import ConnectionFailedError, ProtocolError
 from aivoco.protocols import _bounds
 from aivoco.protocols._codec import Outgoing
@@ -131,6 +132,8 @@ class _Namespace(socketio.AsyncClientNamespace):  # type: ignore[misc]
         self._driver = driver
 
     async def trigger_event(self, event: str, *args: Any) -> None:
+        # The uplinks' frames before the replies (docs/performance.md#reader).
+        shared_clock().run_if_due()
         self._driver._on_socketio(event, args)
 
 
