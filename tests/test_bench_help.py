@@ -19,6 +19,7 @@ SCRIPTS = [
     "bench_latency.py",
     "bench_startup.py",
     "profile_call.py",
+    "probe_output_callback.py",
     "ref_sts_client.py",
     "ref_call_client.py",
 ]
