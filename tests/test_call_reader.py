@@ -126,6 +126,39 @@ def test_a_hostile_peer_costs_only_its_own_call(kind: str, drivers: list[CallDri
         assert [e for e in events_of(good_q, 0.1) if isinstance(e, ev.Disconnected)] == []
 
 
+def test_a_flooding_peer_does_not_hold_up_the_others(drivers: list[CallDriver]) -> None:
+    """Every call is read on the clock's loop: a peer sending valid messages as fast as
+    TCP allows is served a few reads per turn, and the other calls' messages still come
+    through promptly (its own surplus is dropped and counted, never blocking the loop)."""
+    media = json.dumps({"event": "mark", "mark": {"name": "flood"}}).encode()
+    blob = server_frame(media) * 2000
+    stop = threading.Event()
+    with RawPeer() as bad_peer, RawPeer() as good_peer:
+        bad, _bad_q = open_driver(bad_peer.url, ping_interval_s=60.0)
+        good, good_q = open_driver(good_peer.url, ping_interval_s=60.0)
+        drivers.extend([bad, good])
+        conn = bad_peer.wait()
+
+        def flood() -> None:
+            with contextlib.suppress(OSError):
+                while not stop.is_set():
+                    conn.sendall(blob)
+
+        flooder = threading.Thread(target=flood, daemon=True)
+        flooder.start()
+        try:
+            time.sleep(0.2)  # the loop is busy with the flood now
+            for i in range(10):
+                sent_at = time.monotonic()
+                good_peer.send_frame(MARK)
+                _, got_at = wait_event(good_q, ev.PlaybackMark, 2.0)
+                assert got_at - sent_at < 1.0, f"message {i} took {got_at - sent_at:.2f} s"
+        finally:
+            stop.set()
+        assert bad.net.messages_received > 2000  # it was being read all along
+        assert not bad.ended
+
+
 @pytest.mark.parametrize("ending", ["close-frame", "reset", "bug", "close-then-reset"])
 def test_disconnected_is_reported_exactly_once(ending: str, drivers: list[CallDriver]) -> None:
     with RawPeer() as peer:

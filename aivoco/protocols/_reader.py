@@ -116,7 +116,7 @@ class SharedReader:
             return
         try:
             fd = reg.conn.fileno()
-            reg.loop.add_reader(fd, self._serve, reg)
+            reg.loop.add_reader(fd, self._readable, reg)
         except (OSError, ValueError) as exc:  # closed meanwhile
             self._fail(reg, exc)
             return
@@ -137,10 +137,20 @@ class SharedReader:
     def _serve_soon(self, reg: Registration) -> None:
         if not reg.again:
             reg.again = True
-            reg.loop.call_soon(self._serve, reg)
+            reg.loop.call_soon(self._serve_queued, reg)
+
+    def _readable(self, reg: Registration) -> None:
+        """The selector saw bytes. A serve already queued reads them: serving here as
+        well would serve a busy connection twice a turn, and each serve queued one more,
+        so a flooding peer took ever more of every turn (tests/test_call_reader.py)."""
+        if not reg.again:
+            self._serve(reg)
+
+    def _serve_queued(self, reg: Registration) -> None:
+        reg.again = False
+        self._serve(reg)
 
     def _serve(self, reg: Registration) -> None:
-        reg.again = False
         if not reg.registered:
             return
         shared_clock().run_if_due()  # the uplinks' frames before the replies' bytes

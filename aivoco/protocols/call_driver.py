@@ -71,9 +71,13 @@ CLOSE_WAIT_S = 1.0
 # Frames waiting for a peer that does not read, past which new audio is dropped: 1 s of
 # 20 ms frames (the sts driver's limit is its library queue's, UPLINK_BACKLOG_LIMIT there).
 UPLINK_BACKLOG_LIMIT = 50
-# Reads per connection per turn of the shared reader (64 KiB each): a flooding peer
-# cannot hold up the others for long.
+# Reads per connection per turn on the shared loop (64 KiB each), and the time one turn
+# may spend handling what was read: every call's reads and its uplink share the loop,
+# so a peer flooding small messages (a 64 KiB read holds about 900) is handled a slice
+# at a time, with the clock's wake-up and the other calls' turns in between; a 20 ms
+# media message takes about 0.1 ms (docs/performance.md#reader).
 READS_PER_TURN = 4
+TURN_BUDGET_S = 0.002
 _ABNF = websocket.ABNF
 
 
@@ -118,6 +122,7 @@ class CallDriver(DriverBase[CallIncoming]):
         self._io = threading.Lock()
         self._holds_loop = False
         self._parser = FrameParser(MAX_MESSAGE_BYTES)
+        self._unparsed = False  # the last turn ran out of time with bytes left to parse
         self._reg: Registration | None = None
         self._done = threading.Event()  # the connection ended (reported, or closed by us)
         self._refused: tuple[str, ProtocolError] | None = None  # a message too big
@@ -169,36 +174,45 @@ class CallDriver(DriverBase[CallIncoming]):
         return -1 if sock is None else int(sock.fileno())
 
     def on_readable(self, now: float) -> bool:
-        """Read what arrived (a few reads at most) and handle its frames; True if the
-        turn ended with more perhaps waiting. Errors go to `on_failure`."""
+        """Read what arrived (a few reads at most) and handle its frames, for at most
+        TURN_BUDGET_S; True if the turn ended with more perhaps waiting (bytes read and
+        not parsed yet, or unread). Errors go to `on_failure`."""
+        deadline = time.perf_counter() + TURN_BUDGET_S
         for _ in range(READS_PER_TURN):
-            data = receive(self._ws.sock, self._io)
-            if data is None:
-                return False
-            if self._refused is not None:
-                continue  # discarding until the peer closes (see `_refuse`)
-            self._parser.feed(data)
+            if not self._unparsed:  # what was read is handled: read more
+                data = receive(self._ws.sock, self._io)
+                if data is None:
+                    return False
+                if self._refused is not None:
+                    continue  # discarding until the peer closes (see `_refuse`)
+                self._parser.feed(data)
             try:
-                self._handle_messages(now)
+                self._unparsed = self._handle_messages(now, deadline)
             except TooBigError as exc:
+                self._unparsed = False  # nothing more is parsed: the rest is discarded
                 self._refuse(exc, now)
-            if self.ended:
-                return False
+            if self.ended or self._unparsed:
+                return not self.ended
         return True
 
-    def _handle_messages(self, now: float) -> None:
-        """Messages until the buffer runs dry or the peer's close frame; pings answered."""
-        while (message := self._parser.next_message()) is not None:
+    def _handle_messages(self, now: float, deadline: float) -> bool:
+        """Messages until the buffer runs dry (False) or the peer's close frame, or until
+        `deadline` passed with bytes left (True); pings answered."""
+        while time.perf_counter() <= deadline:
+            message = self._parser.next_message()
+            if message is None:
+                return False
             self._last_heard = now
             opcode, data = message
             if opcode == _ABNF.OPCODE_CLOSE:
                 self._send_close()  # the reply that completes the handshake
                 self._end(_close_info(data))
-                return
+                return False
             if opcode == _ABNF.OPCODE_PING:
                 self._write(data, _ABNF.OPCODE_PONG)
             elif opcode in (_ABNF.OPCODE_TEXT, _ABNF.OPCODE_BINARY):
                 self._message(opcode, data)
+        return True
 
     def _refuse(self, exc: TooBigError, now: float) -> None:
         """A message over the limit: close with 1009, then drop what still arrives
