@@ -1,7 +1,7 @@
 """EventQueue: bounded, never blocking the thread that puts, never losing a call's end.
 
 The drivers put from threads every call in the process shares (the shared clock's
-event loop for sts, the one reader for agent calls): one call's stalled event thread
+event loop, for sts and agent calls alike): one call's stalled event thread
 must not hold them up (docs/performance.md#reader).
 """
 

@@ -187,7 +187,7 @@ class EventQueue:
     """Bounded FIFO from driver threads to the session's event thread.
 
     `put` never blocks: the drivers put from threads every call in the process shares
-    (the shared clock's event loop for sts, the one reader for agent calls), so a call
+    (the shared clock's event loop, for sts and agent calls alike), so a call
     whose event thread stalled must not hold up the others (docs/performance.md#reader).
 
     Overflow policy: agent audio is taken while the queue holds fewer than
