@@ -262,6 +262,39 @@ def test_a_bug_serving_one_connection_ends_it_and_the_reader_serves_the_rest() -
             theirs.close()
 
 
+def test_a_socket_closed_while_still_read_does_not_spoil_its_number() -> None:
+    """A removal that timed out leaves the loop reading a descriptor whose socket the
+    driver then closed; the next connection given that number is still served."""
+    reader = SharedReader()
+    old_ours, old_theirs = socket.socketpair()
+    old_ours.setblocking(False)
+    stale = Conn(old_ours)
+    old_reg = reader.add(stale)  # never removed, like a removal that timed out
+    assert until(lambda: old_reg.registered and not old_reg.again)  # served once: idle
+    number = old_ours.fileno()
+    old_ours.close()
+    old_theirs.close()
+    pairs = [socket.socketpair() for _ in range(4)]  # one of them gets the number back
+    ours, theirs = next(p for p in pairs if p[0].fileno() == number or p[1].fileno() == number)
+    if theirs.fileno() == number:
+        ours, theirs = theirs, ours
+    ours.setblocking(False)
+    fresh = Conn(ours)
+    reg = reader.add(fresh)
+    try:
+        theirs.sendall(b"hello")
+        assert until(lambda: fresh.read == 5)
+        assert not fresh.failures
+        assert reader.remove(reg)
+    finally:
+        for a, b in pairs:
+            a.close()
+            b.close()
+        from aivoco.protocols._loop import shared_loop
+
+        shared_loop().release()  # the stale registration's hold
+
+
 # -- the frame parser ------------------------------------------------------------------------
 def test_frames_fed_a_byte_at_a_time_come_out_whole() -> None:
     stream = (

@@ -93,9 +93,10 @@ class Outbox:
             self._done.notify_all()
         if shared_loop().on_loop():
             self._unwatch()
-        elif self._watching is not None:
-            with contextlib.suppress(ProtocolMisuseError):  # no loop: nothing watches
-                shared_loop().call(self._unwatch, timeout_s)
+            return
+        # On the loop, after any write in progress there (it may be about to watch).
+        with contextlib.suppress(ProtocolMisuseError):  # no loop: nothing watches
+            shared_loop().call(self._unwatch, timeout_s)
 
     # -- on the loop -----------------------------------------------------------------
     def _write(self) -> None:
@@ -150,6 +151,8 @@ class Outbox:
         """Have the loop call `_write` when the socket has room (False: it cannot)."""
         if self._watching is not None:
             return True
+        if self._closed:
+            return False
         loop = asyncio.get_running_loop()
         try:
             fd = sock.fileno()

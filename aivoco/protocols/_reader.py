@@ -116,6 +116,7 @@ class SharedReader:
             return
         try:
             fd = reg.conn.fileno()
+            _forget_stale(reg.loop, fd)
             reg.loop.add_reader(fd, self._readable, reg)
         except (OSError, ValueError) as exc:  # closed meanwhile
             self._fail(reg, exc)
@@ -184,6 +185,15 @@ class SharedReader:
         except Exception:
             log.exception("a call connection could not report its failure")
         self._drop(reg)
+
+
+def _forget_stale(loop: asyncio.AbstractEventLoop, fd: int) -> None:
+    """A descriptor still read for a socket closed before it was let go (a removal that
+    timed out) would make reading its new owner fail: only this connection's socket has
+    the number now, and it is not read yet, so a reader left for it is stale. (Its own
+    outbox may already watch it for room: that stays.)"""
+    with contextlib.suppress(OSError, ValueError):
+        loop.remove_reader(fd)
 
 
 _shared = SharedReader()
