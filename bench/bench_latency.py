@@ -17,10 +17,14 @@ Rig (all on this machine; nothing else is touched):
   PortAudio's DAC/ADC timestamps mapped onto time.monotonic() in each callback.
 * aivoco itself (`aivoco sts|call --json`, default devices), a subprocess.
 
-Every `--period` (2 s): a 100 ms 1 kHz burst is played into the microphone; 0.6 s later a
-10 ms click into the speaker sink (calibration); 1.0 s later the server sends a 300 ms
-1 kHz reply (sts: three 100 ms chunks of 24 kHz PCM16, paced in real time, like the
-emulator; call: fifteen 20 ms mu-law `media` frames, then a `mark`).
+Every `--period` (2 s) and 7 ms: a 100 ms 1 kHz burst is played into the microphone;
+0.6 s later a 10 ms click into the speaker sink (calibration); 1.0 s later the server
+sends a 300 ms 1 kHz reply (sts: three 100 ms chunks of 24 kHz PCM16, paced in real
+time, like the emulator; call: fifteen 20 ms mu-law `media` frames, then a `mark`).
+The 7 ms step moves each burst to another place in the client's 20 ms frames: with a
+period of whole frames every burst of a run fell at the same place, so how long it
+waited for the rest of its frame was one random figure per run (0-20 ms, the spread
+between runs in bench/RESULTS.md sections 10-14), not the average a user meets.
 
 (a) uplink: from the burst's first sample at the microphone to the server reading the
     frame that contains it. "at the mic" is the ADC time at which this process's own
@@ -69,6 +73,7 @@ CLICK_S = 0.01
 REPLY_S = 0.3
 CLICK_AT_S = 0.6
 REPLY_AT_S = 1.0
+PHASE_STEP_S = 0.007  # each burst this much later in the frame grid than the last
 
 Float32Array = npt.NDArray[np.float32]
 Int16Array = npt.NDArray[np.int16]
@@ -445,7 +450,7 @@ def run_protocol(
             click_idx.append(spk_play.schedule(CLICK_AT_S, click))
             time.sleep(max(0.0, t0 + REPLY_AT_S - time.monotonic()))
             server.send_reply(protocol, j)
-            time.sleep(max(0.0, t0 + args.period - time.monotonic()))
+            time.sleep(max(0.0, t0 + args.period + PHASE_STEP_S - time.monotonic()))
         time.sleep(0.5)
     finally:
         if client is not None:
