@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import time
 from pathlib import Path
 
@@ -82,6 +83,21 @@ def test_demo_call_without_a_speaker_writes_the_reply_and_says_where(tmp_path: P
 
 
 @pytest.mark.device
+def _lines_until_ready(call: subprocess.Popen[str], timeout_s: float) -> str:
+    """The call's --json lines up to its `ready` record (the connection is up)."""
+    assert call.stdout is not None
+    deadline = time.monotonic() + timeout_s
+    lines = []
+    while time.monotonic() < deadline:
+        line = call.stdout.readline()
+        if not line:
+            break  # it ended: communicate() reports how
+        lines.append(line)
+        if '"type": "ready"' in line:
+            break
+    return "".join(lines)
+
+
 def test_sts_through_real_mic_and_speaker_against_the_emulator(
     pulse: PulseServer, tmp_path: Path
 ) -> None:
@@ -104,9 +120,14 @@ def test_sts_through_real_mic_and_speaker_against_the_emulator(
             str(tmp_path / "rec.wav"),
             env=env,
         )
-        time.sleep(1.5)  # the call is live; speak into the microphone
+        # Speak once the call is up, not after a fixed time: on a loaded machine start-up
+        # took longer than the 1.5 s this used to wait, the utterance's start went
+        # unheard and the echo came back too short.
+        head = _lines_until_ready(call, timeout_s=30)
+        time.sleep(0.3)  # the microphone's stream starts with the call's media
         feeder = pulse.play_into_mic(demo_utterance_path())
-        out, err = call.communicate(timeout=60)
+        rest, err = call.communicate(timeout=60)
+        out = head + rest
         stop_client(feeder)
         stop_client(rec)
     assert call.returncode == 0, err
