@@ -82,7 +82,6 @@ def test_demo_call_without_a_speaker_writes_the_reply_and_says_where(tmp_path: P
     assert level_dbfs(reply.samples[:, 0]) > -40  # mu-law echo of the utterance
 
 
-@pytest.mark.device
 def _lines_until_ready(call: subprocess.Popen[str], timeout_s: float) -> str:
     """The call's --json lines up to its `ready` record (the connection is up)."""
     assert call.stdout is not None
@@ -98,6 +97,7 @@ def _lines_until_ready(call: subprocess.Popen[str], timeout_s: float) -> str:
     return "".join(lines)
 
 
+@pytest.mark.device
 def test_sts_through_real_mic_and_speaker_against_the_emulator(
     pulse: PulseServer, tmp_path: Path
 ) -> None:
