@@ -21,6 +21,7 @@ from _raw_ws import RawPeer, server_frame
 from servers import RecordingCallServer
 
 from aivoco.errors import ProtocolError
+from aivoco.protocols._loop import shared_loop
 from aivoco.protocols._reader import SharedReader
 from aivoco.protocols._ws_frames import FrameParser, TooBigError
 from aivoco.protocols.call_driver import MAX_MESSAGE_BYTES, CallDriver
@@ -100,6 +101,15 @@ HOSTILE = {
 }
 
 
+def assert_prompt(peer: RawPeer, q: ev.EventQueue, count: int) -> None:
+    """`count` messages from `peer`, one at a time, each arriving within a second."""
+    for i in range(count):
+        sent_at = time.monotonic()
+        peer.send_frame(MARK)
+        _, got_at = wait_event(q, ev.PlaybackMark, 2.0)
+        assert got_at - sent_at < 1.0, f"message {i} took {got_at - sent_at:.2f} s"
+
+
 @pytest.mark.parametrize("kind", list(HOSTILE))
 def test_a_hostile_peer_costs_only_its_own_call(kind: str, drivers: list[CallDriver]) -> None:
     with RawPeer() as bad_peer, RawPeer() as good_peer:
@@ -108,11 +118,7 @@ def test_a_hostile_peer_costs_only_its_own_call(kind: str, drivers: list[CallDri
         drivers.extend([bad, good])
         bad_peer.send_raw(HOSTILE[kind])
         time.sleep(0.1)  # the reader is on the hostile bytes now
-        for i in range(20):
-            sent_at = time.monotonic()
-            good_peer.send_frame(MARK)
-            _, got_at = wait_event(good_q, ev.PlaybackMark, 2.0)
-            assert got_at - sent_at < 1.0, f"message {i} took {got_at - sent_at:.2f} s"
+        assert_prompt(good_peer, good_q, 20)
         lost = [e for e in events_of(bad_q, 1.5) if isinstance(e, ev.Disconnected)]
         if kind == "too-big":  # refused with 1009, then reported once
             assert len(lost) == 1 and isinstance(lost[0].error, ProtocolError)
@@ -148,11 +154,7 @@ def test_a_flooding_peer_does_not_hold_up_the_others(drivers: list[CallDriver]) 
         flooder.start()
         try:
             time.sleep(0.2)  # the loop is busy with the flood now
-            for i in range(10):
-                sent_at = time.monotonic()
-                good_peer.send_frame(MARK)
-                _, got_at = wait_event(good_q, ev.PlaybackMark, 2.0)
-                assert got_at - sent_at < 1.0, f"message {i} took {got_at - sent_at:.2f} s"
+            assert_prompt(good_peer, good_q, 10)
         finally:
             stop.set()
         assert bad.net.messages_received > 2000  # it was being read all along
@@ -290,8 +292,6 @@ def test_a_socket_closed_while_still_read_does_not_spoil_its_number() -> None:
         for a, b in pairs:
             a.close()
             b.close()
-        from aivoco.protocols._loop import shared_loop
-
         shared_loop().release()  # the stale registration's hold
 
 

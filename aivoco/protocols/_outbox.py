@@ -106,20 +106,18 @@ class Outbox:
             left = self._write_some(sock)
         except OSError as exc:  # the connection failed: its reader reports the end
             log.info("send failed: %s", type(exc).__name__)
-            with self._lock:
-                self._queue.clear()
-                self._armed = False
-                self._done.notify_all()
+            self._drop_all()
             left = False
         if left and sock is not None and self._watch(sock):
             return
         self._unwatch()
+
+    def _drop_all(self) -> None:
+        """Nothing queued can be written any more: forget it and stand down."""
         with self._lock:
-            if self._queue and not self._armed and not self._closed:
-                # Full, and its descriptor could not be watched: a socket closed under
-                # us. Drop (the reader reports the end) rather than spin.
-                self._queue.clear()
-                self._done.notify_all()
+            self._queue.clear()
+            self._armed = False
+            self._done.notify_all()
 
     def _write_some(self, sock: socket.socket | None) -> bool:
         """Frames in order until the socket is full (True: some are left, and the box
@@ -151,15 +149,15 @@ class Outbox:
         """Have the loop call `_write` when the socket has room (False: it cannot)."""
         if self._watching is not None:
             return True
-        if self._closed:
-            return False
         loop = asyncio.get_running_loop()
         try:
+            if self._closed:  # discarded meanwhile: the socket is about to close
+                raise ValueError("discarded")
             fd = sock.fileno()
             loop.add_writer(fd, self._write)
-        except (OSError, ValueError):  # closed meanwhile
-            with self._lock:
-                self._armed = False
+        except (OSError, ValueError):
+            # Closed under us: drop (the reader reports the end) rather than spin.
+            self._drop_all()
             return False
         self._watching = (loop, fd)
         return True

@@ -87,12 +87,10 @@ class SharedReader:
         loop's own thread: it would wait for itself."""
         if shared_loop().on_loop():
             raise ProtocolMisuseError("remove() on the loop")
-        if not reg.gone.is_set():
-            with contextlib.suppress(RuntimeError):  # closed: nothing serves it any more
-                reg.loop.call_soon_threadsafe(self._drop, reg)
-        done = reg.gone.wait(timeout_s) or reg.loop.is_closed()
+        # A closed loop serves it no more either.
+        done = reg.gone.is_set() or shared_loop().call(lambda: self._drop(reg), timeout_s)
         self._release(reg)
-        return done
+        return done or reg.loop.is_closed()
 
     def schedule(self, reg: Registration, at: float) -> None:
         """Call the connection's `on_timer` at `at` (on the loop: from a callback)."""

@@ -1,4 +1,4 @@
-"""Agent-call driver: owns the WebSocket (websocket-client), served by shared threads.
+"""Agent-call driver: owns the WebSocket (websocket-client), served on the shared loop.
 
 The URL `{BASE}/{key}/{agent}` carries the API key (docs/protocols.md#call-endpoint), so
 it is never printed or logged: the endpoint is shown as host + agent, and every message
@@ -274,7 +274,7 @@ class CallDriver(DriverBase[CallIncoming]):
             self._silent_s = quiet_s
             log.warning("no frame from %s for %.1f s: dropping it", self.endpoint, quiet_s)
             with self._io, contextlib.suppress(websocket.WebSocketException, OSError):
-                self._ws.abort()  # wakes a write waiting for room; closed by `close()`
+                self._ws.abort()  # shut down at once; closed by `close()`
             self._end("silent")
             return None
         if quiet_s >= self.ping_interval_s and now - self._pinged_at >= self.ping_interval_s:
