@@ -272,6 +272,13 @@ class JitterBuffer(Generic[T]):
     def buffered_frames(self) -> int:
         return self._ring.available
 
+    @property
+    def positions(self) -> tuple[int, int]:
+        """(frames played, dropped or cleared; frames written): what is still queued is
+        the difference, as a speaker in another process reports it."""
+        with self._lock:
+            return self._read_pos, self._write_pos
+
     def stats(self) -> JitterStats:
         ms = 1000.0 / self.sample_rate_hz
         with self._lock:

@@ -47,6 +47,17 @@ class PlayerStats:
     output_latency_ms: float | None = None
 
 
+def take_monitor(monitor: SampleRing, seen_lost: int, rate_hz: int) -> tuple[AudioChunk, int]:
+    """What a monitor ring holds, as mono int16 at `rate_hz`, with what it dropped since
+    `seen_lost` put back as silence; and the new count of dropped frames seen."""
+    played = monitor.read()
+    lost = monitor.dropped_frames - seen_lost
+    if lost:
+        played = np.concatenate([np.zeros((lost, played.shape[1]), np.float32), played])
+    # What was played came from int16 agent audio (resampled, faded, scaled): finite.
+    return AudioChunk(float32_to_pcm16(played, finite=True), rate_hz), seen_lost + lost
+
+
 class Player(Generic[T]):
     """Shared playback logic; subclasses provide the clock (`start`/`close`)."""
 
@@ -113,13 +124,10 @@ class Player(Generic[T]):
         If the reader fell more than MONITOR_MS behind, the oldest played audio was
         dropped from the monitor: it comes back as silence of the same length, so what
         is taken always spans the speaker's whole timeline."""
-        played = self.monitor.read()
-        lost = self.monitor.dropped_frames - self._monitor_lost
-        self._monitor_lost += lost
-        if lost:
-            played = np.concatenate([np.zeros((lost, played.shape[1]), np.float32), played])
-        # What was played came from int16 agent audio (resampled, faded, scaled): finite.
-        return AudioChunk(float32_to_pcm16(played, finite=True), self.clock_rate_hz)
+        chunk, self._monitor_lost = take_monitor(
+            self.monitor, self._monitor_lost, self.clock_rate_hz
+        )
+        return chunk
 
     def buffered_ms(self) -> float:
         """Audio queued and not played yet (cheaper than `stats()`: read every tick)."""

@@ -146,15 +146,14 @@ class OutputStep:
     hold_ms: int = 60
 
 
-# Lowest first (docs/devices.md#latency). 100 ms with 10 ms blocks is the setting every
-# earlier release used. A 20 ms first step (10 ms blocks, measured 24-31 ms, with a 40 ms
-# hold) met the 80 ms downlink goal (74-75 ms on the loopback bench) and was left out:
-# under CPU load it underflows during the call, because the callback is Python and
-# waits for the GIL while a descheduled thread of ours holds it (a bare stream at 20 ms
-# ran clean with both cores busy), and each underflow delays the reply and jumps the
-# far end under echo control. On the echo rig with both cores busy it failed 6 of 40
-# cases against 1 of 30 from 100 ms, and once let the agent interrupt itself.
+# Lowest first (docs/devices.md#latency). A call's speaker runs in a process of its own
+# (docs/devices.md#process), where the callback does not wait for the call's interpreter
+# lock: there a 20 ms stream (10 ms blocks, measured 24-31 ms) with a 40 ms hold meets
+# the 80 ms downlink goal. In the call's own process it underflowed under CPU load
+# (the echo rig with both cores busy failed 6 of 40 cases against 1 of 30 from 100 ms).
+# 100 ms with 10 ms blocks is what every earlier release asked for.
 OUTPUT_STEPS = (
+    OutputStep(20, 10, hold_ms=40),
     OutputStep(100, 10, hold_ms=60),
     OutputStep(200, 20, hold_ms=60),
 )

@@ -86,10 +86,11 @@ def build_player(options: CallOptions, rate_hz: int) -> tuple[PlayerLike, str, P
     if options.output_file is not None:
         path = options.output_file
         return ClockPlayer(rate_hz, path), str(path), path
-    from aivoco.audio.engine import DevicePlayer
+    from aivoco.audio.speaker_proc import ProcessPlayer
 
     try:
-        spk: DevicePlayer[MarkToken] = DevicePlayer(options.output_device, rate_hz=rate_hz)
+        # The output stream runs in a process of its own (docs/devices.md#process).
+        spk: ProcessPlayer[MarkToken] = ProcessPlayer(options.output_device, rate_hz=rate_hz)
     except (PortAudioMissingError, DeviceError) as exc:
         fallback = options.speaker_fallback_file
         if fallback is None or options.output_device is not None:

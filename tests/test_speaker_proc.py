@@ -1,0 +1,223 @@
+"""The speaker in a process of its own (aivoco/audio/speaker_proc.py, docs/devices.md#process),
+on the tests' private PulseAudio: real PortAudio streams in a real child process.
+
+The point of the design is the second test: a call's process that holds the
+interpreter lock for 0.4 s starves an in-process 20 ms stream (tests/test_device_ladder.py
+makes it step up that way) but not the child's.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pulse import PulseServer, stop_client
+from test_device_ladder import STARVE_S, hold_the_gil
+from tones import dominant_freq, level_dbfs, sine_chunk, sine_dbfs, steady
+
+from aivoco.audio.chunk import AudioChunk
+from aivoco.audio.speaker_proc import ProcessPlayer
+from aivoco.audio.streams import OUTPUT_STEPS
+from aivoco.errors import DeviceError
+
+pytestmark = pytest.mark.device
+
+DEADLINE_S = 20.0
+RATE_HZ = 24_000
+AMPLITUDE = 0.5
+
+
+def alive(pid: int) -> bool:
+    """Running, not a zombie (an orphan's exit may wait for a reaper that never comes)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def settled(player: ProcessPlayer[str]) -> float:
+    """Wait for the child's stream to settle; its measured output latency, ms."""
+    deadline = time.monotonic() + DEADLINE_S
+    while (ms := player.stats().output_latency_ms) is None:
+        assert time.monotonic() < deadline, "the speaker process's stream did not settle"
+        assert player.error is None, player.error
+        time.sleep(0.05)
+    return ms
+
+
+def play_tone(player: ProcessPlayer[str], seconds: float, mark: str = "end") -> None:
+    tone = sine_chunk(440, RATE_HZ, seconds, AMPLITUDE)
+    for i in range(0, tone.frames, 480):  # 20 ms chunks, as an agent sends them
+        player.play(AudioChunk(tone.samples[i : i + 480].copy(), RATE_HZ))
+    player.add_marker(mark)
+
+
+def until_reached(player: ProcessPlayer[str], taps: list[AudioChunk]) -> list[str]:
+    deadline = time.monotonic() + DEADLINE_S
+    reached: list[str] = []
+    while not reached and time.monotonic() < deadline:
+        time.sleep(0.05)
+        taps.append(player.take_played())
+        reached = player.pop_reached()
+    return reached
+
+
+def test_the_child_plays_what_the_call_sends_with_marks_cues_and_reference(
+    pulse: PulseServer, tmp_path: Path
+) -> None:
+    raw = tmp_path / "speaker.raw"
+    rec = pulse.record_speaker(raw, 48000)
+    taps: list[AudioChunk] = []
+    try:
+        player: ProcessPlayer[str] = ProcessPlayer("pulse", rate_hz=RATE_HZ)
+        try:
+            assert player.clock_rate_hz == RATE_HZ
+            latency_ms = settled(player)
+            player.start()
+            player.set_volume(0.5)
+            player.cue_heard(1)
+            queued_at = time.monotonic()
+            play_tone(player, 1.5)
+            reached = until_reached(player, taps)
+            ref = player.reference.read()
+            time.sleep(0.3)  # the tail still travels through PulseAudio to parec
+            taps.append(player.take_played())
+            stats = player.stats()
+            cues = player.pop_heard()
+        finally:
+            player.close()
+    finally:
+        stop_client(rec)
+    assert player.error is None
+    assert reached == ["end"]
+    # The first step of the ladder, measured: what makes the downlink goal reachable.
+    assert OUTPUT_STEPS[0].latency_ms == 20 and latency_ms < 60
+    [(key, heard_at)] = cues
+    assert key == 1 and heard_at is not None and queued_at < heard_at < time.monotonic()
+    assert stats.jitter.played_ms == pytest.approx(1500, abs=10)
+    assert stats.jitter.underruns == 0 and stats.device_underflows == 0
+    # The monitor is what was handed to the device before the volume; the reference,
+    # what the speaker sounds like after it (echo control's far end), timed by DAC.
+    played = steady(AudioChunk.concat(taps))
+    assert dominant_freq(played, RATE_HZ) == pytest.approx(440, abs=1)
+    assert level_dbfs(played) == pytest.approx(sine_dbfs(AMPLITUDE), abs=0.1)
+    assert ref.frames > 0 and queued_at < ref.start_s
+    heard = steady(np.frombuffer(raw.read_bytes(), "<i2"))
+    assert heard.size > 48000
+    assert level_dbfs(heard) == pytest.approx(sine_dbfs(AMPLITUDE / 2), abs=0.5)
+
+
+def test_a_busy_call_process_does_not_starve_the_speaker(pulse: PulseServer) -> None:
+    player: ProcessPlayer[str] = ProcessPlayer("pulse", rate_hz=RATE_HZ)
+    taps: list[AudioChunk] = []
+    try:
+        settled(player)
+        player.start()
+        play_tone(player, 2.0)
+        time.sleep(0.3)
+        hold_the_gil(STARVE_S)  # an in-process 20 ms stream underflows and steps up here
+        reached = until_reached(player, taps)
+        stats = player.stats()
+    finally:
+        player.close()
+    assert reached == ["end"]
+    assert stats.device_underflows == 0
+    assert stats.output_latency_ms is not None and stats.output_latency_ms < 60
+    assert stats.jitter.underruns == 0
+    assert stats.jitter.played_ms == pytest.approx(2000, abs=10)
+
+
+def test_clear_discards_what_is_queued_and_resolves_marks_and_cues(pulse: PulseServer) -> None:
+    player: ProcessPlayer[str] = ProcessPlayer("pulse", rate_hz=RATE_HZ)
+    try:
+        settled(player)
+        player.start()
+        player.cue_heard(1)
+        play_tone(player, 0.3, mark="first")
+        player.cue_heard(2)
+        play_tone(player, 3.0, mark="second")
+        time.sleep(0.5)
+        queued_ms = player.buffered_ms()
+        cleared = player.clear()
+        after_ms = player.buffered_ms()
+        deadline = time.monotonic() + DEADLINE_S
+        reached: list[str] = []
+        while len(reached) < 2 and time.monotonic() < deadline:
+            reached += player.pop_reached()
+            time.sleep(0.02)
+        cues = dict(player.pop_heard())
+    finally:
+        player.close()
+    assert 2000 < queued_ms < 3300
+    # All but the fade (8 ms) of what was queued, give or take one report (10 ms).
+    assert cleared * 1000 / RATE_HZ == pytest.approx(queued_ms - 8, abs=25)
+    assert after_ms <= 10
+    assert reached == ["first", "second"]
+    assert cues[1] is not None and cues[2] is not None  # the second tone had begun
+
+
+def test_a_speaker_process_that_dies_is_a_device_error(pulse: PulseServer) -> None:
+    player: ProcessPlayer[str] = ProcessPlayer("pulse", rate_hz=RATE_HZ)
+    try:
+        player.start()
+        player._proc.kill()  # what a crash of the child looks like to the call
+        player._proc.wait()
+        deadline = time.monotonic() + DEADLINE_S
+        while player.error is None and time.monotonic() < deadline:
+            player.take_played()
+            time.sleep(0.02)
+        assert isinstance(player.error, DeviceError)
+        assert "speaker process ended (exit -9)" in str(player.error)
+        play_tone(player, 0.2)  # a call still sending audio gets no exception
+    finally:
+        player.close()
+
+
+def test_the_child_ignores_ctrl_c_and_outlives_no_parent(pulse: PulseServer) -> None:
+    """Ctrl-C reaches the whole process group: the call handles it, not the child. A call
+    killed outright leaves no speaker process behind."""
+    script = textwrap.dedent(
+        """
+        import sys, time
+        from aivoco.audio.speaker_proc import ProcessPlayer
+        player = ProcessPlayer("pulse", rate_hz=24000)
+        print(player._proc.pid, flush=True)
+        time.sleep(60)
+        """
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=dict(os.environ)
+    )
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        os.kill(child, signal.SIGINT)
+        time.sleep(0.3)
+        assert alive(child)
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + DEADLINE_S
+        while alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if alive(child):
+            os.kill(child, signal.SIGKILL)
+            pytest.fail("the speaker process outlived its call")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        if parent.stdout is not None:
+            parent.stdout.close()
+
+
+def test_a_device_that_does_not_exist_fails_before_any_process(pulse: PulseServer) -> None:
+    with pytest.raises(DeviceError, match="no audio device with index 999"):
+        ProcessPlayer(999, rate_hz=RATE_HZ)
