@@ -8,6 +8,7 @@ makes it step up that way) but not the child's.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from pulse import PulseServer, stop_client
 from test_device_ladder import STARVE_S, hold_the_gil
 from tones import dominant_freq, level_dbfs, sine_chunk, sine_dbfs, steady
 
+from aivoco.audio import speaker_wire as wire
 from aivoco.audio.chunk import AudioChunk
 from aivoco.audio.speaker_proc import ProcessPlayer
 from aivoco.audio.streams import OUTPUT_STEPS
@@ -125,9 +127,9 @@ def test_a_busy_call_process_does_not_starve_the_speaker(pulse: PulseServer) -> 
         time.sleep(0.3)
         hold_the_gil(STARVE_S)  # an in-process 20 ms stream underflows and steps up here
         reached = until_reached(player, taps)
-        stats = player.stats()
     finally:
         player.close()
+    stats = player.stats()  # the child's final figures, taken in at close
     assert reached == ["end"]
     assert stats.device_underflows == 0
     assert stats.output_latency_ms is not None and stats.output_latency_ms < 60
@@ -181,25 +183,28 @@ def test_a_speaker_process_that_dies_is_a_device_error(pulse: PulseServer) -> No
         player.close()
 
 
-def test_the_child_ignores_ctrl_c_and_outlives_no_parent(pulse: PulseServer) -> None:
-    """Ctrl-C reaches the whole process group: the call handles it, not the child. A call
-    killed outright leaves no speaker process behind."""
+def test_ctrl_c_is_the_calls_and_the_child_outlives_no_call(pulse: PulseServer) -> None:
+    """A Ctrl-C at the terminal goes to the call's process group; the child, in a session
+    of its own, does not get it (the call closes it). A call killed outright leaves no
+    speaker process behind."""
     script = textwrap.dedent(
         """
-        import sys, time
+        import signal, time
         from aivoco.audio.speaker_proc import ProcessPlayer
+        signal.signal(signal.SIGINT, lambda *_: print("interrupted", flush=True))
         player = ProcessPlayer("pulse", rate_hz=24000)
         print(player._proc.pid, flush=True)
         time.sleep(60)
         """
     )
     parent = subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=dict(os.environ)
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, start_new_session=True
     )
     try:
         assert parent.stdout is not None
         child = int(parent.stdout.readline())
-        os.kill(child, signal.SIGINT)
+        os.killpg(parent.pid, signal.SIGINT)  # what the terminal does on Ctrl-C
+        assert parent.stdout.readline().strip() == "interrupted"
         time.sleep(0.3)
         assert alive(child)
         parent.kill()
@@ -221,3 +226,21 @@ def test_the_child_ignores_ctrl_c_and_outlives_no_parent(pulse: PulseServer) -> 
 def test_a_device_that_does_not_exist_fails_before_any_process(pulse: PulseServer) -> None:
     with pytest.raises(DeviceError, match="no audio device with index 999"):
         ProcessPlayer(999, rate_hz=RATE_HZ)
+
+
+def test_a_child_that_cannot_open_its_device_says_why_and_ends(pulse: PulseServer) -> None:
+    spec = {"device": 999, "rate_hz": RATE_HZ, "channels": 1, "steps": [[20, 10, 40]]}
+    done = subprocess.run(
+        [sys.executable, "-m", "aivoco.audio.speaker_child", json.dumps(spec)],
+        input=b"",
+        capture_output=True,
+        timeout=DEADLINE_S,
+        check=False,
+    )
+    assert done.returncode == 1
+    [(kind, payload)] = wire.Decoder().feed(done.stdout)
+    assert kind is wire.Kind.FAIL
+    assert wire.decode_json(payload) == [
+        "device",
+        "no audio device with index 999; see `aivoco devices`",
+    ]

@@ -11,7 +11,7 @@ python-sounddevice's examples: no logging, allocation-heavy work or resampling t
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from time import monotonic
 from typing import Any, TypeVar
@@ -26,6 +26,7 @@ from aivoco.audio.streams import (
     OUTPUT_STEPS,
     Ladder,
     OutputStep,
+    StreamFormat,
     Verdict,
     open_stream,
     supported_formats,
@@ -166,7 +167,10 @@ class DevicePlayer(Player[T]):
         *,
         rate_hz: int | None = None,
         steps: tuple[OutputStep, ...] = OUTPUT_STEPS,
+        formats: Sequence[StreamFormat] | None = None,
     ) -> None:
+        """`formats`: the ones to try, best first (default: `rate_hz`, then the
+        device's rate, as `supported_formats` finds them)."""
         self._sd = load_sounddevice()
         self.device = resolve_device(device, "output")
         self.ladder = Ladder(steps)
@@ -179,7 +183,8 @@ class DevicePlayer(Player[T]):
         self._stop = threading.Event()
         self._alarm = threading.Event()  # an underflow while settled, or close()
         self._mode = threading.Lock()  # _started/_consuming change together
-        formats = supported_formats(self._sd, self.device, "output", rate_hz)
+        if formats is None:
+            formats = supported_formats(self._sd, self.device, "output", rate_hz)
         self._stream, fmt = self._open(formats, self.ladder.step)
         super().__init__(fmt.rate_hz, prefill_ms)
         self._format = fmt

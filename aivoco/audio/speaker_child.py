@@ -26,7 +26,7 @@ from typing import Any
 
 from aivoco.audio import speaker_wire as wire
 from aivoco.audio.engine import DevicePlayer
-from aivoco.audio.streams import OutputStep
+from aivoco.audio.streams import OutputStep, StreamFormat
 from aivoco.errors import AivocoError, PortAudioMissingError
 
 STATS_EVERY = 10  # callbacks between stats snapshots (10 a second with 10 ms blocks)
@@ -113,10 +113,11 @@ class ChildPlayer(DevicePlayer[int]):
     """DevicePlayer whose callback ships each block, with the marks and cues it
     resolved, to the parent."""
 
-    def __init__(self, sender: Sender, device: int, rate_hz: int, steps: Any) -> None:
+    def __init__(self, sender: Sender, device: int, fmt: StreamFormat, steps: Any) -> None:
         self._sender = sender
         self._calls = 0
-        super().__init__(device, steps[0].hold_ms, rate_hz=rate_hz, steps=steps)
+        # Only the format the parent chose: it already told the call this rate.
+        super().__init__(device, steps[0].hold_ms, rate_hz=fmt.rate_hz, steps=steps, formats=[fmt])
 
     def _cb(self, outdata: Any, frames: int, time: Any, status: Any) -> None:
         super()._cb(outdata, frames, time, status)
@@ -193,7 +194,8 @@ def steps_from(spec: dict[str, Any]) -> tuple[OutputStep, ...]:
 
 
 def main(argv: list[str]) -> int:
-    # Ctrl-C reaches the whole process group: the call handles it and closes us.
+    # Started in a session of its own, so a Ctrl-C at the terminal does not come here;
+    # one sent to us directly is the call's to act on too: it closes us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     out_fd = os.dup(1)
     os.dup2(2, 1)  # a stray print goes to the log, not into the parent's stream
@@ -201,7 +203,8 @@ def main(argv: list[str]) -> int:
     sender = Sender(out_fd)
     spec = json.loads(argv[1])
     try:
-        player = ChildPlayer(sender, int(spec["device"]), int(spec["rate_hz"]), steps_from(spec))
+        fmt = StreamFormat(int(spec["rate_hz"]), int(spec["channels"]))
+        player = ChildPlayer(sender, int(spec["device"]), fmt, steps_from(spec))
     except PortAudioMissingError as exc:
         sender.send(wire.control(wire.Kind.FAIL, ["portaudio", str(exc)]))
         sender.finish()

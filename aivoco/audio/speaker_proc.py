@@ -29,15 +29,15 @@ from typing import IO, Any, Generic, TypeVar
 
 from aivoco.audio import speaker_wire as wire
 from aivoco.audio.chunk import AudioChunk
-from aivoco.audio.devices import resolve_device
+from aivoco.audio.devices import load_sounddevice, resolve_device
 from aivoco.audio.jitter import JitterStats
 from aivoco.audio.playout import MAX_VOLUME, MONITOR_MS, REFERENCE_MS, PlayerStats, take_monitor
 from aivoco.audio.resample import ToRate
 from aivoco.audio.ring import SampleRing
 from aivoco.audio.speaker_child import enlarge_pipe
-from aivoco.audio.streams import OUTPUT_STEPS, OutputStep
+from aivoco.audio.streams import OUTPUT_STEPS, OutputStep, StreamFormat, supported_formats
 from aivoco.audio.timed import TimedBlock, TimedRing
-from aivoco.errors import AivocoError, DeviceError, PortAudioMissingError
+from aivoco.errors import AivocoError, DeviceError
 
 T = TypeVar("T")
 
@@ -87,39 +87,50 @@ class ProcessPlayer(Generic[T]):
         self._reached: list[T] = []
         self._heard: list[tuple[int, float | None]] = []
         self._monitor_lost = 0
+        # The format is chosen here, so the call knows its rate without waiting for the
+        # child (about 0.5 s to start): the child opens that format or fails.
+        sd = load_sounddevice()
+        fmt = supported_formats(sd, self.device, "output", rate_hz)[0]
+        self.clock_rate_hz = fmt.rate_hz
+        self.channels = fmt.channels
+        self._ready = False
+        self._ready_by = monotonic() + STARTUP_TIMEOUT_S
         # The child's stderr (PortAudio and ALSA say things there): kept for the error
         # message if it dies, instead of printed across the live view. Closed in close().
         self._log = tempfile.TemporaryFile()  # noqa: SIM115
-        self._proc = self._spawn(self._log, rate_hz, steps)
         try:
-            ready, early = self._await_ready()
+            self._proc = self._spawn(self._log, fmt, steps)
         except BaseException:
-            self._kill()
+            self._log.close()
             raise
-        self.clock_rate_hz = int(ready["rate_hz"])
-        self.channels = int(ready["channels"])
         self._to_clock = ToRate(self.clock_rate_hz)
         self.monitor = SampleRing(self.clock_rate_hz * MONITOR_MS // 1000)
         self.reference: TimedRing = _FedRing(
             self.clock_rate_hz * REFERENCE_MS // 1000, self.clock_rate_hz, self._drain
         )
         self._stats = PlayerStats(JitterStats(0, False, 0, 0, 0, 0, 0, 0, 0), 0, self.clock_rate_hz)
-        for kind, payload in early:
-            self._dispatch(kind, payload)
 
     # -- the child ---------------------------------------------------------------------
-    def _spawn(self, log: IO[bytes], rate_hz: int, steps: tuple[OutputStep, ...]) -> Any:
+    def _spawn(self, log: IO[bytes], fmt: StreamFormat, steps: tuple[OutputStep, ...]) -> Any:
         spec = {
             "device": self.device.index,
-            "rate_hz": rate_hz,
+            "rate_hz": fmt.rate_hz,
+            "channels": fmt.channels,
             "steps": [[s.latency_ms, s.block_ms, s.hold_ms] for s in steps],
         }
         # The child needs no key: it gets no AIVOCO_* variable (secrets stay in the call).
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIVOCO_")}
         argv = [sys.executable, "-m", "aivoco.audio.speaker_child", json.dumps(spec)]
         try:
+            # A session of its own: Ctrl-C and a hang-up at the terminal go to the call,
+            # which closes the child; the child ends with the call's pipe in any case.
             proc = subprocess.Popen(
-                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log, env=env
+                argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env=env,
+                start_new_session=True,
             )
         except OSError as exc:
             raise DeviceError(f"cannot start the speaker process: {exc}") from exc
@@ -129,25 +140,6 @@ class ProcessPlayer(Generic[T]):
         os.set_blocking(self._in, False)
         os.set_blocking(self._out, False)
         return proc
-
-    def _await_ready(self) -> tuple[dict[str, Any], list[tuple[wire.Kind, bytes]]]:
-        deadline = monotonic() + STARTUP_TIMEOUT_S
-        while (left := deadline - monotonic()) > 0:
-            select.select([self._out], [], [], left)
-            data = self._read_some()
-            if data is None:
-                continue
-            if not data:
-                raise DeviceError(f"the speaker process ended at start{self._log_tail()}")
-            messages = self._decoder.feed(data)
-            for i, (kind, payload) in enumerate(messages):
-                if kind is wire.Kind.READY:
-                    return wire.decode_json(payload), messages[i + 1 :]
-                if kind is wire.Kind.FAIL:
-                    what, message = wire.decode_json(payload)
-                    cls = PortAudioMissingError if what == "portaudio" else DeviceError
-                    raise cls(str(message))
-        raise DeviceError(f"the speaker process did not start in {STARTUP_TIMEOUT_S:g} s")
 
     def _read_some(self) -> bytes | None:
         """Bytes from the child; b"" at its end; None if there are none yet."""
@@ -166,14 +158,11 @@ class ProcessPlayer(Generic[T]):
             return ""
         return f": {lines[-1].strip()}" if lines else ""
 
-    def _kill(self) -> None:
-        self._proc.kill()
-        self._proc.wait()
-        self._log.close()
-
     # -- reading what the child sent ---------------------------------------------------
     def _drain(self) -> None:
         with self._rlock:
+            if not self._ready and not self._eof and monotonic() > self._ready_by:
+                self._fail(f"the speaker process did not start in {STARTUP_TIMEOUT_S:g} s")
             while not self._eof:
                 data = self._read_some()
                 if data is None:
@@ -191,7 +180,12 @@ class ProcessPlayer(Generic[T]):
                     self._fail(f"bad message from the speaker process ({exc})")
 
     def _dispatch(self, kind: wire.Kind, payload: bytes) -> None:
-        if kind is wire.Kind.BLOCK:
+        if kind is wire.Kind.READY:
+            self._ready = True
+        elif kind is wire.Kind.FAIL:
+            _, message = wire.decode_json(payload)
+            self._fail(str(message))
+        elif kind is wire.Kind.BLOCK:
             block = wire.decode_block(payload)
             if block.monitor.shape[0]:
                 self.monitor.write(block.monitor)

@@ -14,9 +14,10 @@ pulse plugin (README "Output buffering"): a new stream asking for 20-60 ms under
 a burst for its first 0-0.7 s (its audio is discarded, not played late) and then
 usually runs clean; sometimes the burst never ends; 100 ms never underflowed, idle or
 with both cores busy. `Ladder` moves up one step whenever the stream underflows: while
-it settles (before the call uses it) and during the call. The first step is 100 ms:
-starting at 20 ms met the downlink goal, but under CPU load our own process starves the
-callback (the GIL) and the echo rig lost reply audio (docs/devices.md#latency).
+it settles (before the call uses it) and during the call. The first step is 20 ms: it
+meets the downlink goal, and a call's speaker runs in a process of its own, where no
+busy thread of the call holds the interpreter lock the callback needs
+(docs/devices.md#latency, #process).
 """
 
 from __future__ import annotations
