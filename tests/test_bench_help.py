@@ -20,6 +20,7 @@ SCRIPTS = [
     "bench_startup.py",
     "profile_call.py",
     "probe_output_callback.py",
+    "probe_speaker_process.py",
     "ref_sts_client.py",
     "ref_call_client.py",
 ]
