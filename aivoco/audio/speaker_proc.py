@@ -46,6 +46,7 @@ WRITE_TIMEOUT_S = 2.0  # a child that takes nothing for this long (1 MiB queued)
 CLEAR_WAIT_S = 0.5  # for the count of frames a clear discarded
 CLOSE_TIMEOUT_S = 3.0
 READ_BYTES = 1 << 20
+LOG_TAIL_BYTES = 4096  # the end of the child's log, for the last line of an error
 
 
 class _FedRing(TimedRing):
@@ -152,7 +153,8 @@ class ProcessPlayer(Generic[T]):
 
     def _log_tail(self) -> str:
         try:
-            self._log.seek(0)
+            size = self._log.seek(0, os.SEEK_END)
+            self._log.seek(max(0, size - LOG_TAIL_BYTES))
             lines = self._log.read().decode("utf-8", "replace").strip().splitlines()
         except (OSError, ValueError):
             return ""
