@@ -46,7 +46,7 @@ STALL_CHECK_S = 0.5  # no capture callback for this long: is the stream still ru
 SETTLING_POLL_S = 0.05  # how often the output ladder looks at a stream that is settling
 HEADROOM_BLOCKS = 16  # the last clean callbacks: their DAC distance is the output latency
 # The jitter buffer's hold for a speaker (README "The jitter buffer"): the first output
-# step's (60 ms). A step up raises it to that step's (aivoco/audio/streams.py).
+# step's (40 ms). A step up raises it to that step's (aivoco/audio/streams.py).
 DEVICE_PREFILL_MS = float(OUTPUT_STEPS[0].hold_ms)
 
 
