@@ -25,7 +25,7 @@ from tones import dominant_freq, level_dbfs, sine_chunk, sine_dbfs, steady
 
 from aivoco.audio import speaker_wire as wire
 from aivoco.audio.chunk import AudioChunk
-from aivoco.audio.speaker_proc import ProcessPlayer
+from aivoco.audio.speaker_proc import SILENT_CHILD_S, ProcessPlayer
 from aivoco.audio.streams import OUTPUT_STEPS
 from aivoco.errors import DeviceError
 
@@ -197,6 +197,27 @@ def test_a_speaker_process_that_dies_is_a_device_error(pulse: PulseServer) -> No
         player.close()
 
 
+def test_a_stopped_speaker_process_is_noticed(pulse: PulseServer) -> None:
+    """A child that says nothing (stopped here; stuck in a driver elsewhere) fails the
+    speaker within SILENT_CHILD_S, instead of a call that goes on without sound."""
+    player: ProcessPlayer[str] = ProcessPlayer("pulse", rate_hz=RATE_HZ)
+    try:
+        settled(player)
+        player.start()
+        os.kill(player._proc.pid, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        while player.error is None and time.monotonic() - stopped_at < DEADLINE_S:
+            player.take_played()
+            time.sleep(0.05)
+        waited_s = time.monotonic() - stopped_at
+    finally:
+        player.close()  # kills what does not answer CLOSE
+    assert isinstance(player.error, DeviceError)
+    assert "has said nothing for 5 s" in str(player.error)
+    assert SILENT_CHILD_S <= waited_s < SILENT_CHILD_S + 1
+    assert player._proc.returncode == -signal.SIGKILL
+
+
 def test_ctrl_c_is_the_calls_and_the_child_outlives_no_call(pulse: PulseServer) -> None:
     """A Ctrl-C at the terminal goes to the call's process group; the child, in a session
     of its own, does not get it (the call closes it). A call killed outright leaves no
@@ -204,7 +225,7 @@ def test_ctrl_c_is_the_calls_and_the_child_outlives_no_call(pulse: PulseServer) 
     script = textwrap.dedent(
         """
         import signal, time
-        from aivoco.audio.speaker_proc import ProcessPlayer
+        from aivoco.audio.speaker_proc import SILENT_CHILD_S, ProcessPlayer
         signal.signal(signal.SIGINT, lambda *_: print("interrupted", flush=True))
         player = ProcessPlayer("pulse", rate_hz=24000)
         print(player._proc.pid, flush=True)

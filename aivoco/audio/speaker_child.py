@@ -35,6 +35,10 @@ STATS_EVERY = 10  # callbacks between stats snapshots (10 a second with 10 ms bl
 # With no callback for this long (settling, a step up) the main thread takes commands
 # in; also how soon a stream that failed is reported.
 MAIN_POLL_S = 0.1
+# With no callback for this long (a step up, a stream that will not start), the main
+# thread sends the figures itself: the parent takes 5 s of silence for a stopped or
+# stuck child (speaker_proc.SILENT_CHILD_S).
+HEARTBEAT_S = 1.0
 # What may wait for the parent beyond the pipe's own buffer: with blocks of both taps at
 # 24 kHz (about 200 kB a second) and a 1 MiB pipe, about 20 s of a parent that reads
 # nothing. Past it, whole audio blocks are dropped, oldest first; control never is.
@@ -121,6 +125,8 @@ class ChildPlayer(DevicePlayer[int]):
         self._sender = sender
         self._calls = 0
         self.commands: Commands | None = None  # set once built (the stream runs already)
+        self._publishing = threading.Lock()
+        self.published_at = monotonic()
         # Only the format the parent chose: it already told the call this rate.
         super().__init__(device, steps[0].hold_ms, rate_hz=fmt.rate_hz, steps=steps, formats=[fmt])
 
@@ -132,6 +138,11 @@ class ChildPlayer(DevicePlayer[int]):
         self.publish(self._calls % STATS_EVERY == 0)
 
     def publish(self, with_stats: bool) -> None:
+        with self._publishing:  # the callback's, or the main thread's heartbeat
+            self._publish(with_stats)
+            self.published_at = monotonic()
+
+    def _publish(self, with_stats: bool) -> None:
         monitor = self.monitor.read()
         ref = self.reference.read()
         read_pos, write_pos = self.jitter.positions
@@ -212,6 +223,8 @@ def serve(player: ChildPlayer, sender: Sender, commands: Commands) -> None:
     while not commands.ended.wait(MAIN_POLL_S):
         if monotonic() - commands.polled_at >= MAIN_POLL_S:
             commands.poll()
+        if monotonic() - player.published_at >= HEARTBEAT_S:
+            player.publish(with_stats=True)  # no callback for a while: still alive
         if player.error is not None and not reported:
             reported = True
             sender.send(wire.control(wire.Kind.ERROR, str(player.error)))

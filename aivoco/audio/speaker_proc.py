@@ -44,6 +44,9 @@ T = TypeVar("T")
 STARTUP_TIMEOUT_S = 10.0  # interpreter start, imports, the stream's open (about 0.3 s)
 WRITE_TIMEOUT_S = 2.0  # a child that takes nothing for this long (1 MiB queued) is stuck
 CLEAR_WAIT_S = 0.5  # for the count of frames a clear discarded
+# A started child sends something at least every second (speaker_child.HEARTBEAT_S):
+# this long without a word, it is stopped or stuck, and the call ends with it.
+SILENT_CHILD_S = 5.0
 CLOSE_TIMEOUT_S = 3.0
 READ_BYTES = 1 << 20
 LOG_TAIL_BYTES = 4096  # the end of the child's log, for the last line of an error
@@ -96,6 +99,7 @@ class ProcessPlayer(Generic[T]):
         self.channels = fmt.channels
         self._ready = False
         self._ready_by = monotonic() + STARTUP_TIMEOUT_S
+        self._heard_at = monotonic()  # the last bytes from the child
         # The child's stderr (PortAudio and ALSA say things there): kept for the error
         # message if it dies, instead of printed across the live view. Closed in close().
         self._log = tempfile.TemporaryFile()  # noqa: SIM115
@@ -164,12 +168,12 @@ class ProcessPlayer(Generic[T]):
     # -- reading what the child sent ---------------------------------------------------
     def _drain(self) -> None:
         with self._rlock:
-            if not self._ready and not self._eof and monotonic() > self._ready_by:
-                self._fail(f"the speaker process did not start in {STARTUP_TIMEOUT_S:g} s")
+            self._watch()
             while not self._eof:
                 data = self._read_some()
                 if data is None:
                     return
+                self._heard_at = monotonic()
                 if not data:
                     self._eof = True
                     self._ended()
@@ -181,6 +185,16 @@ class ProcessPlayer(Generic[T]):
                     # Our own child, so a bug or a dying process: the speaker is lost.
                     self._eof = True
                     self._fail(f"bad message from the speaker process ({exc})")
+
+    def _watch(self) -> None:
+        """A child that never started, or has gone quiet, fails the speaker."""
+        if self._eof:
+            return
+        now = monotonic()
+        if not self._ready and now > self._ready_by:
+            self._fail(f"the speaker process did not start in {STARTUP_TIMEOUT_S:g} s")
+        elif self._ready and now - self._heard_at > SILENT_CHILD_S:
+            self._fail(f"the speaker process has said nothing for {SILENT_CHILD_S:g} s")
 
     def _dispatch(self, kind: wire.Kind, payload: bytes) -> None:
         if kind is wire.Kind.READY:
