@@ -218,6 +218,20 @@ def test_a_stopped_speaker_process_is_noticed(pulse: PulseServer) -> None:
     assert player._proc.returncode == -signal.SIGKILL
 
 
+def test_a_call_that_reads_late_does_not_take_the_child_for_stopped(pulse: PulseServer) -> None:
+    """Silence is judged on an empty pipe: what the child said while the call was busy
+    elsewhere (longer than SILENT_CHILD_S) still counts."""
+    player: ProcessPlayer[str] = ProcessPlayer("pulse", rate_hz=RATE_HZ)
+    try:
+        settled(player)
+        player.start()
+        time.sleep(SILENT_CHILD_S + 1)  # nothing read meanwhile
+        assert player.take_played().frames > 0
+        assert player.error is None, player.error
+    finally:
+        player.close()
+
+
 def test_ctrl_c_is_the_calls_and_the_child_outlives_no_call(pulse: PulseServer) -> None:
     """A Ctrl-C at the terminal goes to the call's process group; the child, in a session
     of its own, does not get it (the call closes it). A call killed outright leaves no

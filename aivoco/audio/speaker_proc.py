@@ -168,10 +168,12 @@ class ProcessPlayer(Generic[T]):
     # -- reading what the child sent ---------------------------------------------------
     def _drain(self) -> None:
         with self._rlock:
-            self._watch()
             while not self._eof:
                 data = self._read_some()
                 if data is None:
+                    # Only once the pipe is empty: what waits in it was said in time,
+                    # however long the call took to come and read it.
+                    self._watch()
                     return
                 self._heard_at = monotonic()
                 if not data:
@@ -188,8 +190,6 @@ class ProcessPlayer(Generic[T]):
 
     def _watch(self) -> None:
         """A child that never started, or has gone quiet, fails the speaker."""
-        if self._eof:
-            return
         now = monotonic()
         if not self._ready and now > self._ready_by:
             self._fail(f"the speaker process did not start in {STARTUP_TIMEOUT_S:g} s")
