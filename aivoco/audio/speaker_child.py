@@ -268,12 +268,9 @@ def main(argv: list[str]) -> int:
     try:
         fmt = StreamFormat(int(spec["rate_hz"]), int(spec["channels"]))
         player = ChildPlayer(sender, int(spec["device"]), fmt, steps_from(spec))
-    except PortAudioMissingError as exc:
-        sender.send(wire.control(wire.Kind.FAIL, ["portaudio", str(exc)]))
-        sender.finish()
-        return 1
     except AivocoError as exc:
-        sender.send(wire.control(wire.Kind.FAIL, ["device", str(exc)]))
+        what = "portaudio" if isinstance(exc, PortAudioMissingError) else "device"
+        sender.send(wire.control(wire.Kind.FAIL, [what, str(exc)]))
         sender.finish()
         return 1
     # Everything made so far (modules, the player) lives as long as the process. Out of
@@ -281,8 +278,7 @@ def main(argv: list[str]) -> int:
     # seen during a call), time a 20 ms stream cannot spare (docs/devices.md#process).
     gc.collect()
     gc.freeze()
-    ready = {"rate_hz": player.clock_rate_hz, "channels": player.channels}
-    sender.send(wire.control(wire.Kind.READY, ready))
+    sender.send(wire.frame(wire.Kind.READY))
     player.commands = commands = Commands(0, player, sender)
     try:
         serve(player, sender, commands)

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from time import monotonic
 from typing import IO, Any, Generic, TypeVar
@@ -55,7 +56,9 @@ LOG_TAIL_BYTES = 4096  # the end of the child's log, for the last line of an err
 class _FedRing(TimedRing):
     """The echo reference: each read first takes in what the child has sent."""
 
-    def __init__(self, capacity_frames: int, sample_rate_hz: int, fetch: Any) -> None:
+    def __init__(
+        self, capacity_frames: int, sample_rate_hz: int, fetch: Callable[[], None]
+    ) -> None:
         super().__init__(capacity_frames, sample_rate_hz)
         self._fetch = fetch
 
@@ -188,6 +191,13 @@ class ProcessPlayer(Generic[T]):
                     self._eof = True
                     self._fail(f"bad message from the speaker process ({exc})")
 
+    def _drain_until(self, done: Callable[[], bool], timeout_s: float) -> None:
+        """Take in what the child sends until `done()`, its pipe ends, or `timeout_s`."""
+        deadline = monotonic() + timeout_s
+        while not done() and not self._eof and (left := deadline - monotonic()) > 0:
+            select.select([self._out], [], [], left)
+            self._drain()
+
     def _watch(self) -> None:
         """A child that never started, or has gone quiet, fails the speaker."""
         now = monotonic()
@@ -298,15 +308,9 @@ class ProcessPlayer(Generic[T]):
             self._to_clock.reset()
             self._clear_seq += 1
             seq = self._clear_seq
-            estimate = max(0, self._sent - self._read_pos)
+            estimate = max(0, self._sent - self._read_pos)  # frames, as the child counts
             self._send(wire.control(wire.Kind.CLEAR, seq))
-            deadline = monotonic() + CLEAR_WAIT_S
-            while seq not in self._cleared and not self._eof:
-                left = deadline - monotonic()
-                if left <= 0:
-                    break
-                select.select([self._out], [], [], left)
-                self._drain()
+            self._drain_until(lambda: seq in self._cleared, CLEAR_WAIT_S)
             return self._cleared.pop(seq, estimate)
 
     def pop_reached(self) -> list[T]:
@@ -329,8 +333,9 @@ class ProcessPlayer(Generic[T]):
             )
         return chunk
 
-    def _queued_frames(self) -> int:
-        return max(0, self._sent - self._read_pos)
+    def _queued_ms(self) -> float:
+        """Sent and not yet played, dropped or cleared, by the child's last report."""
+        return max(0, self._sent - self._read_pos) * 1000.0 / self.clock_rate_hz
 
     def settled_step_ms(self) -> int | None:
         """The latency asked of the stream in use once the ladder has accepted it; None
@@ -340,13 +345,13 @@ class ProcessPlayer(Generic[T]):
 
     def buffered_ms(self) -> float:
         self._drain()
-        return self._queued_frames() * 1000.0 / self.clock_rate_hz
+        return self._queued_ms()
 
     def stats(self) -> PlayerStats:
         """The child's last figures (at most 0.1 s old), with what is queued now."""
         self._drain()
-        queued_ms = self._queued_frames() * 1000.0 / self.clock_rate_hz
-        return replace(self._stats, jitter=replace(self._stats.jitter, buffered_ms=queued_ms))
+        jitter = replace(self._stats.jitter, buffered_ms=self._queued_ms())
+        return replace(self._stats, jitter=jitter)
 
     def set_volume(self, volume: float) -> float:
         self.volume = min(MAX_VOLUME, max(0.0, float(volume)))
@@ -363,9 +368,7 @@ class ProcessPlayer(Generic[T]):
         self._closing = True
         self._send(wire.frame(wire.Kind.CLOSE))
         deadline = monotonic() + CLOSE_TIMEOUT_S
-        while not self._eof and (left := deadline - monotonic()) > 0:
-            select.select([self._out], [], [], left)
-            self._drain()
+        self._drain_until(lambda: False, CLOSE_TIMEOUT_S)  # to the end of its pipe
         try:
             self._proc.wait(timeout=max(0.1, deadline - monotonic()))
         except subprocess.TimeoutExpired:

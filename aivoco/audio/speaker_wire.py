@@ -41,7 +41,7 @@ class Kind(IntEnum):
     START = 6  # the call wants sound
     CLOSE = 7
     # child -> parent
-    READY = 20  # JSON: the stream's rate and channels
+    READY = 20  # the stream is open (in the format the parent chose)
     FAIL = 21  # JSON: the stream could not be opened (kind, message)
     BLOCK = 22  # one callback: what it handed the device and its echo reference
     EVENTS = 23  # JSON: marks reached, cues heard, a stats snapshot
