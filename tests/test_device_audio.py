@@ -39,6 +39,7 @@ from aivoco.audio.chunk import AudioChunk
 from aivoco.audio.devices import DeviceInfo, list_devices, resolve_device
 from aivoco.audio.engine import DevicePlayer, MicCapture
 from aivoco.audio.levels import peak
+from aivoco.audio.speaker_proc import ProcessPlayer
 from aivoco.audio.streams import OUTPUT_STEPS
 from aivoco.errors import DeviceError
 from aivoco.session.build import build_source
@@ -82,6 +83,28 @@ def call_once_after(seconds: float, action: Callable[[], None]) -> Iterator[None
     finally:
         timer.cancel()
         once()
+
+
+Speaker = DevicePlayer[str] | ProcessPlayer[str]
+
+
+def play_tone(player: Speaker, seconds: float, mark: str = "end") -> None:
+    """A 440 Hz tone in 20 ms chunks, as an agent sends them, then a mark."""
+    tone = sine_chunk(440, 24000, seconds, AMPLITUDE)
+    for i in range(0, tone.frames, 480):
+        player.play(AudioChunk(tone.samples[i : i + 480].copy(), 24000))
+    player.add_marker(mark)
+
+
+def until_reached(player: Speaker, taps: list[AudioChunk], deadline: float) -> list[str]:
+    """Wait (until `deadline`) for a mark to be reached, keeping what was played: the
+    tap ring holds 2 s."""
+    reached: list[str] = []
+    while not reached and time.monotonic() < deadline:
+        time.sleep(0.05)
+        taps.append(player.take_played())
+        reached = player.pop_reached()
+    return reached
 
 
 def device_named(name: str) -> DeviceInfo:
@@ -253,17 +276,10 @@ def test_device_player_plays_a_440hz_tone(pulse: PulseServer, tmp_path: Path) ->
             while not (tap := player.take_played()).frames and time.monotonic() < deadline:
                 time.sleep(0.02)
             taps.append(tap)
-            tone = sine_chunk(440, 24000, seconds, AMPLITUDE)
             player.cue_heard(1)
             queued_at = time.monotonic()
-            for i in range(0, tone.frames, 480):
-                player.play(AudioChunk(tone.samples[i : i + 480].copy(), 24000))
-            player.add_marker("end")
-            reached: list[str] = []
-            while not reached and time.monotonic() < deadline:
-                time.sleep(0.05)
-                taps.append(player.take_played())  # drain: the tap ring holds 2 s
-                reached = player.pop_reached()
+            play_tone(player, seconds)
+            reached = until_reached(player, taps, deadline)
             time.sleep(0.5)  # the tail still travels through PulseAudio to parec
             taps.append(player.take_played())
             stats = player.stats()

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from pulse import PulseServer, stop_client
+from test_device_audio import AMPLITUDE, play_tone, until_reached
 from test_device_ladder import STARVE_S, hold_the_gil
-from tones import dominant_freq, level_dbfs, sine_chunk, sine_dbfs, steady
+from tones import dominant_freq, level_dbfs, sine_dbfs, steady
 
 from aivoco.audio import speaker_wire as wire
 from aivoco.audio.chunk import AudioChunk
@@ -32,8 +33,7 @@ from aivoco.errors import DeviceError
 pytestmark = pytest.mark.device
 
 DEADLINE_S = 20.0
-RATE_HZ = 24_000
-AMPLITUDE = 0.5
+RATE_HZ = 24_000  # what play_tone sends
 
 
 def alive(pid: int) -> bool:
@@ -67,23 +67,6 @@ def at_the_first_step() -> ProcessPlayer[str]:
     pytest.fail("the speaker did not settle at its first step in 3 tries")
 
 
-def play_tone(player: ProcessPlayer[str], seconds: float, mark: str = "end") -> None:
-    tone = sine_chunk(440, RATE_HZ, seconds, AMPLITUDE)
-    for i in range(0, tone.frames, 480):  # 20 ms chunks, as an agent sends them
-        player.play(AudioChunk(tone.samples[i : i + 480].copy(), RATE_HZ))
-    player.add_marker(mark)
-
-
-def until_reached(player: ProcessPlayer[str], taps: list[AudioChunk]) -> list[str]:
-    deadline = time.monotonic() + DEADLINE_S
-    reached: list[str] = []
-    while not reached and time.monotonic() < deadline:
-        time.sleep(0.05)
-        taps.append(player.take_played())
-        reached = player.pop_reached()
-    return reached
-
-
 def test_the_child_plays_what_the_call_sends_with_marks_cues_and_reference(
     pulse: PulseServer, tmp_path: Path
 ) -> None:
@@ -100,7 +83,7 @@ def test_the_child_plays_what_the_call_sends_with_marks_cues_and_reference(
             player.cue_heard(1)
             queued_at = time.monotonic()
             play_tone(player, 1.5)
-            reached = until_reached(player, taps)
+            reached = until_reached(player, taps, time.monotonic() + DEADLINE_S)
             ref = player.reference.read()
             time.sleep(0.3)  # the tail still travels through PulseAudio to parec
             taps.append(player.take_played())
@@ -137,7 +120,7 @@ def test_a_busy_call_process_does_not_starve_the_speaker(pulse: PulseServer) -> 
         play_tone(player, 2.0)
         time.sleep(0.3)
         hold_the_gil(STARVE_S)  # an in-process 20 ms stream underflows and steps up here
-        reached = until_reached(player, taps)
+        reached = until_reached(player, taps, time.monotonic() + DEADLINE_S)
     finally:
         player.close()
     stats = player.stats()  # the child's final figures, taken in at close
