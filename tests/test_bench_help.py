@@ -21,6 +21,7 @@ SCRIPTS = [
     "profile_call.py",
     "probe_output_callback.py",
     "probe_speaker_process.py",
+    "probe_uplink_budget.py",
     "ref_sts_client.py",
     "ref_call_client.py",
 ]

@@ -50,3 +50,24 @@ def test_frames_carry_the_time_of_their_first_sample(device_hz: int, rate_hz: in
     assert heard == pytest.approx(T0 + 0.5, abs=1.5 / rate_hz)
     starts = [f.captured_at_s for f in frames]
     assert np.allclose(np.diff(np.asarray(starts, dtype=float)), 0.02)
+
+
+@pytest.mark.parametrize(
+    ("device_hz", "rate_hz", "before_end_ms"),
+    [(44100, 16000, 2.0), (48000, 16000, 2.0), (44100, 8000, 3.0), (48000, 8000, 3.0)],
+)
+def test_a_sound_near_the_frame_end_leaves_with_that_frame(
+    device_hz: int, rate_hz: int, before_end_ms: float
+) -> None:
+    """What the converter holds back is the uplink's, every frame: a click this close to
+    the end of a frame's last block leaves with it (the live converter holds back 1.2 ms
+    at 16 kHz, 2.4 at 8 kHz; the file converter's 2.9 and 5.6 would send it a frame
+    later, bench/probe_uplink_budget.py)."""
+    x = np.zeros(device_hz, np.float32)
+    end = device_hz * 40 // 100  # the end of block 40: a frame ends there
+    x[end - round(before_end_ms * device_hz / 1000)] = 1.0
+    framer = CaptureFramer(device_hz, rate_hz, rate_hz // 50)
+    for k, b in enumerate(blocks(device_hz, 1.0, x)[:40]):
+        out = framer.frames(b, T0 + k * 0.01)
+    assert len(out) == 1
+    assert int(np.abs(out[0].mono_samples()).max()) > 3000

@@ -1,8 +1,8 @@
 """Captured device blocks -> uplink frames: converted to the call's rate, cut into whole
 frames, each stamped with the time its first sample left the microphone's converter.
 
-Phase. A sinc converter holds output back (libsamplerate's sinc_medium, 44.1 -> 16 kHz:
-2.9 ms). Cut from the converter's first output sample, a frame's last sample would come
+Phase. A sinc converter holds output back (libsamplerate's sinc_fastest, 44.1 -> 16 kHz:
+1.2 ms). Cut from the converter's first output sample, a frame's last sample would come
 out only with the device block *after* the one that holds it: one capture period (10 ms)
 later. So the converted stream starts with as much silence as the converter holds back;
 frame edges then fall where a whole device block's output ends, and a frame leaves with
@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from aivoco.audio.chunk import AudioChunk, Float32Array, float32_to_pcm16
-from aivoco.audio.resample import StreamResampler
+from aivoco.audio.resample import LIVE_CONVERTER, StreamResampler
 
 
 class CaptureFramer:
@@ -24,7 +24,9 @@ class CaptureFramer:
         self.rate_hz = rate_hz
         self.frame_frames = frame_frames
         # Each device block converts in one call: the device fixes the chunking.
-        self.resampler = StreamResampler(device_rate_hz, rate_hz, block_ms=None)
+        self.resampler = StreamResampler(
+            device_rate_hz, rate_hz, converter=LIVE_CONVERTER, block_ms=None
+        )
         self._pending = np.zeros(0, np.float32)  # converted, not yet a whole frame
         self._produced = 0  # converter output position of _pending[0]
         self._fed = 0  # device frames fed to the converter
