@@ -80,7 +80,8 @@ class Capture:
 
 
 def capture(delay_ms: int, attenuation_db: float, pulse: PulseServer) -> Capture:
-    from aivoco.audio.engine import DevicePlayer, MicCapture
+    from aivoco.audio.capture import MicCapture
+    from aivoco.audio.engine import DevicePlayer
 
     agent = read_file(demo_utterance_path(), 24000)
     gap = AudioChunk.silence_ms(500, 24000)

@@ -35,9 +35,10 @@ from tones import (
     steady,
 )
 
+from aivoco.audio.capture import MicCapture
 from aivoco.audio.chunk import AudioChunk
 from aivoco.audio.devices import DeviceInfo, list_devices, resolve_device
-from aivoco.audio.engine import DevicePlayer, MicCapture
+from aivoco.audio.engine import DevicePlayer
 from aivoco.audio.levels import peak
 from aivoco.audio.speaker_proc import ProcessPlayer
 from aivoco.audio.streams import OUTPUT_STEPS

@@ -11,139 +11,38 @@ python-sounddevice's examples: no logging, allocation-heavy work or resampling t
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from time import monotonic
 from typing import Any, TypeVar
 
 import numpy as np
 
-from aivoco.audio.chunk import AudioChunk, Float32Array
+from aivoco.audio.chunk import Float32Array
 from aivoco.audio.devices import load_sounddevice, resolve_device
-from aivoco.audio.framing import CaptureFramer
 from aivoco.audio.playout import Player, PlayerStats
 from aivoco.audio.streams import (
     OUTPUT_STEPS,
+    RETRY_AFTER_S,
     Ladder,
     OutputStep,
     StreamFormat,
+    Trial,
     Verdict,
     open_stream,
     supported_formats,
 )
-from aivoco.audio.timed import TimedBlock, TimedRing, block_time_s
+from aivoco.audio.timed import block_time_s
 from aivoco.errors import AivocoError, DeviceError
 
 T = TypeVar("T")
 
-# The input callback's period. Through our resampler a frame's edges do not line up with
-# the device's blocks, so a frame waits for up to one block after its last sample: with
-# 20 ms blocks (one wake-up per frame) the uplink bench measured 8 ms more than with 10
-# ms (docs/devices.md#capture).
-CAPTURE_BLOCK_MS = 10.0
-CAPTURE_RING_MS = 2000  # what the uplink may fall behind (a GC pause, a slow send)
-STALL_CHECK_S = 0.5  # no capture callback for this long: is the stream still running?
 SETTLING_POLL_S = 0.05  # how often the output ladder looks at a stream that is settling
 HEADROOM_BLOCKS = 16  # the last clean callbacks: their DAC distance is the output latency
+TRIAL_WAIT_S = 30.0  # a settled trial waits this long for a quiet speaker, then is closed
 # The jitter buffer's hold for a speaker (README "The jitter buffer"): the first output
 # step's (40 ms). A step up raises it to that step's (aivoco/audio/streams.py).
 DEVICE_PREFILL_MS = float(OUTPUT_STEPS[0].hold_ms)
-
-
-class MicCapture:
-    """Microphone -> mono int16 frames of `frame_ms` at `sample_rate_hz`, each stamped
-    with the time its first sample met the converter (`captured_at_s`).
-
-    No thread of its own: the callback copies each block into a ring and sets an event;
-    the consumer's thread (the uplink) wakes on it and frames what came."""
-
-    acoustic = True  # a real microphone: it can hear the speaker (echo control)
-
-    def __init__(
-        self, device: str | int | None, sample_rate_hz: int, frame_ms: int, *, native: bool = False
-    ) -> None:
-        """`native`: ask for the call's own rate first (the sound server converts, as for
-        arecord), for calls whose echo control does not align the microphone with the
-        speaker (docs/devices.md#rates); else the device's rate, converted by us."""
-        self._sd = load_sounddevice()
-        self.device = resolve_device(device, "input")
-        self.sample_rate_hz = sample_rate_hz
-        self.frame_ms = frame_ms
-        self.frame_frames = sample_rate_hz * frame_ms // 1000
-        self.input_overflows = 0
-        self.finished = False  # a microphone never runs out (FileSource API parity)
-        self._stop = threading.Event()
-        self._ready = threading.Event()  # the callback wrote a block
-        self._error: AivocoError | None = None
-        block_ms = CAPTURE_BLOCK_MS
-        # With echo control, the device's own rate: on the echo rig a 16 kHz capture
-        # stream (converted by PulseAudio) let the agent's echo through the gate and the
-        # canceller in 7 of 20 test cases, the 44.1 kHz one in none of 16. Without it,
-        # the call's rate where the host API takes it (docs/devices.md#rates).
-        formats = supported_formats(
-            self._sd, self.device, "input", sample_rate_hz if native else None
-        )
-        self._stream, fmt = open_stream(
-            self._sd, self.device, "input", self._cb, formats=formats, block_ms=block_ms,
-            latency="low",
-        )  # fmt: skip
-        self.device_rate_hz = fmt.rate_hz
-        self.channels = fmt.channels
-        self._ring = TimedRing(
-            self.device_rate_hz * CAPTURE_RING_MS // 1000, self.device_rate_hz, self.channels
-        )
-        self._framer = CaptureFramer(self.device_rate_hz, sample_rate_hz, self.frame_frames)
-        # Input buffers lie in the past: without a believable ADC time, assume the
-        # stream's nominal latency (docs/echo.md#alignment).
-        self._fallback_s = -float(self._stream.latency)
-
-    @property
-    def resampling(self) -> bool:
-        """True when the device rate differs from the call's and aivoco converts."""
-        return self._framer.converting
-
-    @property
-    def lost_frames(self) -> int:
-        """Captured audio dropped by an overflow (at `sample_rate_hz`)."""
-        return self._ring.dropped_frames * self.sample_rate_hz // self.device_rate_hz
-
-    def _cb(self, indata: Float32Array, frames: int, time: Any, status: Any) -> None:
-        if status.input_overflow:
-            self.input_overflows += 1
-        at = block_time_s(monotonic(), time.currentTime, time.inputBufferAdcTime, self._fallback_s)
-        self._ring.write(indata, at)
-        self._ready.set()
-
-    def start(self) -> None:
-        try:
-            self._stream.start()
-        except self._sd.PortAudioError as exc:
-            raise DeviceError(f"cannot start input device {self.device.name}: {exc}") from exc
-
-    def __iter__(self) -> Iterator[AudioChunk]:
-        """Frames as they are captured, until `close()`; raises DeviceError if the
-        stream stops by itself (a device unplugged)."""
-        while not self._stop.is_set():
-            if not self._ready.wait(STALL_CHECK_S):
-                if not self._stream.active and not self._stop.is_set():
-                    raise DeviceError(f"input device {self.device.name} stopped")
-                continue
-            self._ready.clear()  # before reading: a block written meanwhile sets it again
-            yield from self._frames(self._ring.read())
-
-    def _frames(self, block: TimedBlock) -> list[AudioChunk]:
-        if self._stop.is_set():
-            return []
-        return self._framer.frames(block.samples, block.start_s)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._ready.set()  # wake the consumer so it sees the stop
-        try:
-            self._stream.stop()
-            self._stream.close()
-        except self._sd.PortAudioError:
-            pass
 
 
 class DevicePlayer(Player[T]):
@@ -152,7 +51,9 @@ class DevicePlayer(Player[T]):
 
     The stream runs from construction, playing silence while it settles; `Ladder` picks
     its latency (aivoco/audio/streams.py) on the `aivoco-output` thread, which sleeps
-    once the stream is settled until an underflow wakes it. Agent audio is consumed only
+    once the stream is settled until an underflow wakes it or a step left for one is due
+    to be tried again (on a second stream that takes over only once it has settled and
+    the speaker is quiet: docs/devices.md#step-down). Agent audio is consumed only
     while `start()` has been called and the stream is settled: a callback that reports an
     underflow writes silence and consumes nothing, because the device is discarding what
     it is given (through ALSA's pulse plugin an underflow burst throws away whole
@@ -168,12 +69,14 @@ class DevicePlayer(Player[T]):
         rate_hz: int | None = None,
         steps: tuple[OutputStep, ...] = OUTPUT_STEPS,
         formats: Sequence[StreamFormat] | None = None,
+        retry_after_s: float = RETRY_AFTER_S,
     ) -> None:
         """`formats`: the ones to try, best first (default: `rate_hz`, then the
-        device's rate, as `supported_formats` finds them)."""
+        device's rate, as `supported_formats` finds them). `retry_after_s`: clean play
+        before a step left for an underflow is tried again (`Ladder`)."""
         self._sd = load_sounddevice()
         self.device = resolve_device(device, "output")
-        self.ladder = Ladder(steps)
+        self.ladder = Ladder(steps, retry_after_s=retry_after_s)
         self._started = False  # start() was called: the call wants sound
         self._consuming = False  # started and settled: the callback plays agent audio
         self._flags = 0  # callbacks that reported an underflow, every stream
@@ -183,9 +86,15 @@ class DevicePlayer(Player[T]):
         self._stop = threading.Event()
         self._alarm = threading.Event()  # an underflow while settled, or close()
         self._mode = threading.Lock()  # _started/_consuming change together
+        self._gen = 0  # the stream whose callbacks play; any other plays silence
+        self._trial: tuple[Any, int, Trial] | None = None  # (stream, its gen, judge)
+        self._trial_played = 0  # frames of the trial stream's clean callbacks
+        self._trial_flags = 0  # its callbacks that reported an underflow
+        self._quiet_since = (0, 0.0)  # (jitter read position, when it last moved)
         if formats is None:
             formats = supported_formats(self._sd, self.device, "output", rate_hz)
-        self._stream, fmt = self._open(formats, self.ladder.step)
+        self._stream, fmt = self._open(formats, self.ladder.step, 0)
+        self._fallback_s = float(self._stream.latency)  # output buffers lie in the future
         super().__init__(fmt.rate_hz, prefill_ms)
         self._format = fmt
         self.channels = fmt.channels
@@ -197,13 +106,28 @@ class DevicePlayer(Player[T]):
         self._control = threading.Thread(target=self._run, name="aivoco-output", daemon=True)
         self._begin()
 
-    def _open(self, formats: Any, step: OutputStep) -> tuple[Any, Any]:
-        stream, fmt = open_stream(
-            self._sd, self.device, "output", self._cb, formats=formats,
+    def _open(self, formats: Any, step: OutputStep, gen: int) -> tuple[Any, Any]:
+        def callback(outdata: Float32Array, frames: int, time: Any, status: Any) -> None:
+            if gen == self._gen:
+                self._cb(outdata, frames, time, status)
+            else:
+                self._standby(gen, outdata, frames, status)
+
+        return open_stream(
+            self._sd, self.device, "output", callback, formats=formats,
             block_ms=step.block_ms, latency=step.latency_ms / 1000,
         )  # fmt: skip
-        self._fallback_s = float(stream.latency)  # output buffers lie in the future
-        return stream, fmt
+
+    def _standby(self, gen: int, outdata: Float32Array, frames: int, status: Any) -> None:
+        """A stream that does not play: a trial settling, or the one it replaced."""
+        outdata.fill(0.0)
+        trial = self._trial
+        if trial is None or trial[1] != gen:
+            return
+        if status.output_underflow:
+            self._trial_flags += 1
+        else:
+            self._trial_played += frames
 
     def _begin(self) -> None:
         try:
@@ -246,20 +170,22 @@ class DevicePlayer(Player[T]):
     # -- the latency ladder (the aivoco-output thread) ---------------------------------
     def _run(self) -> None:
         while not self._stop.is_set():
-            if self.ladder.settled:
-                self._alarm.wait()
+            if self.ladder.settled and self._trial is None:
+                self._alarm.wait(self.ladder.retry_in_s(monotonic()))
                 self._alarm.clear()
             else:
                 self._stop.wait(SETTLING_POLL_S)
             if self._stop.is_set():
                 return
-            verdict = self.ladder.observe(monotonic(), self._played_ms(), self._flags)
+            now = monotonic()
+            verdict = self.ladder.observe(now, self._played_ms(), self._flags)
             if verdict is Verdict.ACCEPT:
                 self.output_latency_ms = self._measured_ms()
                 with self._mode:
                     self._consuming = self._started
                 self._settled.set()
             elif verdict is Verdict.STEP_UP:
+                self._close_trial()
                 with self._mode:
                     self._consuming = False
                 self.jitter.raise_prefill(self.ladder.step.hold_ms)
@@ -268,19 +194,80 @@ class DevicePlayer(Player[T]):
                 except AivocoError as exc:
                     self.error = exc  # the call ends with it (the observer reports it)
                     return
+            elif self.ladder.settled:
+                self._tend_trial(now)
 
-    def _reopen(self, step: OutputStep) -> None:
-        old = self._stream
+    # -- back down: make before break (docs/devices.md#step-down) ----------------------
+    def _tend_trial(self, now: float) -> None:
+        if self._trial is None:
+            step = self.ladder.retry_due(now)
+            if step is not None:
+                self._open_trial(step, now)
+            return
+        judge = self._trial[2]
+        played_ms = self._trial_played * 1000.0 / self.clock_rate_hz
+        verdict = judge.observe(now, played_ms, self._trial_flags)
+        waited_s = now - judge.opened_at
+        if verdict is Verdict.STEP_UP or waited_s > TRIAL_WAIT_S:
+            self._close_trial()
+            self.ladder.trial_failed(now)
+        elif verdict is Verdict.ACCEPT and self._quiet(now):
+            self._take_over(now)
+
+    def _open_trial(self, step: OutputStep, now: float) -> None:
+        gen = self._gen + 1
+        self._trial_played = self._trial_flags = 0
         try:
-            old.stop()
-            old.close()
+            stream, _ = self._open([self._format], step, gen)
+            self._trial = (stream, gen, self.ladder.trial(now, 0.0, 0))
+            stream.start()
+        except (AivocoError, self._sd.PortAudioError):
+            self._close_trial()  # the stream in use plays on; try again later
+            self.ladder.trial_failed(now)
+
+    def _quiet(self, now: float) -> bool:
+        """Nothing queued or playing, and nothing consumed for longer than the stream in
+        use holds: what it still has to play is silence, so switching loses nothing."""
+        read, write = self.jitter.positions
+        if read != self._quiet_since[0]:
+            self._quiet_since = (read, now)
+            return False
+        held_s = self.ladder.step.latency_ms / 1000 + SETTLING_POLL_S
+        return read == write and not self.jitter.playing and now - self._quiet_since[1] > held_s
+
+    def _take_over(self, now: float) -> None:
+        assert self._trial is not None
+        stream, gen, judge = self._trial
+        old, above = self._stream, self.ladder.step
+        self._heads.fill(np.nan)  # the figure is the new stream's from here
+        self._fallback_s = float(stream.latency)
+        self._stream, self._trial = stream, None
+        self._gen = gen  # its callbacks play from the next one on; the old one's are silent
+        self.ladder.came_down(now, self._flags)
+        self.jitter.lower_prefill(above.hold_ms, judge.step.hold_ms)
+        self._close(old)
+
+    def _close_trial(self) -> None:
+        if self._trial is not None:
+            stream, self._trial = self._trial[0], None
+            self._close(stream)
+
+    def _close(self, stream: Any) -> None:
+        try:
+            stream.stop()
+            stream.close()
         except self._sd.PortAudioError:
             pass
+
+    def _reopen(self, step: OutputStep) -> None:
+        self._close(self._stream)
         # The old stream's callbacks have ended: measure the new one alone (with 20 ms
         # blocks, settling takes fewer callbacks than HEADROOM_BLOCKS, and the figure
         # after 100 -> 200 ms read 129 ms).
         self._heads.fill(np.nan)
-        self._stream, _ = self._open([self._format], step)
+        self._gen += 2  # past any trial's: only the new stream plays
+        self._stream, _ = self._open([self._format], step, self._gen)
+        self._fallback_s = float(self._stream.latency)
         try:
             self._stream.start()
         except self._sd.PortAudioError as exc:
@@ -324,11 +311,8 @@ class DevicePlayer(Player[T]):
         if self._control.is_alive() and self._control is not threading.current_thread():
             self._control.join(timeout=2)
         self._consuming = False
-        try:
-            self._stream.stop()
-            self._stream.close()
-        except self._sd.PortAudioError:
-            pass
+        self._close_trial()
+        self._close(self._stream)
 
 
 PROBE_RATE_HZ = 24_000  # sts's downlink rate: what a call's output stream opens at

@@ -131,6 +131,14 @@ class JitterBuffer(Generic[T]):
             want = round(prefill_ms * self.sample_rate_hz / 1000)
             self._prefill = min(self._max_prefill, max(self._prefill, want))
 
+    def lower_prefill(self, from_ms: float, to_ms: float) -> None:
+        """Take back what a step up added (`from_ms` -> `to_ms`), keeping whatever the
+        network's jitter added on top of it."""
+        with self._lock:
+            drop = round((from_ms - to_ms) * self.sample_rate_hz / 1000)
+            floor = max(1, round(to_ms * self.sample_rate_hz / 1000))
+            self._prefill = max(floor, self._prefill - drop)
+
     # -- producer side (worker thread) -----------------------------------------------
     def write(self, frames: Float32Array) -> None:
         x = frames.reshape(-1, self.channels)
@@ -271,6 +279,12 @@ class JitterBuffer(Generic[T]):
     @property
     def buffered_frames(self) -> int:
         return self._ring.available
+
+    @property
+    def playing(self) -> bool:
+        """A spurt is playing: its hold was met and it has not run dry since."""
+        with self._lock:
+            return self._playing
 
     @property
     def positions(self) -> tuple[int, int]:

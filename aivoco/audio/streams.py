@@ -161,6 +161,10 @@ OUTPUT_STEPS = (
 SETTLE_MS = 250  # audio a new stream must play without an underflow to be accepted
 STEP_DEADLINE_S = 1.5  # a step still underflowing this long after opening is left
 OPEN_DEADLINE_S = 4.0  # a device that barely runs at all is accepted as it is
+# Back down (docs/devices.md#step-down): a step left for an underflow during the call is
+# tried again after this long without one; each failure doubles the wait.
+RETRY_AFTER_S = 20.0
+RETRY_LIMIT = 4  # trials per stream's life: a machine that cannot keep up stops paying
 
 
 class Verdict(Enum):
@@ -176,7 +180,10 @@ class Ladder:
     one still underflowing `step_deadline_s` after it opened is left for the next (a
     device whose callbacks barely run is not an underflow problem: it is accepted after
     `open_deadline_s`). Live: any underflow moves one step up. The top step is kept
-    whatever happens."""
+    whatever happens. Back down: a step left for an underflow during the call (one the
+    device had played cleanly) is tried again on a second stream (`Trial`) after
+    `retry_after_s` without an underflow; the wait doubles each time a trial fails or
+    the lower step underflows again within it, and there are at most `retry_limit`."""
 
     def __init__(
         self,
@@ -185,6 +192,8 @@ class Ladder:
         settle_ms: float = SETTLE_MS,
         step_deadline_s: float = STEP_DEADLINE_S,
         open_deadline_s: float = OPEN_DEADLINE_S,
+        retry_after_s: float = RETRY_AFTER_S,
+        retry_limit: int = RETRY_LIMIT,
     ) -> None:
         if not steps:
             raise ValueError("no output steps")
@@ -199,6 +208,12 @@ class Ladder:
         self._clean_from_ms = 0.0  # audio position after the last underflow
         self._troubled = False  # underflowed since this step opened
         self.history: list[tuple[OutputStep, str]] = []  # (step, why it was left)
+        self.retry_limit = retry_limit
+        self.trials = 0  # lower steps tried again so far
+        self._wait_s = retry_after_s  # clean play before the next trial
+        self._retry_at: float | None = None  # when the step below may be tried
+        self._lowest_played = len(self.steps)  # lowest index accepted so far
+        self._down_at = -1e9  # when the ladder last came back down
 
     @property
     def step(self) -> OutputStep:
@@ -222,7 +237,7 @@ class Ladder:
         self._underflows = underflows
         if self.settled:
             if new and not self.at_top:
-                return self._up("underflow during the call")
+                return self._up_live(now_s)
             return Verdict.WAIT
         if new:
             self._clean_from_ms = played_ms
@@ -240,9 +255,87 @@ class Ladder:
 
     def _accept(self) -> Verdict:
         self.settled = True
+        self._lowest_played = min(self._lowest_played, self.index)
         return Verdict.ACCEPT
 
     def _up(self, why: str) -> Verdict:
         self.history.append((self.step, why))
         self.index += 1
         return Verdict.STEP_UP
+
+    def _up_live(self, now_s: float) -> Verdict:
+        if now_s - self._down_at < self._wait_s:  # came down too soon: wait longer
+            self._wait_s *= 2
+        verdict = self._up("underflow during the call")
+        self._retry_at = now_s + self._wait_s
+        return verdict
+
+    # -- back down ---------------------------------------------------------------------
+    def retry_due(self, now_s: float) -> OutputStep | None:
+        """The step to try again now, if one is due (the stream in use has settled)."""
+        below = self.index - 1
+        if not self.settled or self._retry_at is None or now_s < self._retry_at:
+            return None
+        if below < self._lowest_played or self.trials >= self.retry_limit:
+            return None
+        return self.steps[below]
+
+    def retry_in_s(self, now_s: float) -> float | None:
+        """How long until `retry_due` may say yes (None: not while nothing changes)."""
+        if self._retry_at is None or self.trials >= self.retry_limit:
+            return None
+        return max(0.0, self._retry_at - now_s)
+
+    def trial(self, now_s: float, played_ms: float, underflows: int) -> Trial:
+        """A second stream at the step below was just opened (its own counters)."""
+        self.trials += 1
+        return Trial(
+            self.steps[self.index - 1], now_s, played_ms, underflows,
+            settle_ms=self.settle_ms, deadline_s=self.open_deadline_s,
+        )  # fmt: skip
+
+    def trial_failed(self, now_s: float) -> None:
+        self._wait_s *= 2
+        self._retry_at = now_s + self._wait_s
+
+    def came_down(self, now_s: float, underflows: int) -> None:
+        """The trial's stream took over (`underflows`: the counter live play is judged
+        on from now)."""
+        self.history.append((self.step, f"no underflow for {self._wait_s:g} s: back down"))
+        self.index -= 1
+        self._underflows = underflows
+        self._down_at = now_s
+        self._retry_at = now_s + self._wait_s
+
+
+class Trial:
+    """A lower step on a second stream while the first keeps playing (make before
+    break), judged on the new stream's own counters: accepted once it has played
+    `settle_ms` without an underflow, failed if it has not by `deadline_s` or
+    underflows after that."""
+
+    def __init__(
+        self, step: OutputStep, now_s: float, played_ms: float, underflows: int, *,
+        settle_ms: float, deadline_s: float,
+    ) -> None:  # fmt: skip
+        self.step = step
+        self.opened_at = now_s
+        self.settle_ms = settle_ms
+        self.deadline_s = deadline_s
+        self._underflows = underflows
+        self._clean_from_ms = played_ms
+        self.accepted = False
+
+    def observe(self, now_s: float, played_ms: float, underflows: int) -> Verdict:
+        """ACCEPT (ready to take over), STEP_UP (failed: stay where we are) or WAIT."""
+        if underflows != self._underflows:
+            self._underflows = underflows
+            self._clean_from_ms = played_ms
+            if self.accepted:
+                return Verdict.STEP_UP
+        if self.accepted or played_ms - self._clean_from_ms >= self.settle_ms:
+            self.accepted = True
+            return Verdict.ACCEPT
+        if now_s - self.opened_at >= self.deadline_s:
+            return Verdict.STEP_UP
+        return Verdict.WAIT

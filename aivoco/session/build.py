@@ -68,7 +68,7 @@ def build_source(options: CallOptions, rate_hz: int) -> tuple[Source, str]:
         from aivoco.audio.files import FileSource
 
         return FileSource(options.input_file, rate_hz, options.chunk_ms), str(options.input_file)
-    from aivoco.audio.engine import MicCapture
+    from aivoco.audio.capture import MicCapture
 
     mic = MicCapture(options.input_device, rate_hz, options.chunk_ms, native=not aligns(options))
     converted = f" -> {rate_hz} Hz" if mic.resampling else ""
