@@ -99,6 +99,7 @@ def test_a_step_left_for_an_underflow_during_the_call_is_tried_again_after_the_w
     assert lad.history[-1] == (STEPS[1], "no underflow for 20 s: back down")
     assert lad.observe(28.0, 28000.0, 1) is Verdict.WAIT  # judged on the counter given
     assert lad.retry_due(60.0) is None  # at the lowest step played: nothing below
+    assert lad.retry_in_s(60.0) is None  # so the ladder's thread sleeps until an underflow
 
 
 def test_a_trial_that_does_not_settle_or_underflows_before_taking_over_fails() -> None:
@@ -154,6 +155,7 @@ def test_a_step_that_never_settled_is_not_tried_again() -> None:
     lad.trial(100.0, 0.0, 0)
     lad.came_down(101.0, 21)
     assert lad.retry_due(1000.0) is None  # never to the first
+    assert lad.retry_in_s(1000.0) is None
 
 
 def test_lowering_the_hold_keeps_what_the_network_added() -> None:

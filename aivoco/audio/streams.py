@@ -273,16 +273,16 @@ class Ladder:
     # -- back down ---------------------------------------------------------------------
     def retry_due(self, now_s: float) -> OutputStep | None:
         """The step to try again now, if one is due (the stream in use has settled)."""
-        below = self.index - 1
-        if not self.settled or self._retry_at is None or now_s < self._retry_at:
+        wait = self.retry_in_s(now_s)
+        if not self.settled or wait is None or wait > 0:
             return None
-        if below < self._lowest_played or self.trials >= self.retry_limit:
-            return None
-        return self.steps[below]
+        return self.steps[self.index - 1]
 
     def retry_in_s(self, now_s: float) -> float | None:
         """How long until `retry_due` may say yes (None: not while nothing changes)."""
         if self._retry_at is None or self.trials >= self.retry_limit:
+            return None
+        if self.index - 1 < self._lowest_played:  # nothing below that has played
             return None
         return max(0.0, self._retry_at - now_s)
 
