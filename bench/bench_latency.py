@@ -2,6 +2,7 @@
 
     python bench/bench_latency.py                     # sts and call, 10 bursts each
     python bench/bench_latency.py --protocol sts --bursts 30
+    python bench/bench_latency.py --bursts 20 --stall-at 2   # a stall: up, then back down
 
 Rig (all on this machine; nothing else is touched):
 * a private PulseAudio with null sinks (tests/pulse.py): aivoco's microphone is
@@ -50,6 +51,7 @@ import contextlib
 import json
 import os
 import re
+import signal
 import sys
 import threading
 import time
@@ -74,6 +76,7 @@ REPLY_S = 0.3
 CLICK_AT_S = 0.6
 REPLY_AT_S = 1.0
 PHASE_STEP_S = 0.007  # each burst this much later in the frame grid than the last
+STALL_S = 0.4  # --stall-at: the speaker process stopped this long (SIGSTOP, SIGCONT)
 
 Float32Array = npt.NDArray[np.float32]
 Int16Array = npt.NDArray[np.int16]
@@ -400,6 +403,25 @@ def uplink_onsets(
     return out
 
 
+def stall_speaker(parent: int) -> str:
+    """Stop aivoco's speaker process for STALL_S: its stream underflows as a stalled
+    callback's does, and the ladder steps up (then back down after its wait)."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            ours = d.name.isdigit() and b"speaker_child" in (d / "cmdline").read_bytes()
+            if ours and int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
+                pids.append(int(d.name))
+    if not pids:
+        return "--stall-at: no speaker process found"
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+    time.sleep(STALL_S)
+    for pid in pids:
+        os.kill(pid, signal.SIGCONT)
+    return f"speaker process stopped for {STALL_S:g} s"
+
+
 def nearest_after(times: Sequence[float], t: float, window_s: float) -> float | None:
     """The latest of `times` at or before t (within window_s)."""
     best = None
@@ -445,6 +467,8 @@ def run_protocol(
         mic_wave = tone(MIC_BURST_S, RIG_RATE)
         click = tone(CLICK_S, RIG_RATE, freq=3000.0)
         for j in range(args.bursts):
+            if j == args.stall_at:
+                res.notes.append(stall_speaker(client.proc.pid))
             t0 = time.monotonic()
             mic_idx.append(mic_play.schedule(0.0, mic_wave))
             click_idx.append(spk_play.schedule(CLICK_AT_S, click))
@@ -600,6 +624,9 @@ def report(results: Sequence[ProtocolResult], args: argparse.Namespace) -> str:
     lines.append("")
     for r in results:
         lines += [f"  {n}" for n in r.notes]
+    if args.stall_at is not None:
+        lines += ["", f"downlink per reply, ms (the speaker stalled before reply {args.stall_at}):"]
+        lines += [f"  {r.protocol}: " + " ".join(f"{d:.0f}" for d in r.downlink) for r in results]
     return "\n".join(lines)
 
 
@@ -625,6 +652,11 @@ def main() -> None:
         "--baseline", type=Path, default=None,
         help="also measure the aivoco in this checkout (e.g. a git worktree of an older "
         "commit), as PROTOCOL@base, right before each protocol's run",
+    )  # fmt: skip
+    ap.add_argument(
+        "--stall-at", type=int, default=None, metavar="N",
+        help=f"stop aivoco's speaker process for {STALL_S:g} s before burst N (0-based): "
+        "shows the output ladder stepping up and, after its wait, back down",
     )  # fmt: skip
     # Kept for the common --seconds/--runs interface: --seconds bounds the burst count.
     ap.add_argument("--seconds", type=float, default=None, help="alternative to --bursts")
