@@ -121,6 +121,7 @@ def test_a_busy_call_process_does_not_starve_the_speaker(pulse: PulseServer) -> 
         time.sleep(0.3)
         hold_the_gil(STARVE_S)  # an in-process 20 ms stream underflows and steps up here
         reached = until_reached(player, taps, time.monotonic() + DEADLINE_S)
+        assert player.stats().output_step_ms == OUTPUT_STEPS[0].latency_ms  # the summary's
     finally:
         player.close()
     stats = player.stats()  # the child's final figures, taken in at close

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from time import monotonic
 from typing import Any, TypeVar
 
@@ -287,7 +287,8 @@ class DevicePlayer(Player[T]):
             measured = self._measured_ms()
             if measured is not None:
                 self.output_latency_ms = measured
-        return super().stats()
+        step_ms = self.ladder.step.latency_ms if self.ladder.settled else None
+        return replace(super().stats(), output_step_ms=step_ms)
 
     @property
     def output_step(self) -> OutputStep:

@@ -45,6 +45,9 @@ class PlayerStats:
     # A device's measured output latency: how far ahead of the speaker the callback
     # writes (its DAC time minus now), None for a virtual speaker.
     output_latency_ms: float | None = None
+    # The latency asked of the device's stream in use once the ladder has accepted it
+    # (docs/devices.md#latency); None while it settles, and for a virtual speaker.
+    output_step_ms: int | None = None
 
 
 def take_monitor(monitor: SampleRing, seen_lost: int, rate_hz: int) -> tuple[AudioChunk, int]:

@@ -239,13 +239,14 @@ class ProcessPlayer(Generic[T]):
             )
             if "stats" in events:
                 s = events["stats"]
+                self._step_ms = int(s["step"][0]) if s["settled"] else None
                 self._stats = PlayerStats(
                     JitterStats(**s["jitter"]),
                     int(s["device_underflows"]),
                     self.clock_rate_hz,
                     s["output_latency_ms"],
+                    self._step_ms,
                 )
-                self._step_ms = int(s["step"][0]) if s["settled"] else None
         except (KeyError, TypeError, ValueError) as exc:
             raise wire.SpeakerWireError(f"speaker process: bad events ({exc!r})") from exc
 

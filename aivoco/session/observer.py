@@ -83,6 +83,7 @@ class Observer:
         self.timers = timers
         self._next_stats = 0.0
         self._underruns = 0  # jitter underruns + device underflows already reported
+        self._step_ms: int | None = None  # the speaker's output step already reported
 
     def tick(self, now: float) -> list[it.Intent]:
         intents: list[it.Intent] = []
@@ -99,7 +100,9 @@ class Observer:
             intents.append(it.Fail(failure))
         if now >= self._next_stats:
             self._next_stats = now + STATS_PERIOD_S
-            self._note_underruns(self.publish_stats())
+            stats = self.publish_stats()
+            self._note_underruns(stats)
+            self._note_step(stats)
         if self.player.buffered_ms() > 0:
             self.timers.agent_active(now)  # audio still queued: the agent is not done
         if self.lifecycle.phase is Phase.RECONNECTING:
@@ -122,6 +125,21 @@ class Observer:
                 prefill_ms=round(stats.jitter.prefill_ms, 1),
             )
             self._underruns = total
+
+    def _note_step(self, stats: PlayerStats) -> None:
+        """An `output_step` record when the speaker's stream settles at a step, and each
+        time the ladder moves it (docs/devices.md#latency): the downlink's latency
+        changes by tens of ms then, and the transcript says when and why."""
+        step = stats.output_step_ms
+        if step is None or step == self._step_ms:
+            return
+        self.bus.emit(
+            "output_step",
+            step_ms=step,
+            previous_ms=self._step_ms,
+            output_latency_ms=stats.output_latency_ms,
+        )
+        self._step_ms = step
 
     def drain_played(self) -> bool:
         """Meter and record what the speaker played; True if the agent was audible."""
