@@ -90,3 +90,6 @@ def test_the_speakers_step_is_recorded_when_it_settles_and_when_it_moves() -> No
         "speaker: output buffer 20 -> 100 ms, after an underflow (128.9 ms measured)",
         "speaker: output buffer 100 -> 20 ms, no underflow for a while (22.8 ms measured)",
     ]
+    # The live view's transcript tells the moves, not the first settling.
+    shown = [e.text for e in state.snapshot().transcript if e.text.startswith("speaker:")]
+    assert shown == said[1:]

@@ -24,6 +24,7 @@ import sys
 import threading
 from typing import IO, Any
 
+from aivoco.session.observer import describe_output_step
 from aivoco.text import terminal_safe, utf8_line
 from aivoco.ui.widgets import clock
 
@@ -72,16 +73,6 @@ def _report(r: dict[str, Any]) -> str:
     )
 
 
-def _output_step(r: dict[str, Any]) -> str:
-    step, before = r.get("step_ms"), r.get("previous_ms")
-    measured = r.get("output_latency_ms")
-    figure = f" ({measured} ms measured)" if measured is not None else ""
-    if before is None:
-        return f"speaker: {step} ms output buffer{figure}"
-    why = "after an underflow" if step > before else "no underflow for a while"
-    return f"speaker: output buffer {before} -> {step} ms, {why}{figure}"
-
-
 def describe_record(record: dict[str, Any]) -> str | None:
     """One human line per record for `--plain`; None for records not worth a line.
     The line is raw text: printers make it terminal-safe."""
@@ -112,7 +103,9 @@ def describe_record(record: dict[str, Any]) -> str | None:
         case "mark" | "mark_played" | "credits" | "summary":
             return None
         case "output_step":
-            return _output_step(r)
+            return describe_output_step(
+                r.get("step_ms"), r.get("previous_ms"), r.get("output_latency_ms")
+            )
         case "underrun":
             return (
                 f"playback ran dry ({r.get('total')} in total); "
