@@ -55,3 +55,19 @@ def utf8_line(text: str) -> bytes:
     becomes its own JSON escape `\\udcxx`, so the line stays valid UTF-8 and valid JSON
     and the peer's text survives exactly."""
     return text.encode("utf-8", "backslashreplace")
+
+
+def describe_output_step(step_ms: Any, previous_ms: Any, measured_ms: Any) -> str:
+    """One line for an `output_step` record (the plain output, the live view, a report of
+    a transcript, which may come from anywhere: values that are not numbers are cut)."""
+
+    def ms(value: Any) -> str:
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        return f"{value:g}" if number else snippet(value, 20)
+
+    figure = f" ({ms(measured_ms)} ms measured)" if measured_ms is not None else ""
+    if previous_ms is None:
+        return f"speaker: {ms(step_ms)} ms output buffer{figure}"
+    moved = isinstance(step_ms, int) and isinstance(previous_ms, int) and step_ms > previous_ms
+    why = "after an underflow" if moved else "no underflow for a while"
+    return f"speaker: output buffer {ms(previous_ms)} -> {ms(step_ms)} ms, {why}{figure}"

@@ -93,3 +93,10 @@ def test_the_speakers_step_is_recorded_when_it_settles_and_when_it_moves() -> No
     # The live view's transcript tells the moves, not the first settling.
     shown = [e.text for e in state.snapshot().transcript if e.text.startswith("speaker:")]
     assert shown == said[1:]
+
+
+def test_a_crafted_output_step_record_is_told_in_one_short_line() -> None:
+    said = describe_record({"type": "output_step", "step_ms": "x" * 10_000, "previous_ms": None})
+    assert said is not None and len(said) < 60 and "\n" not in said
+    said = describe_record({"type": "output_step", "step_ms": 20, "previous_ms": [1, 2]})
+    assert said == "speaker: output buffer [1, 2] -> 20 ms, no underflow for a while"

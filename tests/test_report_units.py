@@ -178,6 +178,7 @@ def test_records_in_flight_elsewhere_already_have_a_place() -> None:
         rec("turn", 2.0, latency_ms=700.0, first_byte_ms=450.0, first_sound_ms=760.0),
         rec("barge_in", 3.0, cleared_ms=80.0),
         rec("underrun", 3.5, gap_ms=40.0),
+        rec("output_step", 3.6, step_ms=100, previous_ms=20, output_latency_ms=128.9),
         rec("reconnecting", 4.0, attempt=1),
         rec("reconnected", 5.0),
         rec("reconnecting", 6.0, attempt=2),
@@ -188,6 +189,7 @@ def test_records_in_flight_elsewhere_already_have_a_place() -> None:
     assert [(mk.kind, mk.lane, mk.severity) for mk in m.markers if mk.lane != "connection"] == [
         ("barge_in", "playback", "warn"),
         ("underrun", "problems", "warn"),
+        ("output_step", "playback", "warn"),
         ("error", "problems", "error"),
     ]
     assert [(s.start, s.end) for s in m.spans] == [(4.0, 5.0), (6.0, None)]

@@ -15,6 +15,7 @@ from typing import Any
 
 from aivoco.report.model import CallModel, Credits, FunctionUse, Marker, Span, Turn
 from aivoco.report.transcript import Record
+from aivoco.text import describe_output_step
 
 # `user_speech_end` is emitted once the user has been quiet this long after their last
 # voiced frame (aivoco.session.turns.USER_HANGOVER_S), so the speech ended this much
@@ -179,6 +180,13 @@ def _underrun(b: Builder, r: Record, t: float) -> None:
     b.mark(t, "underrun", "problems", f"underrun {fields_text(r)}".strip(), "warn")
 
 
+def _output_step(b: Builder, r: Record, t: float) -> None:
+    step, before = r.get("step_ms"), r.get("previous_ms")
+    text = describe_output_step(step, before, r.get("output_latency_ms"))
+    up = isinstance(step, int) and isinstance(before, int) and step > before
+    b.mark(t, "output_step", "playback", text, "warn" if up else "info")
+
+
 def _protocol_error(b: Builder, r: Record, t: float) -> None:
     b.mark(t, "protocol_error", "problems", f"protocol error: {r.get('message')}", "error")
 
@@ -263,6 +271,7 @@ HANDLERS: dict[str, Handler] = {
     "clear": _barge_in,
     "barge_in": _barge_in,
     "underrun": _underrun,
+    "output_step": _output_step,
     "protocol_error": _protocol_error,
     "error": _error,
     "notice": _notice,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from aivoco.audio.levels import HAS_AUDIO_PEAK_THRESHOLD, SILENCE_DBFS, peak, to_dbfs
 from aivoco.audio.playout import PlayerStats
@@ -21,22 +20,13 @@ from aivoco.session.lifecycle import EndReason, Lifecycle, Op, Phase
 from aivoco.session.records import RecordBus
 from aivoco.session.state import CallState
 from aivoco.session.summary import PlaybackFigures
+from aivoco.text import describe_output_step
 from aivoco.wire.driver import Driver
 
 # Meters at 25 Hz: a tick's cost is mostly fixed, so half as many halve it; a mark is
 # answered within 40 ms of being played (docs/performance.md#clock).
 OBSERVE_PERIOD_S = 0.04
 STATS_PERIOD_S = 0.1
-
-
-def describe_output_step(step_ms: Any, previous_ms: Any, measured_ms: Any) -> str:
-    """One line for an `output_step` record (the plain output, the live view)."""
-    figure = f" ({measured_ms} ms measured)" if measured_ms is not None else ""
-    if previous_ms is None:
-        return f"speaker: {step_ms} ms output buffer{figure}"
-    moved = isinstance(step_ms, int) and isinstance(previous_ms, int) and step_ms > previous_ms
-    why = "after an underflow" if moved else "no underflow for a while"
-    return f"speaker: output buffer {previous_ms} -> {step_ms} ms, {why}{figure}"
 
 
 class Timers:

@@ -24,8 +24,7 @@ import sys
 import threading
 from typing import IO, Any
 
-from aivoco.session.observer import describe_output_step
-from aivoco.text import terminal_safe, utf8_line
+from aivoco.text import describe_output_step, terminal_safe, utf8_line
 from aivoco.ui.widgets import clock
 
 
