@@ -15,6 +15,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -55,12 +56,14 @@ def settled(player: ProcessPlayer[str]) -> int:
     return step_ms
 
 
-def at_the_first_step() -> ProcessPlayer[str]:
+def at_the_first_step(retry_after_s: float = 20.0) -> ProcessPlayer[str]:
     """A speaker settled at 20 ms. On a busy machine (the suite's other workers) the
     ladder may leave the first step while it settles, before the test starts: then
     another try, as a new call would get."""
     for _ in range(3):
-        player: ProcessPlayer[str] = ProcessPlayer("pulse", rate_hz=RATE_HZ)
+        player: ProcessPlayer[str] = ProcessPlayer(
+            "pulse", rate_hz=RATE_HZ, retry_after_s=retry_after_s
+        )
         if settled(player) == OUTPUT_STEPS[0].latency_ms:
             return player
         player.close()
@@ -177,6 +180,55 @@ def test_a_speaker_process_that_dies_is_a_device_error(pulse: PulseServer) -> No
         assert isinstance(player.error, DeviceError)
         assert "speaker process ended (exit -9)" in str(player.error)
         play_tone(player, 0.2)  # a call still sending audio gets no exception
+    finally:
+        player.close()
+
+
+def stall(player: ProcessPlayer[str]) -> None:
+    os.kill(player._proc.pid, signal.SIGSTOP)
+    time.sleep(STARVE_S)
+    os.kill(player._proc.pid, signal.SIGCONT)
+
+
+def steps_until(
+    player: ProcessPlayer[str], done: Callable[[list[int]], bool], within_s: float
+) -> list[int]:
+    """The settled steps the call reads, each change once, until `done` or `within_s`."""
+    deadline = time.monotonic() + within_s
+    seen = [player.stats().output_step_ms or 0]
+    while time.monotonic() < deadline and not done(seen):
+        player.take_played()
+        step = player.stats().output_step_ms
+        if step is not None and step != seen[-1]:
+            seen.append(step)
+        time.sleep(0.05)
+    return seen[1:]
+
+
+def test_a_stall_steps_the_child_up_and_it_comes_back_down(pulse: PulseServer) -> None:
+    """The child runs the same ladder as the in-process player (docs/devices.md#step-down):
+    a stall steps it up, and after its wait (1 s here, 20 s in a call) the first step
+    is back, the figures the call reads say so, and it plays."""
+    player = at_the_first_step(retry_after_s=1.0)
+    first, second = (s.latency_ms for s in OUTPUT_STEPS[:2])
+    taps: list[AudioChunk] = []
+    try:
+        player.start()
+        assert player.stats().output_step_ms == first
+        for _ in range(3):  # a stall the sound server rode out flags nothing: again
+            stall(player)
+            flagged_by = time.monotonic() + 1.0
+            while player.stats().device_underflows == 0 and time.monotonic() < flagged_by:
+                time.sleep(0.05)
+            if player.stats().device_underflows:
+                break
+        seen = [first, *steps_until(player, lambda s: s[-2:] == [second, first], DEADLINE_S)]
+        stats = player.stats()
+        assert seen[-2:] == [second, first], (seen, stats.device_underflows, stats)
+        assert player.stats().device_underflows >= 1
+        play_tone(player, 0.3, mark="after")
+        assert until_reached(player, taps, time.monotonic() + DEADLINE_S) == ["after"]
+        assert player.error is None
     finally:
         player.close()
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from aivoco.audio import speaker_wire as wire
 from aivoco.audio.engine import DevicePlayer
-from aivoco.audio.streams import OutputStep, StreamFormat
+from aivoco.audio.streams import RETRY_AFTER_S, OutputStep, StreamFormat
 from aivoco.errors import AivocoError, PortAudioMissingError
 
 STATS_EVERY = 10  # callbacks between stats snapshots (10 a second with 10 ms blocks)
@@ -121,14 +121,19 @@ class ChildPlayer(DevicePlayer[int]):
     """DevicePlayer whose callback ships each block, with the marks and cues it
     resolved, to the parent."""
 
-    def __init__(self, sender: Sender, device: int, fmt: StreamFormat, steps: Any) -> None:
+    def __init__(
+        self, sender: Sender, device: int, fmt: StreamFormat, steps: Any, retry_after_s: float
+    ) -> None:
         self._sender = sender
         self._calls = 0
         self.commands: Commands | None = None  # set once built (the stream runs already)
         self._publishing = threading.Lock()
         self.published_at = monotonic()
         # Only the format the parent chose: it already told the call this rate.
-        super().__init__(device, steps[0].hold_ms, rate_hz=fmt.rate_hz, steps=steps, formats=[fmt])
+        super().__init__(
+            device, steps[0].hold_ms, rate_hz=fmt.rate_hz, steps=steps, formats=[fmt],
+            retry_after_s=retry_after_s,
+        )  # fmt: skip
 
     def _cb(self, outdata: Any, frames: int, time: Any, status: Any) -> None:
         if self.commands is not None:
@@ -267,7 +272,8 @@ def main(argv: list[str]) -> int:
     spec = json.loads(argv[1])
     try:
         fmt = StreamFormat(int(spec["rate_hz"]), int(spec["channels"]))
-        player = ChildPlayer(sender, int(spec["device"]), fmt, steps_from(spec))
+        retry_s = float(spec.get("retry_after_s", RETRY_AFTER_S))
+        player = ChildPlayer(sender, int(spec["device"]), fmt, steps_from(spec), retry_s)
     except AivocoError as exc:
         what = "portaudio" if isinstance(exc, PortAudioMissingError) else "device"
         sender.send(wire.control(wire.Kind.FAIL, [what, str(exc)]))

@@ -36,7 +36,13 @@ from aivoco.audio.playout import MAX_VOLUME, MONITOR_MS, REFERENCE_MS, PlayerSta
 from aivoco.audio.resample import ToRate
 from aivoco.audio.ring import SampleRing
 from aivoco.audio.speaker_child import enlarge_pipe
-from aivoco.audio.streams import OUTPUT_STEPS, OutputStep, StreamFormat, supported_formats
+from aivoco.audio.streams import (
+    OUTPUT_STEPS,
+    RETRY_AFTER_S,
+    OutputStep,
+    StreamFormat,
+    supported_formats,
+)
 from aivoco.audio.timed import TimedBlock, TimedRing
 from aivoco.errors import AivocoError, DeviceError
 
@@ -78,7 +84,9 @@ class ProcessPlayer(Generic[T]):
         *,
         rate_hz: int,
         steps: tuple[OutputStep, ...] = OUTPUT_STEPS,
+        retry_after_s: float = RETRY_AFTER_S,
     ) -> None:
+        """`steps`, `retry_after_s`: the child's ladder (aivoco/audio/streams.py)."""
         self.device = resolve_device(device, "output")
         self.error: AivocoError | None = None
         self.volume = 1.0
@@ -107,7 +115,7 @@ class ProcessPlayer(Generic[T]):
         # message if it dies, instead of printed across the live view. Closed in close().
         self._log = tempfile.TemporaryFile()  # noqa: SIM115
         try:
-            self._proc = self._spawn(self._log, fmt, steps)
+            self._proc = self._spawn(self._log, fmt, steps, retry_after_s)
         except BaseException:
             self._log.close()
             raise
@@ -120,12 +128,15 @@ class ProcessPlayer(Generic[T]):
         self._step_ms: int | None = None
 
     # -- the child ---------------------------------------------------------------------
-    def _spawn(self, log: IO[bytes], fmt: StreamFormat, steps: tuple[OutputStep, ...]) -> Any:
+    def _spawn(
+        self, log: IO[bytes], fmt: StreamFormat, steps: tuple[OutputStep, ...], retry_s: float
+    ) -> Any:
         spec = {
             "device": self.device.index,
             "rate_hz": fmt.rate_hz,
             "channels": fmt.channels,
             "steps": [[s.latency_ms, s.block_ms, s.hold_ms] for s in steps],
+            "retry_after_s": retry_s,
         }
         # The child needs no key: it gets no AIVOCO_* variable (secrets stay in the call).
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIVOCO_")}
