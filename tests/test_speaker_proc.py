@@ -49,7 +49,7 @@ def alive(pid: int) -> bool:
 def settled(player: ProcessPlayer[str]) -> int:
     """Wait for the child's ladder to accept a step; the latency it asked for, ms."""
     deadline = time.monotonic() + DEADLINE_S
-    while (step_ms := player.settled_step_ms()) is None:
+    while (step_ms := player.stats().output_step_ms) is None:
         assert time.monotonic() < deadline, "the speaker process's stream did not settle"
         assert player.error is None, player.error
         time.sleep(0.05)

@@ -125,7 +125,6 @@ class ProcessPlayer(Generic[T]):
             self.clock_rate_hz * REFERENCE_MS // 1000, self.clock_rate_hz, self._drain
         )
         self._stats = PlayerStats(JitterStats(0, False, 0, 0, 0, 0, 0, 0, 0), 0, self.clock_rate_hz)
-        self._step_ms: int | None = None
 
     # -- the child ---------------------------------------------------------------------
     def _spawn(
@@ -250,13 +249,12 @@ class ProcessPlayer(Generic[T]):
             )
             if "stats" in events:
                 s = events["stats"]
-                self._step_ms = int(s["step"][0]) if s["settled"] else None
                 self._stats = PlayerStats(
                     JitterStats(**s["jitter"]),
                     int(s["device_underflows"]),
                     self.clock_rate_hz,
                     s["output_latency_ms"],
-                    self._step_ms,
+                    int(s["step"][0]) if s["settled"] else None,
                 )
         except (KeyError, TypeError, ValueError) as exc:
             raise wire.SpeakerWireError(f"speaker process: bad events ({exc!r})") from exc
@@ -348,12 +346,6 @@ class ProcessPlayer(Generic[T]):
     def _queued_ms(self) -> float:
         """Sent and not yet played, dropped or cleared, by the child's last report."""
         return max(0, self._sent - self._read_pos) * 1000.0 / self.clock_rate_hz
-
-    def settled_step_ms(self) -> int | None:
-        """The latency asked of the stream in use once the ladder has accepted it; None
-        while it settles (at start, or after a step up)."""
-        self._drain()
-        return self._step_ms
 
     def buffered_ms(self) -> float:
         self._drain()
