@@ -57,6 +57,11 @@ def utf8_line(text: str) -> bytes:
     return text.encode("utf-8", "backslashreplace")
 
 
+def output_step_rose(step_ms: Any, previous_ms: Any) -> bool:
+    """An `output_step` record that moved the speaker up (after an underflow)."""
+    return isinstance(step_ms, int) and isinstance(previous_ms, int) and step_ms > previous_ms
+
+
 def describe_output_step(step_ms: Any, previous_ms: Any, measured_ms: Any) -> str:
     """One line for an `output_step` record (the plain output, the live view, a report of
     a transcript, which may come from anywhere: values that are not numbers are cut)."""
@@ -68,6 +73,9 @@ def describe_output_step(step_ms: Any, previous_ms: Any, measured_ms: Any) -> st
     figure = f" ({ms(measured_ms)} ms measured)" if measured_ms is not None else ""
     if previous_ms is None:
         return f"speaker: {ms(step_ms)} ms output buffer{figure}"
-    moved = isinstance(step_ms, int) and isinstance(previous_ms, int) and step_ms > previous_ms
-    why = "after an underflow" if moved else "no underflow for a while"
+    why = (
+        "after an underflow"
+        if output_step_rose(step_ms, previous_ms)
+        else "no underflow for a while"
+    )
     return f"speaker: output buffer {ms(previous_ms)} -> {ms(step_ms)} ms, {why}{figure}"

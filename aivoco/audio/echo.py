@@ -16,7 +16,7 @@ import numpy.typing as npt
 
 from aivoco.audio.chunk import Float32Array
 from aivoco.audio.levels import SILENCE_DBFS, mean_square
-from aivoco.audio.resample import LIVE_CONVERTER, StreamResampler
+from aivoco.audio.resample import live_resampler
 from aivoco.audio.timed import TimedRing
 
 BLOCK_MS = 10  # far-end envelope resolution
@@ -42,10 +42,7 @@ class FarEnd:
     def __init__(self, tap: TimedRing, rate_hz: int, history_ms: int = HISTORY_MS) -> None:
         self.tap = tap
         self.rate_hz = rate_hz
-        # What the tap holds converts in one call: the speaker's blocks fix its chunking.
-        self._rs = StreamResampler(
-            tap.sample_rate_hz, rate_hz, converter=LIVE_CONVERTER, block_ms=None
-        )
+        self._rs = live_resampler(tap.sample_rate_hz, rate_hz)
         self._limit = rate_hz * history_ms // 1000
         self._hist = np.zeros(0, np.float32)
         self._start = 0  # resampler output position of _hist[0]

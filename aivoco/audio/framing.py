@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from aivoco.audio.chunk import AudioChunk, Float32Array, float32_to_pcm16
-from aivoco.audio.resample import LIVE_CONVERTER, StreamResampler
+from aivoco.audio.resample import live_resampler
 
 
 class CaptureFramer:
@@ -23,10 +23,7 @@ class CaptureFramer:
         self.device_rate_hz = device_rate_hz
         self.rate_hz = rate_hz
         self.frame_frames = frame_frames
-        # Each device block converts in one call: the device fixes the chunking.
-        self.resampler = StreamResampler(
-            device_rate_hz, rate_hz, converter=LIVE_CONVERTER, block_ms=None
-        )
+        self.resampler = live_resampler(device_rate_hz, rate_hz)
         self._pending = np.zeros(0, np.float32)  # converted, not yet a whole frame
         self._produced = 0  # converter output position of _pending[0]
         self._fed = 0  # device frames fed to the converter

@@ -147,6 +147,12 @@ class StreamResampler:
             self._impl.reset()
 
 
+def live_resampler(in_rate_hz: int, out_rate_hz: int) -> StreamResampler:
+    """For a live device stream (the microphone, the echo reference): the device's
+    blocks fix the chunking, so each converts in one call, with LIVE_CONVERTER."""
+    return StreamResampler(in_rate_hz, out_rate_hz, converter=LIVE_CONVERTER, block_ms=None)
+
+
 class ToRate:
     """Mono audio at whatever rate it arrives -> `out_rate_hz`, one stream per input
     rate (a peer may change rates mid-call). Equal rates pass through untouched."""

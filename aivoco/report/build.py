@@ -15,7 +15,7 @@ from typing import Any
 
 from aivoco.report.model import CallModel, Credits, FunctionUse, Marker, Span, Turn
 from aivoco.report.transcript import Record
-from aivoco.text import describe_output_step
+from aivoco.text import describe_output_step, output_step_rose
 
 # `user_speech_end` is emitted once the user has been quiet this long after their last
 # voiced frame (aivoco.session.turns.USER_HANGOVER_S), so the speech ended this much
@@ -183,8 +183,7 @@ def _underrun(b: Builder, r: Record, t: float) -> None:
 def _output_step(b: Builder, r: Record, t: float) -> None:
     step, before = r.get("step_ms"), r.get("previous_ms")
     text = describe_output_step(step, before, r.get("output_latency_ms"))
-    up = isinstance(step, int) and isinstance(before, int) and step > before
-    b.mark(t, "output_step", "playback", text, "warn" if up else "info")
+    b.mark(t, "output_step", "playback", text, "warn" if output_step_rose(step, before) else "info")
 
 
 def _protocol_error(b: Builder, r: Record, t: float) -> None:
