@@ -124,7 +124,7 @@ def test_a_new_connection_that_drops_before_ready_fails_its_attempt() -> None:
     lc = live()
     lc.disconnected(LOST)
     assert not lc.disconnected(LOST)  # the attempt's own drop: no phase change
-    assert lc.wait_reconnected(1.0) is False
+    assert lc.wait_reconnected(1.0, lc.reconnects) is False
 
 
 def test_credits_add_up_over_sessions() -> None:

@@ -20,7 +20,8 @@ A peer that goes silent (TCP open, nothing arrives) is detected by engine.io's p
 timeout: the server pings every pingInterval and the client gives up when neither a ping
 nor anything else arrived for pingInterval + pingTimeout (45 s with Socket.IO's
 defaults). Both are the server's to announce, so each is capped at `MAX_PING_S`: a
-silent peer is a drop within 2 x MAX_PING_S (docs/protocols.md#leniency).
+silent peer is a drop within 2 x MAX_PING_S (docs/protocols.md#leniency). That check can
+be lost inside python-engineio while we send; `sts_liveness.py` is the backstop.
 
 TLS: certificates are verified (python-engineio's default); `ca_file` replaces the
 system's authorities with the given ones, for servers with a private CA.
@@ -55,6 +56,7 @@ from aivoco.protocols._loop import shared_loop
 from aivoco.protocols._summary import clip, snippet
 from aivoco.protocols._tls import connect_failure, tls_context
 from aivoco.protocols.sts_codec import StsCodec, StsIncoming
+from aivoco.protocols.sts_liveness import Engine, Liveness
 from aivoco.redact import redact
 from aivoco.wire import events as ev
 
@@ -117,6 +119,9 @@ class _Client(socketio.AsyncClient):  # type: ignore[misc]
         super().__init__(serializer=_Packet, **kwargs)
         self._driver = driver
 
+    def _engineio_client_class(self) -> type[Engine]:
+        return Engine  # notes when the server was last heard (sts_liveness.py)
+
     async def _handle_eio_message(self, data: Any) -> None:
         try:
             await super()._handle_eio_message(data)
@@ -154,6 +159,7 @@ class StsDriver(DriverBase[StsIncoming]):
         self._loop: asyncio.AbstractEventLoop | None = None  # set while acquired
         self._sio: Any = None
         self._sends: set[asyncio.Task[Any]] = set()
+        self._lost = False  # a drop was reported (once per connection)
 
     # -- connection ----------------------------------------------------------------
     def _run(self, coro: Any, timeout_s: float) -> Any:
@@ -180,6 +186,7 @@ class StsDriver(DriverBase[StsIncoming]):
         # must not be able to make that unbounded.
         sio.eio.ping_interval = min(sio.eio.ping_interval, MAX_PING_S)
         sio.eio.ping_timeout = min(sio.eio.ping_timeout, MAX_PING_S)
+        Liveness(sio.eio, self._silent).start()
         return sio
 
     def _connect(self, timeout_s: float) -> None:
@@ -229,10 +236,14 @@ class StsDriver(DriverBase[StsIncoming]):
         log.warning("%s", message)
         self._put(ev.ProtocolIssue(message))
 
+    def _silent(self, silent_s: float) -> None:
+        self._on_disconnect(f"nothing from the server for {silent_s:.1f} s")
+
     def _on_disconnect(self, reason: Any) -> None:
         log.info("disconnected (%s)", reason)
-        if self._closed:
-            return
+        if self._closed or self._lost:
+            return  # the library and the liveness backstop may both see one loss
+        self._lost = True
         detail = str(reason)
         error = ConnectionFailedError(f"the connection to {self.endpoint} was lost ({detail})")
         self._put(ev.Disconnected(detail, error))

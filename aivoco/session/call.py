@@ -35,7 +35,7 @@ from aivoco.session.lifecycle import EndReason, Lifecycle, Outcome, Phase, Recon
 from aivoco.session.media import Media
 from aivoco.session.observer import Timers
 from aivoco.session.options import CallOptions
-from aivoco.session.reconnect import DriverSlot, Reconnector
+from aivoco.session.reconnect import DriverSlot, Reconnector, came_back
 from aivoco.session.records import RecordBus, RecordConsumer
 from aivoco.session.state import CallState
 from aivoco.session.summary import CallSummary, build_summary
@@ -108,6 +108,7 @@ class Call:
         self._threads: list[threading.Thread] = []
         self._close_lock = threading.Lock()
         self._result: CallResult | None = None
+        self._dropped_at = 0.0  # when the outage in progress began (time.monotonic())
         self.media = Media(self)
         self.lifecycle.subscribe(self._on_phase)
 
@@ -225,7 +226,11 @@ class Call:
         self.state.set_phase(new)
         if new is Phase.LIVE and old is Phase.CONNECTING:
             self.bus.start_clock()  # records' `t` counts from here, across reconnects
+        elif new is Phase.LIVE and old is Phase.RECONNECTING:
+            gap_s = time.monotonic() - self._dropped_at
+            came_back(self.state, self.bus, self.lifecycle.attempt, gap_s)
         elif new is Phase.RECONNECTING:
+            self._dropped_at = time.monotonic()
             self.spawn("reconnect", self._reconnect)
         elif new is Phase.ENDING:
             reason = self.lifecycle.reason or EndReason.HANGUP

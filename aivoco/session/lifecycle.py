@@ -302,15 +302,17 @@ class Lifecycle:
         self._deliver()
         return False
 
-    def wait_reconnected(self, timeout_s: float) -> bool | None:
-        """After an attempt connected: True once live again, False if it dropped or
-        `timeout_s` passed without a session, None if the call ended meanwhile."""
+    def wait_reconnected(self, timeout_s: float, outage: int) -> bool | None:
+        """After an attempt connected: True once live again (`reconnects` passed
+        `outage`, the count when the outage began, even if the call has since moved on),
+        False if it dropped or `timeout_s` passed without a session, None if the call
+        ended without coming back."""
         with self._lock:
             self._lock.wait_for(
                 lambda: self._phase is not Phase.RECONNECTING or self._attempt_lost,
                 max(0.0, timeout_s),
             )
-            if self._phase is Phase.LIVE:
+            if self.reconnects > outage:
                 return True
             return None if self._phase is Phase.ENDED else False
 

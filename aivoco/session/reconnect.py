@@ -146,6 +146,14 @@ def _added(a: NetStats, b: NetStats) -> NetStats:
     return NetStats(transport=b.transport or a.transport, **summed)
 
 
+def came_back(state: CallState, bus: RecordBus, attempt: tuple[int, int], gap_s: float) -> None:
+    """The view's entry and the record for a session live again after `gap_s` (called
+    on the RECONNECTING -> LIVE transition, before anything the new session says)."""
+    state.set_reconnect(None)
+    state.add_entry("info", f"reconnected after {gap_s:.1f} s")
+    bus.emit("reconnected", attempt=attempt[0], of=attempt[1], gap_s=round(gap_s, 2))
+
+
 class Reconnector:
     """One outage: the attempts the lifecycle allows, until the call is live or over."""
 
@@ -167,10 +175,11 @@ class Reconnector:
         self.state = state
         self.bus = bus
         self.connect_timeout_s = connect_timeout_s
+        self._outage = lifecycle.reconnects
 
     def run(self) -> None:
         lc = self.lifecycle
-        dropped_at = time.monotonic()
+        self._outage = lc.reconnects  # the count the lifecycle reaches when this one ends
         detail = lc.drop.detail if lc.drop is not None else "the connection dropped"
         self.state.session_dropped()
         self.slot.retire()
@@ -189,11 +198,8 @@ class Reconnector:
             detail, what = str(failure), f"try {attempt} failed"
             if not lc.retry_failed(failure):
                 return
-        if lc.phase is Phase.LIVE:
-            gap_s = round(time.monotonic() - dropped_at, 2)
-            self.state.set_reconnect(None)
-            self.state.add_entry("info", f"reconnected after {gap_s:.1f} s")
-            self.bus.emit("reconnected", attempt=attempt, of=tries, gap_s=gap_s)
+        # "reconnected" is said by the transition itself (`came_back`), so a hang-up
+        # right after it cannot lose the record.
 
     def _attempt(self) -> AivocoError | None:
         """One try: None when it ended the outage (live again, or the call is over),
@@ -214,7 +220,7 @@ class Reconnector:
         except AivocoError as exc:  # a refused key or agent: no retry loop
             self.lifecycle.end(EndReason.ERROR, exc)
             return None
-        came_back = self.lifecycle.wait_reconnected(deadline - time.monotonic())
+        came_back = self.lifecycle.wait_reconnected(deadline - time.monotonic(), self._outage)
         if came_back is not False:
             return None
         self.slot.retire()
