@@ -24,7 +24,10 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-DEFAULT_TIMEOUT = 5.0
+# How long a test waits for what a client should do: an upper bound, never a pace (each
+# wait returns as soon as it is met). A client in a subprocess starts its interpreter
+# first, which on a loaded machine (the suite's workers, CI's neighbours) took over 5 s.
+DEFAULT_TIMEOUT = 20.0
 T = TypeVar("T")
 _S = TypeVar("_S", bound="_ThreadedServer")
 

@@ -123,7 +123,9 @@ def test_a_silent_peer_is_a_drop_within_the_ping_timeout(tmp_path: Path) -> None
 
 def test_a_silent_peer_is_left_for_a_new_session(tmp_path: Path) -> None:
     with HostileStsServer(ping_s=1.0) as server, Proxy(server.port) as proxy:
-        proc = spawn_cli(*sts_args(proxy.url("http"), tmp_path, 5.0))
+        # The input outlasts the drop's detection (2 s) and the reconnect by far, even on a
+        # busy machine: a call whose input ends while it reconnects hangs up instead.
+        proc = spawn_cli(*sts_args(proxy.url("http"), tmp_path, 8.0))
         server.wait_for("audio_data")
         proxy.freeze()
         out, err = proc.communicate(timeout=40)

@@ -188,13 +188,15 @@ def test_ten_calls_at_once_in_one_process(emulator: Emulator, tmp_path: Path) ->
         "s.yaml",
         """\
         name: load
-        reply_quiet: 0.4
+        reply_quiet: 1.0
         turns:
           - say: "Hello, agent."
             expect: {reply_within: 3, reply_seconds: [0.3, 5]}
         end: {protocol_errors_max: 0}
         """,
     )
+    # reply_quiet is generous: ten calls and the emulator share one process (and, in the
+    # suite, the machine), and a reply paused that long in arrival would end the turn.
     counting = Counting()
     results = run_all([path], emulator.sts_url, LoadPlan(repeat=10, concurrency=10), counting)
     assert [r.run for r in results] == list(range(1, 11))
