@@ -46,7 +46,7 @@ def watch(engine: ScriptedEngine, seconds: float, talk_every_s: float | None = N
             await asyncio.sleep(talk_every_s or 0.01)
             if talk_every_s is not None:
                 engine.heard_at = time.monotonic()
-        liveness.cancel()
+        engine.state = "disconnected"  # the checks end with the connection
 
     asyncio.run(main())
     return reported
@@ -85,7 +85,7 @@ def test_one_stale_check_is_not_enough() -> None:
             await asyncio.sleep(0)
         engine.heard_at = time.monotonic()  # then what had arrived is read
         await asyncio.sleep(0.12)
-        liveness.cancel()
+        engine.state = "disconnected"
 
     asyncio.run(main())
     assert reported == []

@@ -175,11 +175,10 @@ class Reconnector:
         self.state = state
         self.bus = bus
         self.connect_timeout_s = connect_timeout_s
-        self._outage = lifecycle.reconnects
+        self._outage = lifecycle.reconnects  # passed when this outage ends in a session
 
     def run(self) -> None:
         lc = self.lifecycle
-        self._outage = lc.reconnects  # the count the lifecycle reaches when this one ends
         detail = lc.drop.detail if lc.drop is not None else "the connection dropped"
         self.state.session_dropped()
         self.slot.retire()
@@ -220,8 +219,8 @@ class Reconnector:
         except AivocoError as exc:  # a refused key or agent: no retry loop
             self.lifecycle.end(EndReason.ERROR, exc)
             return None
-        came_back = self.lifecycle.wait_reconnected(deadline - time.monotonic(), self._outage)
-        if came_back is not False:
+        live = self.lifecycle.wait_reconnected(deadline - time.monotonic(), self._outage)
+        if live is not False:
             return None
         self.slot.retire()
         if time.monotonic() < deadline:
