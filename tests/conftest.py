@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 import ssl
 import sys
 from collections.abc import Generator, Iterator
@@ -22,6 +23,13 @@ import pytest
 import trustme
 from pulse import PulseServer, PulseUnavailableError
 from xlock import one_at_a_time
+
+# A suite started in the background by a non-interactive shell (`cmd &`, a CI script)
+# inherits SIGINT ignored, and so would every command the tests start: Python leaves an
+# inherited SIG_IGN alone, so their Ctrl-C tests would wait for an exit that never comes.
+# Handled again here, the commands start with the default (each worker runs this too).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REQUIRE_ENV = "AIVOCO_REQUIRE_DEVICE_TESTS"
 DEVICE_TEST_NICE = -10
