@@ -228,18 +228,21 @@ def stall(player: ProcessPlayer[str]) -> None:
 
 
 def steps_until(
-    player: ProcessPlayer[str], done: Callable[[list[int]], bool], within_s: float
+    player: ProcessPlayer[str], first: int, done: Callable[[list[int]], bool], within_s: float
 ) -> list[int]:
-    """The settled steps the call reads, each change once, until `done` or `within_s`."""
+    """The settled steps the call reads from `first` on, each change once, until `done`
+    or `within_s`. The step read now counts as a change too: on a busy machine the
+    ladder may already have moved when this starts."""
     deadline = time.monotonic() + within_s
-    seen = [player.stats().output_step_ms or 0]
-    while time.monotonic() < deadline and not done(seen):
+    seen = [first]
+    while True:
         player.take_played()
         step = player.stats().output_step_ms
         if step is not None and step != seen[-1]:
             seen.append(step)
+        if done(seen) or time.monotonic() >= deadline:
+            return seen
         time.sleep(0.05)
-    return seen[1:]
 
 
 def test_a_stall_steps_the_child_up_and_it_comes_back_down(pulse: PulseServer) -> None:
@@ -259,7 +262,7 @@ def test_a_stall_steps_the_child_up_and_it_comes_back_down(pulse: PulseServer) -
                 time.sleep(0.05)
             if player.stats().device_underflows:
                 break
-        seen = [first, *steps_until(player, lambda s: s[-2:] == [second, first], DEADLINE_S)]
+        seen = steps_until(player, first, lambda s: s[-2:] == [second, first], DEADLINE_S)
         stats = player.stats()
         assert seen[-2:] == [second, first], (seen, stats.device_underflows, stats)
         assert player.stats().device_underflows >= 1
