@@ -45,6 +45,7 @@ from aivoco.audio.levels import peak
 from aivoco.audio.playout import PlayerStats
 from aivoco.audio.speaker_proc import ProcessPlayer
 from aivoco.audio.streams import OUTPUT_STEPS
+from aivoco.audio.timed import TimedBlock
 from aivoco.errors import DeviceError
 from aivoco.session.build import build_source
 from aivoco.session.options import CallOptions, EchoMode
@@ -260,15 +261,17 @@ def wait_until_recording(raw: Path, rec: subprocess.Popen[bytes]) -> None:
 
 @dataclass
 class Played:
-    """What one try of the 440 Hz tone gave: the player's side and the monitor's."""
+    """What one try of a tone gave: the player's side and the monitor's (`raw`), and
+    for the speaker process its echo reference."""
 
     reached: list[str]
     taps: list[AudioChunk]
     cues: list[tuple[int, float | None]]
     queued_at: float
     stats: PlayerStats
-    player: DevicePlayer[str]
+    player: DevicePlayer[str] | ProcessPlayer[str]
     raw: Path
+    ref: TimedBlock | None = None
 
 
 def play_440(pulse: PulseServer, raw: Path, seconds: float) -> Played:
@@ -314,6 +317,7 @@ def test_device_player_plays_a_440hz_tone(pulse: PulseServer, tmp_path: Path) ->
     )
     reached, taps, cues, queued_at = got.reached, got.taps, got.cues, got.queued_at
     stats, player, raw = got.stats, got.player, got.raw
+    assert isinstance(player, DevicePlayer)
     assert reached == ["end"], f"the tone was not played within {DEADLINE_S} s"
     # The first sound is heard at its block's DAC time (docs/devices.md#heard): after
     # it was queued, and before the tone's last sample (1.5 s later) was played.

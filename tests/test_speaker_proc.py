@@ -16,14 +16,13 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 from pulse import PulseServer, stop_client
 from quiet_try import quiet_try, underflowed
-from test_device_audio import AMPLITUDE, play_tone, until_reached
+from test_device_audio import AMPLITUDE, Played, play_tone, until_reached
 from test_device_ladder import STARVE_S, hold_the_gil
 from tones import dominant_freq, level_dbfs, sine_dbfs, steady
 
@@ -32,7 +31,6 @@ from aivoco.audio.chunk import AudioChunk
 from aivoco.audio.playout import PlayerStats
 from aivoco.audio.speaker_proc import SILENT_CHILD_S, ProcessPlayer
 from aivoco.audio.streams import OUTPUT_STEPS
-from aivoco.audio.timed import TimedBlock
 from aivoco.errors import DeviceError
 
 pytestmark = pytest.mark.device
@@ -74,20 +72,6 @@ def at_the_first_step(retry_after_s: float = 20.0) -> ProcessPlayer[str]:
     pytest.fail("the speaker did not settle at its first step in 3 tries")
 
 
-@dataclass
-class Played:
-    """One try of a tone through the speaker process."""
-
-    reached: list[str]
-    taps: list[AudioChunk]
-    cues: list[tuple[int, float | None]]
-    queued_at: float
-    stats: PlayerStats
-    ref: TimedBlock
-    player: ProcessPlayer[str]
-    raw: Path
-
-
 def play_through_the_child(pulse: PulseServer, raw: Path) -> Played:
     rec = pulse.record_speaker(raw, 48000)
     taps: list[AudioChunk] = []
@@ -111,7 +95,7 @@ def play_through_the_child(pulse: PulseServer, raw: Path) -> Played:
             player.close()
     finally:
         stop_client(rec)
-    return Played(reached, taps, cues, queued_at, stats, ref, player, raw)
+    return Played(reached, taps, cues, queued_at, stats, player, raw, ref)
 
 
 def test_the_child_plays_what_the_call_sends_with_marks_cues_and_reference(
@@ -136,7 +120,7 @@ def test_the_child_plays_what_the_call_sends_with_marks_cues_and_reference(
     played = steady(AudioChunk.concat(taps))
     assert dominant_freq(played, RATE_HZ) == pytest.approx(440, abs=1)
     assert level_dbfs(played) == pytest.approx(sine_dbfs(AMPLITUDE), abs=0.1)
-    assert ref.frames > 0 and queued_at < ref.start_s
+    assert ref is not None and ref.frames > 0 and queued_at < ref.start_s
     heard = steady(np.frombuffer(got.raw.read_bytes(), "<i2"))
     assert heard.size > 48000
     assert level_dbfs(heard) == pytest.approx(sine_dbfs(AMPLITUDE / 2), abs=0.5)
