@@ -148,7 +148,8 @@ def _added(a: NetStats, b: NetStats) -> NetStats:
 
 def came_back(state: CallState, bus: RecordBus, attempt: tuple[int, int], gap_s: float) -> None:
     """The view's entry and the record for a session live again after `gap_s` (called
-    on the RECONNECTING -> LIVE transition, before anything the new session says)."""
+    on the RECONNECTING -> LIVE transition: right after the new session's `ready`,
+    before its audio or text, and whatever happens to the call next)."""
     state.set_reconnect(None)
     state.add_entry("info", f"reconnected after {gap_s:.1f} s")
     bus.emit("reconnected", attempt=attempt[0], of=attempt[1], gap_s=round(gap_s, 2))
