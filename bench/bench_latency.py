@@ -407,11 +407,10 @@ def stall_speaker(parent: int) -> str:
     """Stop aivoco's speaker process for STALL_S: its stream underflows as a stalled
     callback's does, and the ladder steps up (then back down after its wait)."""
     pids = []
-    for d in Path("/proc").iterdir():
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            ours = d.name.isdigit() and b"speaker_child" in (d / "cmdline").read_bytes()
-            if ours and int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == parent:
-                pids.append(int(d.name))
+    for pid in m.descendants(parent):
+        with contextlib.suppress(OSError):
+            if b"speaker_child" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                pids.append(pid)
     if not pids:
         return "--stall-at: no speaker process found"
     for pid in pids:
