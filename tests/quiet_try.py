@@ -14,6 +14,8 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
+from aivoco.audio.playout import PlayerStats
+
 T = TypeVar("T")
 
 TRIES = 3
@@ -31,10 +33,10 @@ def quiet_try(measure: Callable[[int], T], disturbed: Callable[[T], str | None])
     raise AssertionError("unreachable: the last try returns")
 
 
-def underflowed(underruns: int, device_underflows: int) -> str | None:
+def underflowed(stats: PlayerStats) -> str | None:
     """Why a speaker's try does not count: what the machine did to it, or None."""
-    if device_underflows:
-        return f"{device_underflows} device underflow(s)"
-    if underruns:
-        return f"{underruns} jitter underrun(s)"
+    if stats.device_underflows:
+        return f"{stats.device_underflows} device underflow(s)"
+    if stats.jitter.underruns:
+        return f"{stats.jitter.underruns} jitter underrun(s)"
     return None
