@@ -19,12 +19,20 @@ live view on a pseudo-terminal of 80x24 and 120x40; real devices (a private Puls
 with null sinks, tests/pulse.py; the speech file is played into the virtual microphone
 with paplay) with `--plain` and with the live view, and `--plain` with `--echo off` (the
 Node client has no echo control: that row is the like-for-like one; the default, with
-WebRTC's canceller, stays beside it); and the references:
+WebRTC's canceller, stays beside it), and `--echo off --chunk-ms 128` (the Node client's
+own uplink chunking as well: what is left is the price of the device streams' 10 ms
+blocks); and the references:
   ref-sts-file   bench/ref_sts_client.py: python-socketio client doing the same wire work
   ref-call-file  bench/ref_call_client.py: websocket-client doing the same wire work
   node-sts-dev   Aivoco's own Node.js terminal client (Test_S2S_on_CLI), on the same
                  virtual devices; needs `--node-client DIR` (see RESULTS.md for how to
                  install it outside this repository); skipped with a note without it.
+  floor-dev-streams       bench/ref_device_floor.py: the two bare sounddevice streams an
+                 `aivoco sts --echo off` call opens (10 ms blocks, a 20 ms speaker),
+                 callbacks that only copy and fill, no call: the floor of any Python
+                 client at the latency goals' buffering;
+  floor-dev-node-buffers the same at about the Node client's buffering (128 ms reads,
+                 a 100 ms speaker).
 
 The client's environment has no AIVOCO_* variable (no key or URL of yours leaks in, and
 `AIVOCO_ECHO` set around the bench does not change a mode): a mode's options are on its
@@ -57,6 +65,11 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _measure as m
 
+NODE_CHUNK_MS = 128  # the Node client's uplink chunk: 4096 bytes of 16 kHz PCM16 per read
+# The floor at about the Node client's buffering: arecord's 128 ms reads, and a speaker
+# that keeps 100 ms (aivoco's second output step).
+NODE_BUFFERS = ("--input-block-ms", str(NODE_CHUNK_MS), "--output-latency-ms", "100")
+
 
 @dataclass(frozen=True)
 class Mode:
@@ -67,17 +80,23 @@ class Mode:
     live: tuple[int, int] | None = None  # (cols, rows) of the pseudo-terminal
     tree: Path | None = None  # run aivoco from this source tree (--baseline)
     echo: str | None = None  # aivoco's --echo, given on the command line (None: its default)
+    chunk_ms: int | None = None  # aivoco's --chunk-ms (None: its default, 20)
+    extra: tuple[str, ...] = ()  # more options for the client (the floor's buffering)
 
     def describe(self) -> str:
         if self.client == "ref":
             return f"bare-library {self.protocol} client, file in"
         if self.client == "node":
             return "Aivoco's Node.js client (Test_S2S_on_CLI), virtual devices"
+        if self.client == "floor":
+            extra = f" {' '.join(self.extra)}" if self.extra else ""
+            return f"bare sounddevice streams, no call (bench/ref_device_floor.py{extra})"
         view = f"live view {self.live[0]}x{self.live[1]}" if self.live else "--plain"
         echo = f", --echo {self.echo}" if self.echo else ""
+        chunk = f", --chunk-ms {self.chunk_ms}" if self.chunk_ms else ""
         return (
             f"aivoco {self.protocol}, {'file in/out' if self.io == 'file' else 'devices'}, "
-            f"{view}{echo}"
+            f"{view}{echo}{chunk}"
         )
 
 
@@ -95,6 +114,10 @@ MODES: dict[str, Mode] = {
         Mode("sts-dev-plain", "aivoco", "sts", "devices"),
         Mode("sts-dev-plain-echo-off", "aivoco", "sts", "devices", echo="off"),
         Mode("node-sts-dev", "node", "sts", "devices"),
+        # The Node client's own chunking: arecord hands it 4096 bytes (128 ms) at a time.
+        Mode("sts-dev-node-chunks", "aivoco", "sts", "devices", echo="off", chunk_ms=NODE_CHUNK_MS),
+        Mode("floor-dev-streams", "floor", "sts", "devices"),
+        Mode("floor-dev-node-buffers", "floor", "sts", "devices", extra=NODE_BUFFERS),
         Mode("call-dev-plain", "aivoco", "call", "devices"),
         Mode("call-dev-plain-echo-off", "aivoco", "call", "devices", echo="off"),
         Mode("sts-dev-live-80x24", "aivoco", "sts", "devices", (80, 24)),
@@ -113,6 +136,9 @@ GROUPS: dict[str, list[str]] = {
     "devices": [
         "sts-dev-plain",
         "sts-dev-plain-echo-off",
+        "sts-dev-node-chunks",
+        "floor-dev-streams",
+        "floor-dev-node-buffers",
         "node-sts-dev",
         "call-dev-plain",
         "call-dev-plain-echo-off",
@@ -127,6 +153,10 @@ COMPARISONS: list[tuple[str, str, float | None]] = [
     ("call-file-plain", "ref-call-file", 1.3),
     ("sts-dev-plain", "node-sts-dev", 2.0),
     ("sts-dev-plain-echo-off", "node-sts-dev", 2.0),
+    ("sts-dev-node-chunks", "node-sts-dev", 2.0),
+    ("floor-dev-streams", "node-sts-dev", 2.0),
+    ("floor-dev-node-buffers", "node-sts-dev", 2.0),
+    ("sts-dev-plain-echo-off", "floor-dev-streams", None),
     ("call-dev-plain", "node-sts-dev", 2.0),
     ("call-dev-plain-echo-off", "node-sts-dev", 2.0),
     ("sts-file-live-80x24", "sts-file-plain", None),
@@ -232,10 +262,15 @@ def run_once(mode: Mode, run: int, ctx: Context) -> RunResult:
             args.append("--plain")
         if mode.echo is not None:  # on the command line: clean_env drops every AIVOCO_*
             args += ["--echo", mode.echo]
+        if mode.chunk_ms is not None:
+            args += ["--chunk-ms", str(mode.chunk_ms)]
         cmd = m.aivoco_command(*args, thread_map=thread_map)
         names_path = thread_map
         if mode.tree is not None:  # ahead of the installed aivoco (the shim's sys.path[0]
             env["PYTHONPATH"] = str(mode.tree)  # is bench/, so the cwd does not interfere)
+    elif mode.client == "floor":
+        cmd = [sys.executable, str(m.BENCH_DIR / "ref_device_floor.py")]
+        cmd += ["--seconds", f"{ctx.seconds:g}", *mode.extra]
     elif mode.client == "ref":
         script = "ref_sts_client.py" if mode.protocol == "sts" else "ref_call_client.py"
         cmd = [sys.executable, str(m.BENCH_DIR / script), "--url", url, "--key", key]
@@ -307,12 +342,12 @@ def run_once(mode: Mode, run: int, ctx: Context) -> RunResult:
             result.agent_audio_s = float(received[-1])
         if mode.live is None:
             result.replies = len(re.findall(r"\] agent: ", text))
-    elif mode.client == "ref":
+    elif mode.client in ("ref", "floor"):
         lines = [line for line in text.splitlines() if line.startswith("{")]
         if code != 0 or not lines:
             result.ok = False
             result.note = f"exit {code}: {child.stderr_text()[-300:]!r}"
-        else:
+        elif mode.client == "ref":
             result.agent_audio_s = float(json.loads(lines[-1])["audio_received_s"])
     else:
         result.replies = text.count("🤖 AI: ")
@@ -320,7 +355,8 @@ def run_once(mode: Mode, run: int, ctx: Context) -> RunResult:
             result.ok = False
             result.note = f"no session: {text[-300:]!r}"
     with_audio = result.agent_audio_s is not None and result.agent_audio_s > 0
-    if result.ok and not with_audio and not result.replies and mode.live is None:
+    no_call = mode.client == "floor"
+    if result.ok and not with_audio and not result.replies and mode.live is None and not no_call:
         result.note = (result.note + " no agent audio came back").strip()
     return result
 
@@ -395,6 +431,8 @@ def report(results: list[RunResult], selected: Sequence[str], args: argparse.Nam
                 verdict = f"goal <= {goal:g}x: {'met' if ratio <= goal else 'NOT met'}"
             elif ref == f"{ours}@base":
                 verdict = f"after - before: {cpu[ours] - cpu[ref]:+.2f} points"
+            elif MODES[ref].client == "floor":
+                verdict = f"aivoco over the bare streams: {cpu[ours] - cpu[ref]:+.2f} points"
             else:
                 extra = cpu[ours] - cpu[ref]
                 verdict = (

@@ -7,11 +7,13 @@ and parses its options, so they do not rot silently.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from pulse import PulseServer
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 SCRIPTS = [
@@ -24,6 +26,7 @@ SCRIPTS = [
     "probe_uplink_budget.py",
     "ref_sts_client.py",
     "ref_call_client.py",
+    "ref_device_floor.py",
 ]
 
 
@@ -59,3 +62,28 @@ def test_bench_cpu_has_like_for_like_echo_off_modes() -> None:
     for name in ("sts-dev-plain-echo-off", "call-dev-plain-echo-off"):
         assert "--echo off" in lines[name]
     assert "--echo" not in lines["sts-dev-plain"]
+
+
+def test_bench_cpu_measures_the_device_floor_beside_the_node_client() -> None:
+    """The bare-stream floor runs at aivoco's buffering and at the Node client's."""
+    out = run_bench("bench_cpu.py", "--list")
+    assert out.returncode == 0, out.stderr
+    lines = {line.split()[0]: line for line in out.stdout.splitlines() if line.strip()}
+    assert "ref_device_floor.py" in lines["floor-dev-streams"]
+    assert "--input-block-ms 128 --output-latency-ms 100" in lines["floor-dev-node-buffers"]
+    assert "--echo off, --chunk-ms 128" in lines["sts-dev-node-chunks"]
+
+
+@pytest.mark.device
+def test_the_device_floor_keeps_both_streams_running(pulse: PulseServer) -> None:
+    """bench/ref_device_floor.py on the private PulseAudio: both callbacks run, at the
+    block sizes asked (so its figure is the floor of those streams, not of idle ones)."""
+    out = subprocess.run(
+        [sys.executable, str(BENCH / "ref_device_floor.py"), "--seconds", "3"],
+        capture_output=True, text=True, timeout=60, check=False, env=pulse.client_env(),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    counts = json.loads(out.stdout.splitlines()[-1])
+    # 3 s of 10 ms blocks is 300 per stream; a new stream on a null sink may wait ~1.5 s
+    # for its first callback (tests/test_device_audio.py), so ask for a third of that.
+    assert counts["input_blocks"] >= 100 and counts["output_blocks"] >= 100, counts
