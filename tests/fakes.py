@@ -136,7 +136,7 @@ class MemorySource:
         self, frames: Sequence[AudioChunk], *, rate_hz: int, frame_ms: int = 20, pace: float = 1.0
     ) -> None:
         self.frames = list(frames)
-        self.rate_hz = rate_hz
+        self.rate_hz = self.sample_rate_hz = rate_hz
         self.frame_ms = frame_ms
         self.pace = pace
         self.finished = False

@@ -250,6 +250,26 @@ def test_a_call_captures_at_its_own_rate_only_without_echo_alignment(
         source.close()
 
 
+@pytest.mark.parametrize(("echo", "capture_hz"), [(EchoMode.AUTO, 16000), (EchoMode.OFF, 8000)])
+def test_an_agent_call_with_echo_control_captures_at_the_cancellers_rate(
+    pulse: PulseServer, echo: EchoMode, capture_hz: int
+) -> None:
+    """An 8 kHz agent call lined up with its speaker captures at 16 kHz, WebRTC AEC3's
+    own rate, and echo control hands back 8 kHz (session/echo.py, docs/echo.md#rate)."""
+    options = CallOptions(protocol=ProtocolName.CALL, key="k", agent="a", echo=echo)
+    source, label = build_source(options, 8000)
+    try:
+        assert isinstance(source, MicCapture)
+        assert source.sample_rate_hz == capture_hz
+        if echo is EchoMode.AUTO:
+            default = resolve_device(None, "input").default_samplerate_hz
+            assert label.endswith(f"@ {default} Hz -> 16000 Hz -> 8000 Hz after echo control")
+        else:
+            assert label.endswith("@ 8000 Hz")
+    finally:
+        source.close()
+
+
 # -- speaker -------------------------------------------------------------------------------
 def wait_until_recording(raw: Path, rec: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + DEADLINE_S

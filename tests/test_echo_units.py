@@ -230,7 +230,9 @@ class Rig:
     barge: LocalBargeIn
 
 
-def make_rig(mode: EchoMode, mic_live: Callable[[], bool] = lambda: True) -> Rig:
+def make_rig(
+    mode: EchoMode, mic_live: Callable[[], bool] = lambda: True, out_rate_hz: int | None = None
+) -> Rig:
     player: ClockPlayer[MarkToken] = ClockPlayer(RATE)  # its clock is the test: never started
     player.play(AudioChunk.silence(RATE * 30, RATE))  # something queued to cut
     state = CallState("sts", "test", "test", has_credits=False)
@@ -253,6 +255,7 @@ def make_rig(mode: EchoMode, mic_live: Callable[[], bool] = lambda: True) -> Rig
         bus=bus,
         barge_in=barge,
         mic_live=mic_live,
+        out_rate_hz=out_rate_hz,
     )
     return Rig(control, player, records, barge)
 
@@ -285,11 +288,14 @@ def agent_reply() -> np.ndarray:
     return np.concatenate([np.zeros(RATE // 2, np.float32), s, s, np.zeros(RATE, np.float32)])
 
 
+@pytest.mark.parametrize("out_rate_hz", [RATE, RATE // 2])  # sts, and an agent call's 8 kHz
 @pytest.mark.parametrize("mode", [EchoMode.GATE, EchoMode.AEC])
-def test_echo_never_goes_upstream_while_the_agent_talks(mode: EchoMode) -> None:
-    rig = make_rig(mode)
+def test_echo_never_goes_upstream_while_the_agent_talks(mode: EchoMode, out_rate_hz: int) -> None:
+    rig = make_rig(mode, out_rate_hz=out_rate_hz)
     room = Room(agent_reply())
-    loud = [k for k, out in run_room(rig, room, 8.0) if level_dbfs(out.to_float32()) > -60]
+    outs = list(run_room(rig, room, 8.0))
+    assert all(o.sample_rate_hz == out_rate_hz and o.frames == out_rate_hz // 50 for _, o in outs)
+    loud = [k for k, out in outs if level_dbfs(out.to_float32()) > -60]
     assert loud == []  # every frame silent (has_audio false), echo included
     assert rig.barge.count == 0
     assert rig.control.suppressed_frames > 200
@@ -299,9 +305,10 @@ def test_echo_never_goes_upstream_while_the_agent_talks(mode: EchoMode) -> None:
         assert snap.erle_db is not None and snap.erle_db > 20
 
 
+@pytest.mark.parametrize("out_rate_hz", [RATE, RATE // 2])
 @pytest.mark.parametrize("mode", [EchoMode.GATE, EchoMode.AEC, EchoMode.OFF])
-def test_talking_over_the_agent_goes_through_and_cuts_it(mode: EchoMode) -> None:
-    rig = make_rig(mode)
+def test_talking_over_the_agent_goes_through_and_cuts_it(mode: EchoMode, out_rate_hz: int) -> None:
+    rig = make_rig(mode, out_rate_hz=out_rate_hz)
     # The user starts 2 s into the reply, as loud as the agent (12 dB above its echo).
     room = Room(agent_reply(), user=speech(), user_at_s=2.5)
     sent = dict(run_room(rig, room, 4.5))
@@ -315,13 +322,14 @@ def test_talking_over_the_agent_goes_through_and_cuts_it(mode: EchoMode) -> None
     assert len(through) > 20  # the user's speech reached the uplink
 
 
-def test_muted_sends_silence_and_never_barges_in() -> None:
+@pytest.mark.parametrize("out_rate_hz", [RATE, RATE // 2])
+def test_muted_sends_silence_and_never_barges_in(out_rate_hz: int) -> None:
     live = [True]
-    rig = make_rig(EchoMode.AEC, mic_live=lambda: live[0])
+    rig = make_rig(EchoMode.AEC, mic_live=lambda: live[0], out_rate_hz=out_rate_hz)
     live[0] = False
     room = Room(agent_reply(), user=speech(), user_at_s=2.5)
     outs = [out for _, out in run_room(rig, room, 4.5)]
-    assert all(not out.samples.any() for out in outs)
+    assert all(not out.samples.any() and out.sample_rate_hz == out_rate_hz for out in outs)
     assert rig.barge.count == 0
 
 
@@ -356,3 +364,13 @@ def test_a_barge_in_onset_needs_enough_speech_spanning_100ms() -> None:
     assert onset("x..x.x")  # the gate lets speech through in pieces
     assert not onset("x.....x")  # 40 ms of speech is not enough, however spread
     assert speech_onset(deque([(True, 100.0)]))  # --chunk-ms 100: one frame will do
+
+
+def test_echo_control_converts_only_to_half_its_rate() -> None:
+    setup = choose_mode(EchoMode.GATE, acoustic=True, rate_hz=RATE)
+    with pytest.raises(ValueError, match="to half"):
+        EchoControl(
+            setup, player=ClockPlayer(RATE), rate_hz=RATE, frame_ms=20,
+            state=CallState("call", "t", "t", has_credits=False), bus=RecordBus(),
+            out_rate_hz=RATE // 4,
+        )  # fmt: skip

@@ -7,7 +7,7 @@ import pytest
 from tones import as_float, dominant_freq, level_dbfs, sine, sine_chunk, sine_dbfs, steady
 
 from aivoco.audio.chunk import AudioChunk
-from aivoco.audio.resample import BLOCK_MS, StreamResampler, resample_once
+from aivoco.audio.resample import BLOCK_MS, HalfRate, StreamResampler, resample_once
 from aivoco.errors import AudioFormatError
 
 DEVICE_RATES = (48000, 44100)
@@ -209,3 +209,50 @@ def test_a_live_stream_converts_each_block_at_once(in_rate: int, out_rate: int) 
     short = AudioChunk(x.samples[: in_rate // 1000].copy(), in_rate)  # 1 ms
     assert fixed.process(short).frames == 0
     assert whole.process(short).frames == pytest.approx(out_rate // 1000, abs=1)
+
+
+# -- HalfRate: an agent call's way down to 8 kHz after echo control -------------------------
+def _through_half_rate(x: np.ndarray, chunk: int) -> np.ndarray:
+    down = HalfRate(16000)
+    return np.concatenate([down.process(x[i : i + chunk]) for i in range(0, x.size, chunk)])
+
+
+def _tone_db(freq_hz: float) -> float:
+    """A tone through the decimator in 20 ms chunks, its level against the input's."""
+    t = np.arange(16000) / 16000
+    x = np.round(16000 * np.sin(2 * np.pi * freq_hz * t)).astype(np.int16)
+    y = _through_half_rate(x, 320)[2000:].astype(np.float64)  # past the start-up
+    gain = np.sqrt(np.mean(y**2)) / (16000 / np.sqrt(2))
+    return float(20 * np.log10(max(gain, 1e-9)))
+
+
+def test_half_rate_passes_the_telephone_band_and_stops_what_would_fold_into_it() -> None:
+    assert abs(_tone_db(300)) < 0.1 and abs(_tone_db(1000)) < 0.1 and abs(_tone_db(3000)) < 0.3
+    assert -2.0 < _tone_db(3400) < -1.0
+    assert _tone_db(4200) < -15.0  # would fold to 3.8 kHz, above the telephone band
+    for freq in (4600, 5600, 7000):  # would fold to 3.4, 2.4 and 1 kHz
+        assert _tone_db(freq) < -50.0, freq
+
+
+def test_half_rate_streams_like_one_chunk_whatever_the_chunking() -> None:
+    x = (np.random.default_rng(3).standard_normal(4001) * 5000).astype(np.int16)
+    whole = HalfRate(16000).process(x)
+    for chunk in (1, 7, 160, 320, 333):
+        assert np.array_equal(_through_half_rate(x, chunk), whole), chunk
+    assert whole.size == 2001  # output k is input 2k
+
+
+def test_half_rate_delays_by_half_its_length() -> None:
+    down = HalfRate(16000)
+    impulse = np.zeros(320, np.int16)
+    impulse[100] = 20000
+    y = down.process(impulse)
+    assert down.delay_s == pytest.approx(15 / 16000)  # 0.94 ms: sinc_fastest holds 2.38
+    # The peak lands at input sample 115 (100 + 15), output sample 57.5: 57 and 58 tie.
+    assert int(np.argmax(y)) in (57, 58)
+    assert y.dtype == np.int16
+
+
+def test_half_rate_needs_an_even_rate() -> None:
+    with pytest.raises(ValueError, match="even"):
+        HalfRate(11025)

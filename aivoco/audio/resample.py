@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from aivoco.audio.chunk import AudioChunk, Float32Array, float32_to_pcm16
+from aivoco.audio.chunk import AudioChunk, Float32Array, Int16Array, float32_to_pcm16
 from aivoco.errors import AudioFormatError
 
 BLOCK_MS = 2.5
@@ -190,3 +190,55 @@ def resample_once(chunk: AudioChunk, out_rate_hz: int) -> AudioChunk:
     if tail.frames == 0:
         return head
     return AudioChunk.concat([head, tail])
+
+
+# -- 2:1 after echo control ---------------------------------------------------------------
+# An agent call's canceller runs at 16 kHz, WebRTC AEC3's own rate: given 8 kHz, the
+# module converts to 16 kHz and back inside and returns a tone's onset 11.1 ms after it
+# went in, against 8.1 ms at 16 kHz (bench/probe_uplink_budget.py). The way down to
+# 8 kHz after it is this short linear-phase low-pass: 31 taps, 15 samples (0.94 ms) of
+# delay, where libsamplerate's sinc_fastest holds back 2.38 ms for 16 -> 8 kHz
+# (docs/devices.md#budget). Response (tests/test_resample.py): flat to 3 kHz, -1.6 dB at
+# 3.4 kHz, -20 dB at 4.2 kHz, 55 dB down from 4.6 kHz: about the telephone channel's own
+# mask (ITU-T G.712), which is all an 8 kHz mu-law call carries.
+HALF_RATE_TAPS = 31
+HALF_RATE_CUTOFF = 3750 / 16000  # of the input rate
+HALF_RATE_KAISER_BETA = 4.5
+
+
+def half_rate_taps() -> Float32Array:
+    """The low-pass before dropping every other sample: a Kaiser-windowed sinc, unity
+    gain at 0 Hz."""
+    n = np.arange(HALF_RATE_TAPS) - (HALF_RATE_TAPS - 1) / 2
+    fc = HALF_RATE_CUTOFF
+    h = 2 * fc * np.sinc(2 * fc * n) * np.kaiser(HALF_RATE_TAPS, HALF_RATE_KAISER_BETA)
+    out: Float32Array = (h / h.sum()).astype(np.float32)
+    return out
+
+
+class HalfRate:
+    """Streaming 2:1 decimation of int16 mono chunks through `half_rate_taps()`.
+
+    Stateful: it keeps the last taps-1 input samples, so chunks of any length give the
+    same output as one long chunk, each output sample `delay_s` late. Output sample k is
+    input sample 2k filtered, so an odd-length chunk leaves its phase to the next."""
+
+    def __init__(self, in_rate_hz: int) -> None:
+        if in_rate_hz % 2:
+            raise ValueError("2:1 decimation needs an even input rate")
+        self.in_rate_hz = in_rate_hz
+        self.out_rate_hz = in_rate_hz // 2
+        self._h = half_rate_taps()
+        self._hist = np.zeros(self._h.size - 1, np.float32)
+        self._consumed = 0  # input samples taken so far: the phase of the next one
+        self.delay_s = (self._h.size - 1) / 2 / in_rate_hz
+
+    def process(self, samples: Int16Array) -> Int16Array:
+        x = samples.astype(np.float32)
+        buf = np.concatenate([self._hist, x])
+        filtered = np.convolve(buf, self._h, mode="valid")  # one value per input sample
+        y = filtered[self._consumed % 2 :: 2]
+        self._consumed += x.size
+        self._hist = buf[buf.size - self._hist.size :]
+        # int16 in, int16 out: finite, so the NaN check is skipped.
+        return float32_to_pcm16(y / 32768.0, finite=True)

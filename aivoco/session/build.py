@@ -69,9 +69,16 @@ def build_source(options: CallOptions, rate_hz: int) -> tuple[Source, str]:
 
         return FileSource(options.input_file, rate_hz, options.chunk_ms), str(options.input_file)
     from aivoco.audio.capture import MicCapture
+    from aivoco.session.echo import echo_rate_hz
 
-    mic = MicCapture(options.input_device, rate_hz, options.chunk_ms, native=not aligns(options))
-    converted = f" -> {rate_hz} Hz" if mic.resampling else ""
+    # Lined up with the speaker, at echo control's rate; it converts to the call's after
+    # the canceller (session/echo.py, docs/echo.md#rate).
+    align = aligns(options)
+    capture_hz = echo_rate_hz(rate_hz) if align else rate_hz
+    mic = MicCapture(options.input_device, capture_hz, options.chunk_ms, native=not align)
+    converted = f" -> {capture_hz} Hz" if mic.resampling else ""
+    if capture_hz != rate_hz:
+        converted += f" -> {rate_hz} Hz after echo control"
     return mic, f"mic {mic.device.name} @ {mic.device_rate_hz} Hz{converted}"
 
 

@@ -122,6 +122,7 @@ class Call:
         self.echo, barge_in = echo_for_call(
             self.options, acoustic=acoustic, player=player, rate_hz=rate_hz,
             state=self.state, bus=self.bus, mic_live=lambda: self.controls.mic_live,
+            source_rate_hz=source.sample_rate_hz,
         )  # fmt: skip
         return barge_in
 

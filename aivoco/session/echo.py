@@ -35,6 +35,7 @@ from aivoco.audio.echo import (
     gate_passes,
     level_dbfs,
 )
+from aivoco.audio.resample import HalfRate
 from aivoco.session.bargein import LocalBargeIn
 from aivoco.session.interfaces import PlayerLike
 from aivoco.session.options import CallOptions, EchoMode, NoiseSuppression
@@ -50,6 +51,15 @@ HEARD_DBFS = -60.0  # a quieter microphone frame had no echo worth mentioning
 # speech over the agent passes it nearly untouched (99 % of echo frames on the rig).
 ECHO_EXPLAINED_DB = 10.0
 TRACE_LIMIT = 30_000  # frames a trace keeps (10 minutes of 20 ms frames)
+# WebRTC AEC3's own rate. An agent call's microphone is captured at it when echo control
+# lines it up with the speaker, and the frames go down to 8 kHz after the canceller
+# (resample.HalfRate): 3 ms sooner than the module's own conversion (docs/echo.md#rate).
+AEC_RATE_HZ = 16000
+
+
+def echo_rate_hz(call_rate_hz: int) -> int:
+    """The rate echo control works at for a call at `call_rate_hz`."""
+    return AEC_RATE_HZ if call_rate_hz * 2 == AEC_RATE_HZ else call_rate_hz
 
 
 @dataclass(frozen=True)
@@ -128,10 +138,17 @@ class EchoControl:
         barge_in: LocalBargeIn | None = None,
         mic_live: Callable[[], bool] = lambda: True,
         settings: GateSettings | None = None,
+        out_rate_hz: int | None = None,
     ) -> None:
+        """`rate_hz`: the frames' rate, what echo control works at; `out_rate_hz`: the
+        call's, half of it or the same (what `process` returns)."""
         self.setup = setup
         self.mode = setup.mode
         self.rate_hz = rate_hz
+        self.out_rate_hz = out_rate_hz or rate_hz
+        self._down = HalfRate(rate_hz) if self.out_rate_hz != rate_hz else None
+        if self._down is not None and self._down.out_rate_hz != self.out_rate_hz:
+            raise ValueError(f"echo control converts {rate_hz} Hz to half, not {out_rate_hz}")
         self.frame_s = frame_ms / 1000.0
         self.state = state
         self.bus = bus
@@ -161,9 +178,17 @@ class EchoControl:
         self._publish(False)
 
     def process(self, frame: AudioChunk, now: float) -> AudioChunk:
-        """The frame to send upstream instead of `frame` (same length and rate): echo
-        removed or gated, silence while muted or push-to-talk is idle. The canceller
-        runs on every frame, muted or not, so it stays converged."""
+        """The frame to send upstream instead of `frame` (same duration, at
+        `out_rate_hz`): echo removed or gated, silence while muted or push-to-talk is
+        idle. The canceller runs on every frame, muted or not, so it stays converged;
+        so does the conversion to the call's rate (it keeps the filter's state)."""
+        out = self._process(frame, now)
+        if self._down is None:
+            return out
+        samples = self._down.process(out.mono_samples())
+        return AudioChunk(samples, self.out_rate_hz, captured_at_s=out.captured_at_s)
+
+    def _process(self, frame: AudioChunk, now: float) -> AudioChunk:
         if self.mode is EchoMode.OFF and self.setup.processor is None:
             return self._off(frame, now)
         mic_live = self.mic_live()
@@ -306,12 +331,16 @@ def echo_for_call(
     state: CallState,
     bus: RecordBus,
     mic_live: Callable[[], bool],
+    source_rate_hz: int | None = None,
 ) -> tuple[EchoControl, LocalBargeIn | None]:
-    """A call's echo control and, for sts with --barge-in, its local barge-in."""
+    """A call's echo control and, for sts with --barge-in, its local barge-in.
+    `source_rate_hz`: the microphone's frames' rate, `echo_rate_hz(rate_hz)` when
+    build_source captured at it (the call's rate by default)."""
+    work_hz = source_rate_hz or rate_hz
     setup = choose_mode(
         options.echo,
         acoustic=acoustic,
-        rate_hz=rate_hz,
+        rate_hz=work_hz,
         noise=options.noise_suppression,
         high_pass=options.high_pass,
     )
@@ -321,11 +350,12 @@ def echo_for_call(
     echo = EchoControl(
         setup,
         player=player,
-        rate_hz=rate_hz,
+        rate_hz=work_hz,
         frame_ms=options.chunk_ms,
         state=state,
         bus=bus,
         barge_in=barge,
         mic_live=mic_live,
+        out_rate_hz=rate_hz,
     )
     return echo, barge

@@ -19,6 +19,7 @@ from aivoco.wire.functions import FunctionSpec
 
 class Source(Protocol):
     finished: bool
+    sample_rate_hz: int  # of the frames it yields
 
     @property
     def lost_frames(self) -> int:

@@ -97,6 +97,7 @@ class Uplink:
 
     def send(self, frame: AudioChunk, now: float, transmit: bool = True) -> None:
         heard = level = peak(frame)  # the meter shows what the mic hears, even when muted
+        source_hz = frame.sample_rate_hz  # echo control may hand back the call's rate
         if self.echo is not None:
             sent = self.echo.process(frame, now)
             if sent is not frame:  # gated, cleaned or muted: its own level
@@ -111,7 +112,8 @@ class Uplink:
             lost = self.source.lost_frames - self._lost_recorded
             if lost > 0:  # time the source skipped: silence, so the track keeps the clock
                 self._lost_recorded += lost
-                self.recorder.add_user(AudioChunk.silence(lost, frame.sample_rate_hz))
+                silent = lost * frame.sample_rate_hz // source_hz
+                self.recorder.add_user(AudioChunk.silence(silent, frame.sample_rate_hz))
             self.recorder.add_user(frame)
         if transmit:
             self.driver.send_audio(frame)
