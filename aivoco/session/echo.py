@@ -53,7 +53,8 @@ ECHO_EXPLAINED_DB = 10.0
 TRACE_LIMIT = 30_000  # frames a trace keeps (10 minutes of 20 ms frames)
 # WebRTC AEC3's own rate. An agent call's microphone is captured at it when echo control
 # lines it up with the speaker, and the frames go down to 8 kHz after the canceller
-# (resample.HalfRate): 3 ms sooner than the module's own conversion (docs/echo.md#rate).
+# (resample.HalfRate): 2 ms sooner, measured, than the module's own conversion
+# (docs/echo.md#rate).
 AEC_RATE_HZ = 16000
 
 
