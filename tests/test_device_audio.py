@@ -223,49 +223,49 @@ def test_mic_capture_hears_a_1khz_tone(
     assert mic.lost_frames == 0
 
 
+STS, CALL = ProtocolName.STS, ProtocolName.CALL
+
+
 @pytest.mark.parametrize(
-    ("echo", "output", "native"),
+    ("protocol", "echo", "output", "native", "capture_hz", "label_end"),
     [
-        (EchoMode.OFF, None, True),
-        (EchoMode.AUTO, "out.wav", True),  # auto is off: no speaker can echo
-        (EchoMode.AUTO, None, False),  # aec (or gate) aligns mic and speaker
-        (EchoMode.GATE, None, False),
+        (STS, EchoMode.OFF, None, True, 16000, "@ 16000 Hz"),
+        # auto is off: no speaker can echo
+        (STS, EchoMode.AUTO, "out.wav", True, 16000, "@ 16000 Hz"),
+        # aec (or gate) aligns mic and speaker
+        (STS, EchoMode.AUTO, None, False, 16000, "@ {default} Hz -> 16000 Hz"),
+        (STS, EchoMode.GATE, None, False, 16000, "@ {default} Hz -> 16000 Hz"),
+        (CALL, EchoMode.OFF, None, True, 8000, "@ 8000 Hz"),
+        # an 8 kHz agent call lined up with its speaker: at AEC3's own 16 kHz
+        (CALL, EchoMode.AUTO, None, False, 16000,
+         "@ {default} Hz -> 16000 Hz -> 8000 Hz after echo control"),
     ],
-)
+)  # fmt: skip
 def test_a_call_captures_at_its_own_rate_only_without_echo_alignment(
-    pulse: PulseServer, tmp_path: Path, echo: EchoMode, output: str | None, native: bool
+    pulse: PulseServer,
+    tmp_path: Path,
+    protocol: ProtocolName,
+    echo: EchoMode,
+    output: str | None,
+    native: bool,
+    capture_hz: int,
+    label_end: str,
 ) -> None:
     """Echo control lines the microphone's timestamps up with the speaker's, which held
     only at the device's own rate (docs/devices.md#rates); without it the microphone
-    opens at the protocol's rate and the sound server converts, as for arecord."""
+    opens at the protocol's rate and the sound server converts, as for arecord. With it
+    an agent call captures at 16 kHz, WebRTC AEC3's own rate, and echo control hands
+    back 8 kHz (session/echo.py, docs/echo.md#rate)."""
     out = None if output is None else tmp_path / output
-    options = CallOptions(protocol=ProtocolName.STS, key="k", echo=echo, output_file=out)
-    source, label = build_source(options, 16000)
-    try:
-        assert isinstance(source, MicCapture)
-        default = resolve_device(None, "input").default_samplerate_hz
-        assert source.device_rate_hz == (16000 if native else default)
-        assert label.endswith("@ 16000 Hz" if native else f"@ {default} Hz -> 16000 Hz")
-    finally:
-        source.close()
-
-
-@pytest.mark.parametrize(("echo", "capture_hz"), [(EchoMode.AUTO, 16000), (EchoMode.OFF, 8000)])
-def test_an_agent_call_with_echo_control_captures_at_the_cancellers_rate(
-    pulse: PulseServer, echo: EchoMode, capture_hz: int
-) -> None:
-    """An 8 kHz agent call lined up with its speaker captures at 16 kHz, WebRTC AEC3's
-    own rate, and echo control hands back 8 kHz (session/echo.py, docs/echo.md#rate)."""
-    options = CallOptions(protocol=ProtocolName.CALL, key="k", agent="a", echo=echo)
-    source, label = build_source(options, 8000)
+    rate = 16000 if protocol is STS else 8000
+    options = CallOptions(protocol=protocol, key="k", agent="a", echo=echo, output_file=out)
+    source, label = build_source(options, rate)
     try:
         assert isinstance(source, MicCapture)
         assert source.sample_rate_hz == capture_hz
-        if echo is EchoMode.AUTO:
-            default = resolve_device(None, "input").default_samplerate_hz
-            assert label.endswith(f"@ {default} Hz -> 16000 Hz -> 8000 Hz after echo control")
-        else:
-            assert label.endswith("@ 8000 Hz")
+        default = resolve_device(None, "input").default_samplerate_hz
+        assert source.device_rate_hz == (capture_hz if native else default)
+        assert label.endswith(label_end.format(default=default))
     finally:
         source.close()
 
