@@ -28,8 +28,14 @@ from typing import Any
 import numpy as np
 import sounddevice as sd
 
+from aivoco.audio.capture import CAPTURE_BLOCK_MS
+from aivoco.audio.streams import OUTPUT_STEPS
+
+# aivoco's own settings, so the floor follows them: the protocol's rates, the input
+# block, and the output ladder's first step (its latency and callback block).
 IN_RATE_HZ = 16000
 OUT_RATE_HZ = 24000
+FIRST_STEP = OUTPUT_STEPS[0]
 RING_S = 2
 
 
@@ -43,10 +49,10 @@ def run(seconds: float, input_block_ms: int, output_latency_ms: int) -> dict[str
         nonlocal pos
         if status.input_overflow:
             counts["input_overflows"] += 1
-        end = pos + frames
-        if end <= ring.size:
-            ring[pos:end] = indata[:, 0]
-        pos = end % ring.size
+        if pos + frames > ring.size:  # every block is copied: a block that does not fit
+            pos = 0  # before the end goes to the start
+        ring[pos : pos + frames] = indata[:, 0]
+        pos += frames
         counts["input_blocks"] += 1
         ready.set()
 
@@ -62,7 +68,7 @@ def run(seconds: float, input_block_ms: int, output_latency_ms: int) -> dict[str
     )  # fmt: skip
     speaker = sd.OutputStream(
         samplerate=OUT_RATE_HZ, channels=1, dtype="float32", latency=output_latency_ms / 1000,
-        blocksize=OUT_RATE_HZ // 100, callback=on_output,
+        blocksize=OUT_RATE_HZ * FIRST_STEP.block_ms // 1000, callback=on_output,
     )  # fmt: skip
     with mic, speaker:
         # A consumer thread woken per block, as a client's uplink is (and as arecord's
@@ -77,8 +83,8 @@ def run(seconds: float, input_block_ms: int, output_latency_ms: int) -> dict[str
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=60.0)
-    ap.add_argument("--input-block-ms", type=int, default=10)
-    ap.add_argument("--output-latency-ms", type=int, default=20)
+    ap.add_argument("--input-block-ms", type=int, default=round(CAPTURE_BLOCK_MS))
+    ap.add_argument("--output-latency-ms", type=int, default=FIRST_STEP.latency_ms)
     args = ap.parse_args()
     stats = run(args.seconds, args.input_block_ms, args.output_latency_ms)
     print(json.dumps(stats), flush=True)
