@@ -138,6 +138,8 @@ def echo_figures(call: Call) -> dict[str, Any]:
         "suppressed_frames": echo.suppressed_frames,
         "passed_frames": echo.passed_frames,
         "erle_db": snap.echo.erle_db,
+        "erle_call_db": snap.echo.erle_call_db,
+        "far_jumps": echo.cursor.jumps,
         "local_barge_ins": snap.echo.barge_ins,
     }
 

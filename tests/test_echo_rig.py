@@ -75,7 +75,10 @@ def test_with_echo_control_the_agent_never_interrupts_itself(
     assert heard_blocks >= need_blocks, run.summary
     assert run.echo["mode"] == mode.value and run.echo["coupling_measured"]
     if mode is EchoMode.AEC:
-        assert run.echo["erle_db"] is not None and run.echo["erle_db"] > 10
+        # Over the call (what the summary reports): the last seconds' figure swings from
+        # 7 to 55 dB on a loaded machine as the loopback's delay moves (docs/echo.md#erle).
+        erle = run.summary["echo_erle_db"]
+        assert erle is not None and erle == run.echo["erle_call_db"] and erle > 10, run.echo
 
 
 @pytest.mark.parametrize(

@@ -162,6 +162,23 @@ def test_erle_is_the_power_ratio_of_near_to_out() -> None:
     for _ in range(200):
         meter.observe(near, near * 0.1)
     assert meter.erle_db == pytest.approx(20.0, abs=0.01)
+    assert meter.call_erle_db == pytest.approx(20.0, abs=0.01)
+
+
+def test_erle_over_the_call_keeps_what_the_last_seconds_forget() -> None:
+    """A canceller that re-adapts at the end (20 dB for 8 s, then 0 dB for 2 s): the
+    last seconds say little, the call's energy says what the user's echo went through."""
+    meter = ErleMeter(0.02)
+    near = np.full(320, 0.1, np.float32)
+    for _ in range(400):
+        meter.observe(near, near * 0.1)
+    for _ in range(100):
+        meter.observe(near, near)
+    smoothed, call = meter.erle_db, meter.call_erle_db
+    assert smoothed is not None and call is not None
+    assert smoothed < 2.0
+    # (400 + 100) units of near against 400 x 0.01 + 100 of out: 10 log10(500 / 104).
+    assert call == pytest.approx(10 * np.log10(500 / 104), abs=0.01)
 
 
 # -- WebRTC's module -------------------------------------------------------------------------
@@ -303,6 +320,7 @@ def test_echo_never_goes_upstream_while_the_agent_talks(mode: EchoMode, out_rate
     assert snap.mode == mode.value
     if mode is EchoMode.AEC:
         assert snap.erle_db is not None and snap.erle_db > 20
+        assert snap.erle_call_db is not None and snap.erle_call_db > 20
 
 
 @pytest.mark.parametrize("out_rate_hz", [RATE, RATE // 2])

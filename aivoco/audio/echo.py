@@ -287,24 +287,41 @@ class ErleMeter:
     """Echo return loss enhancement: how much quieter the echo leaves than it came.
 
     10 log10(near power / output power) over frames where the agent is audible and the
-    user is not talking over it, smoothed with a time constant (a first-order average
-    of both powers, as WebRTC's own statistic smooths)."""
+    user is not talking over it, in two figures (docs/echo.md#erle): `erle_db`, both
+    powers smoothed with a time constant (a first-order average, as WebRTC's own
+    statistic smooths): what the canceller does now, for the live view; and
+    `call_erle_db`, both energies summed over the whole call: what it did, for the
+    summary. The last seconds alone swing by 10-40 dB whenever the echo path changes and
+    the canceller re-adapts (on a loaded machine, PulseAudio's loopback moves), so a
+    figure at the end is chance; the sum weighs every echo frame the user sent."""
 
     def __init__(self, frame_s: float, time_constant_s: float = 2.0, warmup_s: float = 0.5):
         self._alpha = min(1.0, frame_s / time_constant_s)
         self._warmup = max(1, round(warmup_s / frame_s))
         self._near = 0.0
         self._out = 0.0
+        self._near_sum = 0.0
+        self._out_sum = 0.0
         self._count = 0
 
     def observe(self, near: Float32Array, out: Float32Array) -> None:
         a = self._alpha
-        self._near += a * (mean_square(near) - self._near)
-        self._out += a * (mean_square(out) - self._out)
+        near_ms, out_ms = mean_square(near), mean_square(out)
+        self._near += a * (near_ms - self._near)
+        self._out += a * (out_ms - self._out)
+        self._near_sum += near_ms
+        self._out_sum += out_ms
         self._count += 1
 
     @property
     def erle_db(self) -> float | None:
-        if self._count < self._warmup or self._near <= 0:
+        return self._ratio_db(self._near, self._out)
+
+    @property
+    def call_erle_db(self) -> float | None:
+        return self._ratio_db(self._near_sum, self._out_sum)
+
+    def _ratio_db(self, near: float, out: float) -> float | None:
+        if self._count < self._warmup or near <= 0:
             return None
-        return 10.0 * math.log10(self._near / max(self._out, 1e-12))
+        return 10.0 * math.log10(near / max(out, 1e-12))

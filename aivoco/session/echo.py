@@ -301,14 +301,13 @@ class EchoControl:
         return out, est.audible and out_db > s.speech_floor_dbfs
 
     def _publish(self, suppressing: bool) -> None:
-        raw = self.erle.erle_db if self.mode is EchoMode.AEC else None
-        # To the 0.1 dB the summary reports (the view shows whole dB), so a figure that
-        # drifts in its last digits is not a change.
-        erle = None if raw is None else round(min(raw, 60.0), 1)
+        aec = self.mode is EchoMode.AEC
+        erle = _erle_shown(self.erle.erle_db if aec else None)
+        erle_call = _erle_shown(self.erle.call_erle_db if aec else None)
         barge_ins = 0 if self.barge_in is None else self.barge_in.count
         # Compared before anything is built: this runs for every frame (50 a second per
         # call), and the view changes a few times a call.
-        key = (self.mode, suppressing, erle, barge_ins)
+        key = (self.mode, suppressing, erle, erle_call, barge_ins)
         if key == self._published_key:
             return
         self._published_key = key
@@ -318,9 +317,16 @@ class EchoControl:
                 note=self.setup.note,
                 suppressing=suppressing,
                 erle_db=erle,
+                erle_call_db=erle_call,
                 barge_ins=barge_ins,
             )
         )
+
+
+def _erle_shown(raw: float | None) -> float | None:
+    """To the 0.1 dB the summary reports (the view shows whole dB), so a figure that
+    drifts in its last digits is not a change; capped at 60 dB (docs/echo.md#erle)."""
+    return None if raw is None else round(min(raw, 60.0), 1)
 
 
 def echo_for_call(

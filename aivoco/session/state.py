@@ -89,7 +89,8 @@ class EchoView:
     mode: str = "off"  # the mode in force: aec | gate | off
     note: str = ""  # why this mode (auto's choice, a fallback)
     suppressing: bool = False  # it acted on the microphone within the last moment
-    erle_db: float | None = None  # aec: echo return loss enhancement
+    erle_db: float | None = None  # aec: echo return loss enhancement, the last seconds
+    erle_call_db: float | None = None  # aec: the same over the whole call (the summary's)
     barge_ins: int = 0  # local barge-ins (sts): playback cut because you spoke
 
 

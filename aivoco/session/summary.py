@@ -58,7 +58,7 @@ class CallSummary:
     recording: str | None = None
     recording_s: float | None = None
     echo_mode: str | None = None  # aec | gate | off (docs/echo.md)
-    echo_erle_db: float | None = None  # aec: echo return loss enhancement at the end
+    echo_erle_db: float | None = None  # aec: echo return loss enhancement over the call
     local_barge_ins: int = 0  # sts: playback cut because the user talked over the agent
     reconnects: int = 0
     first_sound_last_ms: float | None = None  # end of speech -> first reply sound heard
@@ -151,7 +151,7 @@ def build_summary(
         recording=None if recording is None else str(recording[0]),
         recording_s=None if recording is None else round(recording[1] / 1000, 2),
         echo_mode=snap.echo.mode,
-        echo_erle_db=snap.echo.erle_db,
+        echo_erle_db=snap.echo.erle_call_db,
         local_barge_ins=snap.echo.barge_ins,
         reconnects=reconnects,
         first_sound_last_ms=snap.first_sound_last_ms,
