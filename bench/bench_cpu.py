@@ -81,7 +81,7 @@ class Mode:
     tree: Path | None = None  # run aivoco from this source tree (--baseline)
     echo: str | None = None  # aivoco's --echo, given on the command line (None: its default)
     chunk_ms: int | None = None  # aivoco's --chunk-ms (None: its default, 20)
-    extra: tuple[str, ...] = ()  # more options for the client (the floor's buffering)
+    extra: tuple[str, ...] = ()  # more options for the client (the floor's buffering, --low-cpu)
 
     def describe(self) -> str:
         if self.client == "ref":
@@ -94,9 +94,10 @@ class Mode:
         view = f"live view {self.live[0]}x{self.live[1]}" if self.live else "--plain"
         echo = f", --echo {self.echo}" if self.echo else ""
         chunk = f", --chunk-ms {self.chunk_ms}" if self.chunk_ms else ""
+        extra = f", {' '.join(self.extra)}" if self.extra else ""
         return (
             f"aivoco {self.protocol}, {'file in/out' if self.io == 'file' else 'devices'}, "
-            f"{view}{echo}{chunk}"
+            f"{view}{echo}{chunk}{extra}"
         )
 
 
@@ -116,6 +117,17 @@ MODES: dict[str, Mode] = {
         Mode("node-sts-dev", "node", "sts", "devices"),
         # The Node client's own chunking: arecord hands it 4096 bytes (128 ms) at a time.
         Mode("sts-dev-node-chunks", "aivoco", "sts", "devices", echo="off", chunk_ms=NODE_CHUNK_MS),
+        # ...and its buffering too: the microphone in whole chunks, a 100 ms speaker.
+        Mode(
+            "sts-dev-low-cpu",
+            "aivoco",
+            "sts",
+            "devices",
+            echo="off",
+            chunk_ms=NODE_CHUNK_MS,
+            extra=("--low-cpu",),
+        ),
+        Mode("sts-dev-low-cpu-aec", "aivoco", "sts", "devices", extra=("--low-cpu",)),
         Mode("floor-dev-streams", "floor", "sts", "devices"),
         Mode("floor-dev-node-buffers", "floor", "sts", "devices", extra=NODE_BUFFERS),
         Mode("call-dev-plain", "aivoco", "call", "devices"),
@@ -137,6 +149,8 @@ GROUPS: dict[str, list[str]] = {
         "sts-dev-plain",
         "sts-dev-plain-echo-off",
         "sts-dev-node-chunks",
+        "sts-dev-low-cpu",
+        "sts-dev-low-cpu-aec",
         "floor-dev-streams",
         "floor-dev-node-buffers",
         "node-sts-dev",
@@ -154,6 +168,7 @@ COMPARISONS: list[tuple[str, str, float | None]] = [
     ("sts-dev-plain", "node-sts-dev", 2.0),
     ("sts-dev-plain-echo-off", "node-sts-dev", 2.0),
     ("sts-dev-node-chunks", "node-sts-dev", 2.0),
+    ("sts-dev-low-cpu", "node-sts-dev", 2.0),
     ("floor-dev-streams", "node-sts-dev", 2.0),
     ("floor-dev-node-buffers", "node-sts-dev", 2.0),
     ("sts-dev-plain-echo-off", "floor-dev-streams", None),
@@ -264,6 +279,7 @@ def run_once(mode: Mode, run: int, ctx: Context) -> RunResult:
             args += ["--echo", mode.echo]
         if mode.chunk_ms is not None:
             args += ["--chunk-ms", str(mode.chunk_ms)]
+        args += mode.extra
         cmd = m.aivoco_command(*args, thread_map=thread_map)
         names_path = thread_map
         if mode.tree is not None:  # ahead of the installed aivoco (the shim's sys.path[0]

@@ -453,6 +453,8 @@ def run_protocol(
         cmd = [protocol, "--key", "bench", "--json", "--chunk-ms", str(args.chunk_ms)]
         if args.echo is not None:
             cmd += ["--echo", args.echo]
+        if args.low_cpu:
+            cmd.append("--low-cpu")
         cmd += ["--max-duration", f"{args.bursts * args.period + 30:g}"]
         if protocol == "sts":
             cmd += ["--url", url]
@@ -557,7 +559,7 @@ def mmm(values: Sequence[float]) -> str:
 def report(results: Sequence[ProtocolResult], args: argparse.Namespace) -> str:
     lines = [
         f"bench_latency: {args.bursts} bursts per protocol every {args.period:g} s, "
-        f"--chunk-ms {args.chunk_ms}; {m.machine_line()}",
+        f"--chunk-ms {args.chunk_ms}{' --low-cpu' if args.low_cpu else ''}; {m.machine_line()}",
         m.aivoco_label(),
         *([f"PROTOCOL@base: {m.aivoco_label(args.baseline)}"] if args.baseline else []),
         "",
@@ -639,6 +641,10 @@ def main() -> None:
     ap.add_argument("--settle", type=float, default=2.0, help="wait after going live (2 s)")
     ap.add_argument("--chunk-ms", type=int, default=20, help="aivoco's --chunk-ms (20)")
     ap.add_argument("--json-out", default=None, help="every measurement as JSON")
+    ap.add_argument(
+        "--low-cpu", action="store_true",
+        help="aivoco's --low-cpu (whole-chunk microphone blocks, a 100 ms in-process speaker)",
+    )  # fmt: skip
     ap.add_argument(
         "--echo", choices=["auto", "aec", "gate", "off"], default=None,
         help="aivoco's --echo (default: its own default, auto: aec with devices)",

@@ -71,6 +71,7 @@ def rig_call(
     attenuation_db: float = -12.0,
     barge_in: bool = True,
     record_speaker: Path | None = None,
+    low_cpu: bool = False,
 ) -> Iterator[tuple[Emulator, Call]]:
     """An emulator and a live call through the echo path; the call ends on leaving."""
     config = EmulatorConfig(port=0, latency_ms=300)
@@ -87,6 +88,7 @@ def rig_call(
             echo=mode,
             barge_in=barge_in,
             max_duration_s=120.0,
+            low_cpu=low_cpu,
         )
         call = open_call(options)
         try:
@@ -153,6 +155,7 @@ def conversation(
     delay_ms: int = 80,
     attenuation_db: float = -12.0,
     speaker_raw: Path | None = None,
+    low_cpu: bool = False,
 ) -> RigRun:
     """`replies` turns: say the utterance, let the agent answer it in full (or not)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -164,6 +167,7 @@ def conversation(
             delay_ms=delay_ms,
             attenuation_db=attenuation_db,
             record_speaker=speaker_raw,
+            low_cpu=low_cpu,
         ) as (emu, call):
             for k in range(1, replies + 1):
                 say(pulse, wav)

@@ -47,7 +47,7 @@ from aivoco.audio.speaker_proc import ProcessPlayer
 from aivoco.audio.streams import OUTPUT_STEPS
 from aivoco.audio.timed import TimedBlock
 from aivoco.errors import DeviceError
-from aivoco.session.build import build_source
+from aivoco.session.build import build_player, build_source
 from aivoco.session.options import CallOptions, EchoMode
 from aivoco.wire.driver import ProtocolName
 
@@ -268,6 +268,38 @@ def test_a_call_captures_at_its_own_rate_only_without_echo_alignment(
         assert label.endswith(label_end.format(default=default))
     finally:
         source.close()
+
+
+@pytest.mark.parametrize("protocol", [STS, CALL])
+def test_low_cpu_captures_whole_frames_and_plays_in_this_process(
+    pulse: PulseServer, protocol: ProtocolName
+) -> None:
+    """--low-cpu (docs/devices.md#low-cpu): one microphone callback per frame instead of
+    one per 10 ms, and the speaker in the call's process with 100 ms asked of PortAudio,
+    in 50 ms blocks; without it, 10 ms blocks and the speaker's own process."""
+    rate = 16000 if protocol is STS else 8000
+    for low_cpu in (True, False):
+        options = CallOptions(protocol=protocol, key="k", agent="a", chunk_ms=40, low_cpu=low_cpu)
+        source, _ = build_source(options, rate)
+        try:
+            assert isinstance(source, MicCapture)
+            block_ms = 40 if low_cpu else 10
+            assert source.block_frames == source.device_rate_hz * block_ms // 1000
+        finally:
+            source.close()
+        player, label, written = build_player(options, rate)
+        try:
+            assert written is None
+            if low_cpu:
+                assert isinstance(player, DevicePlayer) and label.endswith(
+                    ", in-process, 100 ms (--low-cpu)"
+                )
+                assert player.wait_settled(DEADLINE_S)
+                assert (player.output_step.latency_ms, player.output_step.block_ms) == (100, 50)
+            else:
+                assert isinstance(player, ProcessPlayer) and "in-process" not in label
+        finally:
+            player.close()
 
 
 # -- speaker -------------------------------------------------------------------------------

@@ -40,18 +40,26 @@ def test_without_echo_control_the_agent_interrupts_itself(
 
 
 @pytest.mark.parametrize(
-    ("protocol", "mode", "replies"),
-    [(STS, EchoMode.GATE, 2), (STS, EchoMode.AEC, 3), (CALL, EchoMode.GATE, 2),
-     (CALL, EchoMode.AEC, 2)],
+    ("protocol", "mode", "replies", "low_cpu"),
+    [(STS, EchoMode.GATE, 2, False), (STS, EchoMode.AEC, 3, False),
+     (CALL, EchoMode.GATE, 2, False), (CALL, EchoMode.AEC, 2, False),
+     # --low-cpu: whole-frame microphone blocks, a 100 ms speaker in the call's process
+     (STS, EchoMode.AEC, 2, True), (CALL, EchoMode.GATE, 2, True)],
 )  # fmt: skip
 def test_with_echo_control_the_agent_never_interrupts_itself(
-    pulse: PulseServer, tmp_path: Path, protocol: ProtocolName, mode: EchoMode, replies: int
+    pulse: PulseServer,
+    tmp_path: Path,
+    protocol: ProtocolName,
+    mode: EchoMode,
+    replies: int,
+    low_cpu: bool,
 ) -> None:
     def measure(n: int) -> tuple[RigRun, int]:
         speaker = tmp_path / f"speaker-{n}.raw"
         run = conversation(
-            pulse, mode=mode, protocol=protocol, replies=replies, speaker_raw=speaker
-        )
+            pulse, mode=mode, protocol=protocol, replies=replies, speaker_raw=speaker,
+            low_cpu=low_cpu,
+        )  # fmt: skip
         return run, round(speaker_voiced_s(speaker) * 100)
 
     # Counted in 10 ms blocks (integers): at most 10 blocks (0.1 s) missing. As floats,

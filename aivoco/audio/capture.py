@@ -39,11 +39,19 @@ class MicCapture:
     acoustic = True  # a real microphone: it can hear the speaker (echo control)
 
     def __init__(
-        self, device: str | int | None, sample_rate_hz: int, frame_ms: int, *, native: bool = False
+        self,
+        device: str | int | None,
+        sample_rate_hz: int,
+        frame_ms: int,
+        *,
+        native: bool = False,
+        block_ms: float = CAPTURE_BLOCK_MS,
     ) -> None:
         """`native`: ask for the call's own rate first (the sound server converts, as for
         arecord), for calls whose echo control does not align the microphone with the
-        speaker (docs/devices.md#rates); else the device's rate, converted by us."""
+        speaker (docs/devices.md#rates); else the device's rate, converted by us.
+        `block_ms`: the callback's period (`--low-cpu` asks for a whole frame,
+        docs/devices.md#low-cpu)."""
         self._sd = load_sounddevice()
         self.device = resolve_device(device, "input")
         self.sample_rate_hz = sample_rate_hz
@@ -54,7 +62,6 @@ class MicCapture:
         self._stop = threading.Event()
         self._ready = threading.Event()  # the callback wrote a block
         self._error: AivocoError | None = None
-        block_ms = CAPTURE_BLOCK_MS
         # With echo control, the device's own rate: on the echo rig a 16 kHz capture
         # stream (converted by PulseAudio) let the agent's echo through the gate and the
         # canceller in 7 of 20 test cases, the 44.1 kHz one in none of 16. Without it,
@@ -75,6 +82,11 @@ class MicCapture:
         # Input buffers lie in the past: without a believable ADC time, assume the
         # stream's nominal latency (docs/echo.md#alignment).
         self._fallback_s = -float(self._stream.latency)
+
+    @property
+    def block_frames(self) -> int:
+        """Frames per callback, at the device's rate."""
+        return int(self._stream.blocksize)
 
     @property
     def resampling(self) -> bool:

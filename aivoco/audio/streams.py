@@ -158,6 +158,14 @@ OUTPUT_STEPS = (
     OutputStep(100, 10, hold_ms=60),
     OutputStep(200, 20, hold_ms=60),
 )
+# `--low-cpu` (docs/devices.md#low-cpu): about the Node reference client's buffering, in
+# the call's own process. 50 ms blocks are 20 wake-ups a second instead of 100; 100 ms
+# asked of PortAudio is what ran in-process without underflows before the speaker had a
+# process of its own.
+LOW_CPU_STEPS = (
+    OutputStep(100, 50, hold_ms=100),
+    OutputStep(200, 50, hold_ms=100),
+)
 SETTLE_MS = 250  # audio a new stream must play without an underflow to be accepted
 STEP_DEADLINE_S = 1.5  # a step still underflowing this long after opening is left
 OPEN_DEADLINE_S = 4.0  # a device that barely runs at all is accepted as it is

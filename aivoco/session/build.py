@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aivoco.errors import DeviceError, PortAudioMissingError, UsageError
 from aivoco.redact import register_secret, register_url_credentials
@@ -16,6 +17,10 @@ from aivoco.session.call import Call
 from aivoco.session.interfaces import FunctionRunner, MarkToken, PlayerLike, Source
 from aivoco.session.options import CallOptions, EchoMode
 from aivoco.wire.driver import Driver, ProtocolName
+
+if TYPE_CHECKING:  # imported where used: they load PortAudio
+    from aivoco.audio.engine import DevicePlayer
+    from aivoco.audio.speaker_proc import ProcessPlayer
 
 
 def text_or_file(value: str | None) -> str:
@@ -68,14 +73,17 @@ def build_source(options: CallOptions, rate_hz: int) -> tuple[Source, str]:
         from aivoco.audio.files import FileSource
 
         return FileSource(options.input_file, rate_hz, options.chunk_ms), str(options.input_file)
-    from aivoco.audio.capture import MicCapture
+    from aivoco.audio.capture import CAPTURE_BLOCK_MS, MicCapture
     from aivoco.session.echo import echo_rate_hz
 
     # Lined up with the speaker, at echo control's rate; it converts to the call's after
     # the canceller (session/echo.py, docs/echo.md#rate).
     align = aligns(options)
     capture_hz = echo_rate_hz(rate_hz) if align else rate_hz
-    mic = MicCapture(options.input_device, capture_hz, options.chunk_ms, native=not align)
+    block_ms = float(options.chunk_ms) if options.low_cpu else CAPTURE_BLOCK_MS
+    mic = MicCapture(
+        options.input_device, capture_hz, options.chunk_ms, native=not align, block_ms=block_ms
+    )
     converted = f" -> {capture_hz} Hz" if mic.resampling else ""
     if capture_hz != rate_hz:
         converted += f" -> {rate_hz} Hz after echo control"
@@ -93,17 +101,33 @@ def build_player(options: CallOptions, rate_hz: int) -> tuple[PlayerLike, str, P
     if options.output_file is not None:
         path = options.output_file
         return ClockPlayer(rate_hz, path), str(path), path
-    from aivoco.audio.speaker_proc import ProcessPlayer
-
     try:
-        # The output stream runs in a process of its own (docs/devices.md#process).
-        spk: ProcessPlayer[MarkToken] = ProcessPlayer(options.output_device, rate_hz=rate_hz)
+        spk, where = _speaker(options, rate_hz)
     except (PortAudioMissingError, DeviceError) as exc:
         fallback = options.speaker_fallback_file
         if fallback is None or options.output_device is not None:
             raise  # a device asked for by name or index must exist, fallback or not
         return ClockPlayer(rate_hz, fallback), f"{fallback} (no speaker: {exc})", fallback
-    return spk, f"speaker {spk.device.name} @ {spk.clock_rate_hz} Hz", None
+    return spk, f"speaker {spk.device.name} @ {spk.clock_rate_hz} Hz{where}", None
+
+
+def _speaker(
+    options: CallOptions, rate_hz: int
+) -> tuple[ProcessPlayer[MarkToken] | DevicePlayer[MarkToken], str]:
+    """The speaker and what its label adds. It runs in a process of its own
+    (docs/devices.md#process), or with --low-cpu in this one (docs/devices.md#low-cpu)."""
+    if options.low_cpu:
+        from aivoco.audio.engine import DevicePlayer
+        from aivoco.audio.streams import LOW_CPU_STEPS
+
+        first = LOW_CPU_STEPS[0]
+        player: DevicePlayer[MarkToken] = DevicePlayer(
+            options.output_device, first.hold_ms, rate_hz=rate_hz, steps=LOW_CPU_STEPS
+        )
+        return player, f", in-process, {first.latency_ms} ms (--low-cpu)"
+    from aivoco.audio.speaker_proc import ProcessPlayer
+
+    return ProcessPlayer(options.output_device, rate_hz=rate_hz), ""
 
 
 def open_call(

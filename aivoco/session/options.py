@@ -161,6 +161,13 @@ class CallOptions:
         20, "--chunk-ms", "Uplink frame length. Lower is lower latency; 20 ms is what "
         "telephony uses.", metavar="MS", panel=AUDIO, min=10, max=200,
     )  # fmt: skip
+    low_cpu: bool = _opt(
+        False, "--low-cpu", "Buffer like Aivoco's Node client: the microphone in whole "
+        "chunks, a 100 ms speaker in this process. Much less CPU with devices, for more "
+        "latency (about 115 ms more before a reply is heard); --chunk-ms 128 is the Node "
+        "client's chunk.",
+        panel=AUDIO, envvar="AIVOCO_LOW_CPU",
+    )  # fmt: skip
     # -- echo, barge-in, microphone (docs/echo.md) -------------------------------------
     echo: EchoMode = _opt(
         EchoMode.AUTO, "--echo", "Echo control: aec (echo cancellation), gate (mute the mic "
