@@ -159,9 +159,10 @@ OUTPUT_STEPS = (
     OutputStep(200, 20, hold_ms=60),
 )
 # `--low-cpu` (docs/devices.md#low-cpu): about the Node reference client's buffering, in
-# the call's own process. 50 ms blocks are 20 wake-ups a second instead of 100; 100 ms
-# asked of PortAudio is what ran in-process without underflows before the speaker had a
-# process of its own.
+# the call's own process. 50 ms blocks are 20 wake-ups a second instead of 100; 100 ms is
+# what every earlier release asked for in-process (with both cores busy the echo rig
+# underflowed in 1 of 30 cases there, against 6 of 40 at 20 ms), and the ladder still
+# steps up to 200 ms for a machine that cannot keep it.
 LOW_CPU_STEPS = (
     OutputStep(100, 50, hold_ms=100),
     OutputStep(200, 50, hold_ms=100),
