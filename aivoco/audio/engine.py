@@ -40,9 +40,6 @@ T = TypeVar("T")
 SETTLING_POLL_S = 0.05  # how often the output ladder looks at a stream that is settling
 HEADROOM_BLOCKS = 16  # the last clean callbacks: their DAC distance is the output latency
 TRIAL_WAIT_S = 30.0  # a settled trial waits this long for a quiet speaker, then is closed
-# The jitter buffer's hold for a speaker (README "The jitter buffer"): the first output
-# step's (40 ms). A step up raises it to that step's (aivoco/audio/streams.py).
-DEVICE_PREFILL_MS = float(OUTPUT_STEPS[0].hold_ms)
 
 
 class DevicePlayer(Player[T]):
@@ -64,16 +61,19 @@ class DevicePlayer(Player[T]):
     def __init__(
         self,
         device: str | int | None,
-        prefill_ms: float = DEVICE_PREFILL_MS,
+        prefill_ms: float | None = None,
         *,
         rate_hz: int | None = None,
         steps: tuple[OutputStep, ...] = OUTPUT_STEPS,
         formats: Sequence[StreamFormat] | None = None,
         retry_after_s: float = RETRY_AFTER_S,
     ) -> None:
-        """`formats`: the ones to try, best first (default: `rate_hz`, then the
-        device's rate, as `supported_formats` finds them). `retry_after_s`: clean play
-        before a step left for an underflow is tried again (`Ladder`)."""
+        """`prefill_ms`: the jitter buffer's hold (README "The jitter buffer"); by default
+        the first of `steps`' holds, as a step up raises it to that step's
+        (aivoco/audio/streams.py). `formats`: the ones to try, best first (default:
+        `rate_hz`, then the device's rate, as `supported_formats` finds them).
+        `retry_after_s`: clean play before a step left for an underflow is tried again
+        (`Ladder`)."""
         self._sd = load_sounddevice()
         self.device = resolve_device(device, "output")
         self.ladder = Ladder(steps, retry_after_s=retry_after_s)
@@ -95,7 +95,7 @@ class DevicePlayer(Player[T]):
             formats = supported_formats(self._sd, self.device, "output", rate_hz)
         self._stream, fmt = self._open(formats, self.ladder.step, 0)
         self._fallback_s = float(self._stream.latency)  # output buffers lie in the future
-        super().__init__(fmt.rate_hz, prefill_ms)
+        super().__init__(fmt.rate_hz, steps[0].hold_ms if prefill_ms is None else prefill_ms)
         self._format = fmt
         self.channels = fmt.channels
         # Scratch for devices that refuse mono; sized for blocks up to 8x the largest.

@@ -131,7 +131,7 @@ class ChildPlayer(DevicePlayer[int]):
         self.published_at = monotonic()
         # Only the format the parent chose: it already told the call this rate.
         super().__init__(
-            device, steps[0].hold_ms, rate_hz=fmt.rate_hz, steps=steps, formats=[fmt],
+            device, rate_hz=fmt.rate_hz, steps=steps, formats=[fmt],
             retry_after_s=retry_after_s,
         )  # fmt: skip
 

@@ -120,11 +120,10 @@ def _speaker(
         from aivoco.audio.engine import DevicePlayer
         from aivoco.audio.streams import LOW_CPU_STEPS
 
-        first = LOW_CPU_STEPS[0]
         player: DevicePlayer[MarkToken] = DevicePlayer(
-            options.output_device, first.hold_ms, rate_hz=rate_hz, steps=LOW_CPU_STEPS
+            options.output_device, rate_hz=rate_hz, steps=LOW_CPU_STEPS
         )
-        return player, f", in-process, {first.latency_ms} ms (--low-cpu)"
+        return player, f", in-process, {LOW_CPU_STEPS[0].latency_ms} ms (--low-cpu)"
     from aivoco.audio.speaker_proc import ProcessPlayer
 
     return ProcessPlayer(options.output_device, rate_hz=rate_hz), ""
