@@ -359,3 +359,36 @@ def test_a_socket_callback_runs_the_due_wake_up_first() -> None:
     assert len(slots) == len(set(slots))  # no grid point ran twice
     assert {name for name, _ in runs} == {"test-clock-due"}
     clock.run_if_due()  # off the loop: nothing happens
+
+
+def test_cancel_from_another_thread_waits_for_a_running_job() -> None:
+    """cancel() returns only once a run in progress is over, and the job never runs
+    again: the clock only wakes a waiting canceller when one waits (a plain lock
+    otherwise), so this is the path that must still be woken."""
+    clock = Clock(name="test-clock-cancel", grid_s=0.01)
+    started, release = threading.Event(), threading.Event()
+    runs: list[float] = []
+    finished: list[float] = []
+
+    def job(now: float) -> None:
+        runs.append(now)
+        if len(runs) == 2:  # the second run holds the clock until released
+            started.set()
+            release.wait(5)
+            finished.append(time.monotonic())
+
+    handle = clock.every(0.01, job, _raise)
+    assert started.wait(5)
+    returned: list[float] = []
+    canceller = threading.Thread(
+        target=lambda: (handle.cancel(), returned.append(time.monotonic())), daemon=True
+    )
+    canceller.start()
+    time.sleep(0.1)
+    assert not returned  # still waiting: the job is running
+    release.set()
+    canceller.join(5)
+    assert not canceller.is_alive(), "cancel() was never woken"
+    assert returned and finished and returned[0] >= finished[0]
+    time.sleep(0.05)
+    assert len(runs) == 2  # never again after cancel() returned

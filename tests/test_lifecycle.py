@@ -23,7 +23,7 @@ from aivoco.errors import (
     ServiceError,
 )
 from aivoco.session import Call, CallOptions, EndReason, Phase, open_call
-from aivoco.session.lifecycle import _ALLOWED, _TRANSITIONS, Lifecycle, Op
+from aivoco.session.lifecycle import _ALLOWED, _TRANSITIONS, Lifecycle, Op, ReconnectPolicy
 from aivoco.wire import events as ev
 from aivoco.wire.driver import ProtocolName
 
@@ -44,6 +44,32 @@ def test_every_phase_and_trigger_has_one_answer() -> None:
     assert set(_ALLOWED) == set(Phase)
     assert _ALLOWED[Phase.LIVE] == frozenset(Op)
     assert Op.SEND_AUDIO not in _ALLOWED[Phase.ENDING]
+
+
+def test_permits_follows_the_table_through_every_phase() -> None:
+    """`permits()` reads the phase's operations without the lock: it must still agree
+    with `_ALLOWED` after every transition, including a reconnect and back."""
+    lc = Lifecycle(ReconnectPolicy(tries=2))
+
+    def check() -> None:
+        for op in Op:
+            assert lc.permits(op) == (op in _ALLOWED[lc.phase]), (lc.phase, op)
+
+    check()
+    lc.start()
+    check()
+    lc.went_live()
+    check()
+    lc.disconnected(ev.Disconnected("lost", ConnectionFailedError("reset")))
+    assert lc.phase is Phase.RECONNECTING
+    check()
+    lc.went_live()
+    check()
+    lc.hang_up(EndReason.IDLE)
+    check()
+    lc.end(EndReason.SERVER)
+    assert lc.phase is Phase.ENDED
+    check()
 
 
 def test_second_hang_up_and_late_triggers_are_refused() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
-from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -170,14 +169,18 @@ class AudioChunk:
     def duration_ms(self) -> float:
         return self.frames * 1000.0 / self.sample_rate_hz
 
-    @cached_property
+    @property
     def peak(self) -> float:
         """Peak |sample| / 32768 over all channels, in [0, 1] (levels.peak). Computed once:
-        the uplink's meter, turns and the sts codec's `max_amplitude` all read it."""
-        if self.samples.shape[0] == 0:
-            return 0.0
-        # int32 first: abs(-32768) does not fit int16.
-        return float(np.abs(self.samples.astype(np.int32)).max()) / _PCM16_SCALE
+        the uplink's meter, turns and the sts codec's `max_amplitude` all read it. Cached
+        by hand: Python 3.11's `functools.cached_property` takes a lock on every read."""
+        cached: float | None = self.__dict__.get("_peak")
+        if cached is None:
+            # int32 first: abs(-32768) does not fit int16.
+            s = self.samples
+            cached = float(np.abs(s.astype(np.int32)).max()) / _PCM16_SCALE if s.size else 0.0
+            object.__setattr__(self, "_peak", cached)
+        return cached
 
     def mono(self) -> AudioChunk:
         """Downmix to one channel by averaging (rounded), a no-op for mono chunks."""

@@ -85,7 +85,13 @@ class Clock:
         self.grid_s = grid_s
         self._origin = time.monotonic()
         self.wakeups = 0  # how often the thread woke to run jobs (the benchmarks read it)
-        self._cond = threading.Condition()
+        # A plain lock, taken by C code: each job's run takes it twice, and
+        # `threading.Condition`'s own `with` and `notify_all` are Python calls (a third of
+        # the clock's bookkeeping in a yappi profile of one call; docs/performance.md#clock).
+        # The condition on it only serves `cancel()` waiting for a running job.
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._cancel_waiters = 0  # cancel() calls waiting for a job to finish
         self._entries: list[_Entry] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -165,7 +171,7 @@ class Clock:
 
     def _reschedule(self) -> None:
         """On the loop: the timer for the next wake-up (the grid point of the next job)."""
-        with self._cond:
+        with self._lock:
             loop = self._loop
             if self._timer is not None:
                 self._timer.cancel()
@@ -180,7 +186,7 @@ class Clock:
             self._timer = loop.call_at(wake, self._wake)
 
     def _wake(self) -> None:
-        with self._cond:
+        with self._lock:
             self._timer = None
             now = time.monotonic()
             slot = self._slot(now)
@@ -230,10 +236,14 @@ class Clock:
             entry.cancelled = True
             if entry in self._entries:
                 self._entries.remove(entry)
-            on_clock = self.on_loop()
-            while self._running is entry and not on_clock:
-                self._cond.wait()
-            self._cond.notify_all()
+            if self.on_loop():
+                return
+            self._cancel_waiters += 1
+            try:
+                while self._running is entry:
+                    self._cond.wait()
+            finally:
+                self._cancel_waiters -= 1
 
     def after_batch(self, fn: Callable[[], None]) -> None:
         """Run `fn()` once this wake-up's jobs are all done (at once if not called from a
@@ -271,7 +281,7 @@ class Clock:
         return self._origin + max(0, steps) * self.grid_s
 
     def _run_one(self, entry: _Entry, now: float) -> None:
-        with self._cond:
+        with self._lock:
             if entry.cancelled:
                 return
             self._running = entry
@@ -284,7 +294,7 @@ class Clock:
                 entry.on_error(exc)
             except Exception:
                 log.exception("a clock job's error handler failed")
-        with self._cond:
+        with self._lock:
             self._running = None
             if isinstance(keep, float):  # the job knows when its next item is due
                 # Never twice in one wake-up: a time at or before this one (a job that
@@ -299,7 +309,8 @@ class Clock:
             if keep is False and entry in self._entries:
                 entry.cancelled = True
                 self._entries.remove(entry)
-            self._cond.notify_all()
+            if self._cancel_waiters:
+                self._cond.notify_all()
 
 
 def _serve(loop: asyncio.AbstractEventLoop) -> None:

@@ -107,6 +107,10 @@ _ALLOWED: dict[Phase, frozenset[Op]] = {
     Phase.ENDING: frozenset({Op.ANSWER_MARK, Op.SEND_FUNCTION_RESULT}),
     Phase.ENDED: frozenset(),
 }
+# The same as tuples, for `permits()`: the uplink asks once or twice a frame, and `in` on
+# a short tuple compares by identity in C where a frozenset hashes through Enum's Python
+# `__hash__` (docs/performance.md#clock).
+_ALLOWED_OPS: dict[Phase, tuple[Op, ...]] = {p: tuple(ops) for p, ops in _ALLOWED.items()}
 
 
 @dataclass(frozen=True)
@@ -163,6 +167,7 @@ class Lifecycle:
         self.drop: ev.Disconnected | None = None  # the drop being recovered from
         self._lock = threading.Condition()
         self._phase = Phase.NEW
+        self._allowed = _ALLOWED_OPS[Phase.NEW]  # set with each phase, read without the lock
         self._reason: EndReason | None = None  # set by the first hang-up or end
         self._error: AivocoError | None = None
         self._server: tuple[str | None, str | None] = (None, None)
@@ -191,8 +196,9 @@ class Lifecycle:
             return Outcome(self._reason, self._error, *self._server)
 
     def permits(self, op: Op) -> bool:
-        with self._lock:
-            return op in _ALLOWED[self._phase]
+        # Without the lock: one attribute read is atomic, and the answer is as current
+        # as it was under the lock (the phase may change as soon as it is returned).
+        return op in self._allowed
 
     def require(self, op: Op) -> None:
         with self._lock:
@@ -343,6 +349,7 @@ class Lifecycle:
             if old is Phase.RECONNECTING:
                 self.reconnects += 1
         self._phase = new
+        self._allowed = _ALLOWED_OPS[new]
         self._pending.append((old, new))
         self._lock.notify_all()
         return True
