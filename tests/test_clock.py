@@ -380,9 +380,12 @@ def test_cancel_from_another_thread_waits_for_a_running_job() -> None:
     handle = clock.every(0.01, job, _raise)
     assert started.wait(5)
     returned: list[float] = []
-    canceller = threading.Thread(
-        target=lambda: (handle.cancel(), returned.append(time.monotonic())), daemon=True
-    )
+
+    def cancel() -> None:
+        handle.cancel()
+        returned.append(time.monotonic())
+
+    canceller = threading.Thread(target=cancel, daemon=True)
     canceller.start()
     time.sleep(0.1)
     assert not returned  # still waiting: the job is running
