@@ -88,3 +88,18 @@ def test_the_device_floor_keeps_both_streams_running(pulse: PulseServer) -> None
     # for its first callback and ~1.75 s after an underrun (bench/RESULTS.md section 16),
     # which a busy machine makes likelier: ask for one second's worth.
     assert counts["input_blocks"] >= 100 and counts["output_blocks"] >= 100, counts
+
+
+def test_the_wire_only_patch_still_applies() -> None:
+    """bench/wire_only.patch (the headless floor, bench/RESULTS.md section 21) is applied
+    to a worktree by hand: a change to the code it edits must come with a new patch."""
+    root = BENCH.parent
+    out = subprocess.run(
+        ["git", "apply", "--check", str(BENCH / "wire_only.patch")],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
