@@ -86,7 +86,7 @@ class Clock:
         self._origin = time.monotonic()
         self.wakeups = 0  # how often the thread woke to run jobs (the benchmarks read it)
         # A plain lock, taken by C code: each job's run takes it twice, and
-        # `threading.Condition`'s own `with` and `notify_all` are Python calls (a third of
+        # `threading.Condition`'s own `with` and `notify_all` are Python calls (about a quarter of
         # the clock's bookkeeping in a yappi profile of one call; docs/performance.md#clock).
         # The condition on it only serves `cancel()` waiting for a running job.
         self._lock = threading.Lock()
