@@ -109,7 +109,7 @@ class Clock:
         in a wake-up: an uplink's frame is late by every job run before it, while a
         virtual speaker or an observer only needs to run within its period (fifty calls
         in one process: the fiftieth call's frame waits for 49 others, not 149)."""
-        with self._cond:
+        with self._lock:
             first = time.monotonic()
             steps = round(period_s / self.grid_s)
             if not urgent and steps > 1:
@@ -127,13 +127,13 @@ class Clock:
     def acquire_loop(self) -> asyncio.AbstractEventLoop:
         """The clock's event loop (its thread started if needed), for sockets to share;
         pair each call with `release_loop()`."""
-        with self._cond:
+        with self._lock:
             self._loop_users += 1
             return self._start()
 
     def release_loop(self) -> None:
         """One loop user fewer; with no user and no job left the thread ends."""
-        with self._cond:
+        with self._lock:
             self._loop_users -= 1
             thread = self._stop_if_idle()
         if thread is not None and thread is not threading.current_thread():
@@ -144,7 +144,7 @@ class Clock:
         return threading.current_thread() is self._thread
 
     def _start(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None:  # under self._cond
+        if self._loop is None:  # under self._lock
             loop = asyncio.new_event_loop()
             loop.set_exception_handler(_loop_exception)
             thread = threading.Thread(target=_serve, args=(loop,), name=self.name, daemon=True)
@@ -153,7 +153,7 @@ class Clock:
         return self._loop
 
     def _stop_if_idle(self) -> threading.Thread | None:
-        """Under self._cond: stop the loop when nothing uses it (the thread it ran on)."""
+        """Under self._lock: stop the loop when nothing uses it (the thread it ran on)."""
         loop, thread = self._loop, self._thread
         if loop is None or self._entries or self._loop_users > 0:
             return None
@@ -232,7 +232,7 @@ class Clock:
         return min(candidates, key=lambda t: (load[phase(t)], t))
 
     def _cancel(self, entry: _Entry) -> None:
-        with self._cond:
+        with self._lock:
             entry.cancelled = True
             if entry in self._entries:
                 self._entries.remove(entry)

@@ -202,7 +202,7 @@ class Lifecycle:
 
     def require(self, op: Op) -> None:
         with self._lock:
-            if op not in _ALLOWED[self._phase]:
+            if op not in self._allowed:
                 raise CallStateError(f"cannot {op.value} while the call is {self._phase.value}")
 
     def subscribe(self, listener: Listener) -> None:
