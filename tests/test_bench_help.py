@@ -27,6 +27,7 @@ SCRIPTS = [
     "ref_sts_client.py",
     "ref_call_client.py",
     "ref_device_floor.py",
+    "bench_wakeups.py",
 ]
 
 
@@ -103,3 +104,23 @@ def test_the_wire_only_patch_still_applies() -> None:
         check=False,
     )
     assert out.returncode == 0, out.stderr
+
+
+def test_the_wakeup_floor_runs_aivocos_clock_and_hop() -> None:
+    """bench_wakeups.py drives the real Clock and EventQueue: a short run of each variant
+    must wake and use CPU (a rotted API would crash or count no wake-up)."""
+    result = run_bench("bench_wakeups.py", "--seconds", "0.5", "--runs", "1")
+    assert result.returncode == 0, result.stderr
+    rows = [
+        line for line in result.stdout.splitlines() if line.startswith("| ") and "%" not in line
+    ]
+    assert [row.split("|")[1].strip() for row in rows] == [
+        "sleep",
+        "asyncio",
+        "clock",
+        "clock+hop",
+    ]
+    for row in rows:
+        us_per_wake, wakes_per_s = float(row.split("|")[3]), float(row.split("|")[4])
+        assert us_per_wake > 0
+        assert wakes_per_s > 10  # asked for 50 a second; only a broken variant is far off

@@ -12,7 +12,6 @@ handlers on their own threads, and handlers only decode and enqueue.
 
 from __future__ import annotations
 
-import contextlib
 import queue
 import threading
 import time
@@ -194,53 +193,48 @@ class EventQueue:
     `limit - CONTROL_RESERVE` events, other events up to `limit`; past that they are
     dropped and counted (the session thread stalled for minutes: freshness beats
     completeness). The call's last word (`Ended`, `Failed`, `Disconnected`) is never
-    dropped: if the queue is full it waits in a slot of its own, and `get` returns it
-    once the queue is empty (the first one kept; a call ends once).
+    dropped: if the queue is full it is queued past the bound, after everything before
+    it (the first one only; a call ends once).
+
+    Underneath is `queue.SimpleQueue`, whose put and blocking get are C: an agent call
+    hands every message across (about 50 a second), and `queue.Queue`'s Python
+    conditions made each hand-off cost as much as the clock's own wake-up
+    (bench/bench_wakeups.py, docs/performance.md#floor). It has no bound of its own, so
+    the bound is checked here before each put; with several producers it can be passed
+    by at most one event per producer, which is still bounded.
     """
 
     def __init__(self, limit: int = EVENT_QUEUE_LIMIT) -> None:
-        self._q: queue.Queue[Timed] = queue.Queue(maxsize=limit)
+        self._q: queue.SimpleQueue[Timed] = queue.SimpleQueue()
+        self._limit = limit
         self._audio_limit = max(1, limit - CONTROL_RESERVE)
         self.dropped = 0
         self._lock = threading.Lock()
-        self._last: Timed | None = None
+        self._last_kept = False  # a last word went past the bound
 
     def put(self, event: Event, origin: int = 0) -> None:
-        item = Timed(time.monotonic(), event, origin)
-        if isinstance(event, AgentAudio) and self._q.qsize() >= self._audio_limit:
-            self._count_drop()
+        size = self._q.qsize()
+        if size < self._audio_limit or (size < self._limit and not isinstance(event, AgentAudio)):
+            self._q.put(Timed(time.monotonic(), event, origin))
             return
-        try:
-            self._q.put_nowait(item)
-        except queue.Full:
-            if not isinstance(event, _LAST_WORDS):
-                self._count_drop()
-                return
-            with self._lock:
-                if self._last is None:
-                    self._last = item
-
-    def _count_drop(self) -> None:
         with self._lock:
-            self.dropped += 1
+            if not isinstance(event, _LAST_WORDS):
+                self.dropped += 1
+                return
+            if self._last_kept:
+                return  # a call ends once: the first last word is kept
+            self._last_kept = True
+        self._q.put(Timed(time.monotonic(), event, origin))
 
     def get(self, timeout: float | None) -> Timed | None:
         """The next event; None after `timeout` (None: wait for one) or after `wake()`."""
         try:
-            item = self._q.get_nowait()
+            item = self._q.get(timeout=timeout)
         except queue.Empty:
-            with self._lock:
-                last, self._last = self._last, None
-            if last is not None:
-                return last
-            try:
-                item = self._q.get(timeout=timeout)
-            except queue.Empty:
-                return None
+            return None
         return None if item.event is _WAKE else item
 
     def wake(self) -> None:
         """Make a waiting `get()` return None (the consumer then checks why), so the
         consumer can block without a timeout and never wakes up for nothing."""
-        with contextlib.suppress(queue.Full):  # a full queue wakes its consumer anyway
-            self._q.put_nowait(Timed(time.monotonic(), _WAKE))
+        self._q.put(Timed(time.monotonic(), _WAKE))
