@@ -15,6 +15,8 @@ a thread sleeping to a deadline (what the bare clients' sending thread does):
 
   sleep      one thread, time.sleep() to a deadline every period: the bare clients' sender
   asyncio    an asyncio loop with a call_at() timer every period: the loop's own cost
+  uvloop     the same on uvloop's loop (libuv, written in Cython), if it is installed: what
+             a C event loop would save (not a dependency: docs/performance.md#floor)
   clock      aivoco's shared Clock (an asyncio loop on a grid) running one empty job
   clock+hop  the same job putting an event into aivoco's EventQueue, taken by a second
              thread blocked in get(): the hop from the network loop to a call's event
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import resource
 import statistics
@@ -37,8 +40,9 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-VARIANTS = ("sleep", "asyncio", "clock", "clock+hop")
+VARIANTS = ("sleep", "asyncio", "uvloop", "clock", "clock+hop")
 WARMUP_S = 1.0
 
 
@@ -67,8 +71,8 @@ def _run_sleep(period_s: float, seconds: float) -> int:
     return count[0]
 
 
-def _run_asyncio(period_s: float, seconds: float) -> int:
-    loop = asyncio.new_event_loop()
+def _run_asyncio(period_s: float, seconds: float, uv: bool = False) -> int:
+    loop = _uvloop().new_event_loop() if uv else asyncio.new_event_loop()
     count = [0]
     end = loop.time() + seconds
 
@@ -83,6 +87,12 @@ def _run_asyncio(period_s: float, seconds: float) -> int:
     loop.run_forever()
     loop.close()
     return count[0]
+
+
+def _uvloop() -> Any:
+    import uvloop
+
+    return uvloop
 
 
 def _run_clock(period_s: float, seconds: float, hop: bool) -> int:
@@ -125,6 +135,7 @@ def child(variant: str, period_s: float, seconds: float) -> dict[str, float]:
     runners: dict[str, Callable[[float, float], int]] = {
         "sleep": _run_sleep,
         "asyncio": _run_asyncio,
+        "uvloop": lambda p, s: _run_asyncio(p, s, uv=True),
         "clock": lambda p, s: _run_clock(p, s, hop=False),
         "clock+hop": lambda p, s: _run_clock(p, s, hop=True),
     }
@@ -164,6 +175,9 @@ def main() -> None:
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         sys.exit(f"unknown variant(s): {', '.join(unknown)} (known: {', '.join(VARIANTS)})")
+    if "uvloop" in variants and importlib.util.find_spec("uvloop") is None:
+        print("uvloop: not installed, left out (pip install uvloop to measure it)")
+        variants.remove("uvloop")
     period_s = 1.0 / args.rate_hz
     print(
         f"{len(variants)} variant(s) x {args.runs} run(s) x {args.seconds:g} s, "

@@ -56,7 +56,8 @@ from aivoco.protocols._loop import shared_loop
 from aivoco.protocols._summary import clip, snippet
 from aivoco.protocols._tls import connect_failure, tls_context
 from aivoco.protocols.sts_codec import StsCodec, StsIncoming
-from aivoco.protocols.sts_liveness import Engine, Liveness
+from aivoco.protocols.sts_engine import Engine
+from aivoco.protocols.sts_liveness import Liveness
 from aivoco.redact import redact
 from aivoco.wire import events as ev
 
@@ -120,7 +121,21 @@ class _Client(socketio.AsyncClient):  # type: ignore[misc]
         self._driver = driver
 
     def _engineio_client_class(self) -> type[Engine]:
-        return Engine  # notes when the server was last heard (sts_liveness.py)
+        return Engine  # sends without a task per packet; notes when the server was last heard
+
+    def emit_now(self, event: str, *data: Any) -> bool:
+        """What `emit()` does for an event of the default namespace without an ack, done
+        on the loop without a task (False if the namespace is not connected): a task per
+        frame, and engine.io's coroutine under it, cost about seven loop callbacks a
+        frame (docs/performance.md#floor). The packet lands on engine.io's send queue,
+        in call order, as `emit()` would put it."""
+        if "/" not in self.namespaces:
+            return False
+        pkt = self.packet_class(socketio.packet.EVENT, namespace="/", data=[event, *data])
+        encoded = pkt.encode()  # a list when the data holds binary attachments
+        for part in encoded if isinstance(encoded, list) else (encoded,):
+            self.eio.send_now(part)
+        return True
 
     async def _handle_eio_message(self, data: Any) -> None:
         try:
@@ -158,7 +173,6 @@ class StsDriver(DriverBase[StsIncoming]):
         self._shared = shared_loop()  # every sts connection in the process shares it
         self._loop: asyncio.AbstractEventLoop | None = None  # set while acquired
         self._sio: Any = None
-        self._sends: set[asyncio.Task[Any]] = set()
         self._lost = False  # a drop was reported (once per connection)
 
     # -- connection ----------------------------------------------------------------
@@ -260,16 +274,15 @@ class StsDriver(DriverBase[StsIncoming]):
             return None
         event, payload = out.data
         args = (event,) if payload is None else (event, payload)
-        # FIFO: the shared loop runs submissions in order, and emit() queues the packet
-        # before its first real suspension point.
+        # FIFO: the shared loop runs submissions in order, and each puts its packet on
+        # engine.io's send queue at once (`_Client.emit_now`).
         self._shared.submit(lambda: self._emit(sio, args))
         return _size(payload) if payload is not None else 16
 
-    def _emit(self, sio: Any, args: tuple[Any, ...]) -> None:
-        """On the loop: start the emit, holding the task until it is done."""
-        task = asyncio.get_running_loop().create_task(sio.emit(*args))
-        self._sends.add(task)
-        task.add_done_callback(self._sends.discard)
+    @staticmethod
+    def _emit(sio: Any, args: tuple[Any, ...]) -> None:
+        if not sio.emit_now(*args):
+            log.info("%s not sent: the namespace is no longer connected", args[0])
 
     # -- closing ---------------------------------------------------------------------
     def _disconnect(self) -> None:
@@ -277,21 +290,9 @@ class StsDriver(DriverBase[StsIncoming]):
             return  # never connected: nothing acquired
         try:
             if self._sio is not None:
-                try:
-                    self._run(self._sio.disconnect(), _CLOSE_STEP_S)
-                except Exception as exc:  # closing anyway; report nothing fatal here
-                    log.info("disconnect: %s", exc)
-            self._run(self._settle(), _CLOSE_STEP_S)
-        except Exception as exc:
+                self._run(self._sio.disconnect(), _CLOSE_STEP_S)
+        except Exception as exc:  # closing anyway; report nothing fatal here
             log.info("disconnect: %s", exc)
         finally:
             self._loop = None
             self._shared.release()
-
-    async def _settle(self) -> None:
-        """This connection's own sends that did not finish: cancelled and awaited (the
-        loop goes on serving the other connections)."""
-        pending = list(self._sends)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)

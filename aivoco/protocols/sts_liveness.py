@@ -6,8 +6,9 @@ and waits for the write loop to end. The write loop of python-engineio 4.15 take
 packets in batches, and a marker that arrives behind queued packets (our audio, 50 a
 second) is dropped from the batch without ending the loop; as long as we keep sending,
 the call went on for its whole input on a dead connection (6 of 32 runs of the
-frozen-proxy test on a loaded machine). This backstop watches what the client hears
-instead: every packet received, pings included, stamps `Engine.heard_at`; a connection
+frozen-proxy test on a loaded machine). Our write loop (`sts_engine.py`) ends on such a
+marker; this backstop stays for a check that never runs, and watches what the client
+hears instead: every packet received, pings included, stamps `Engine.heard_at`; a connection
 that heard nothing for the same limit plus `GRACE_S`, at two checks in a row, is
 reported lost.
 
@@ -21,24 +22,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
 
-import engineio
+from aivoco.protocols.sts_engine import Engine
 
 CHECK_EVERY_S = 0.5
 GRACE_S = 0.5
-
-
-class Engine(engineio.AsyncClient):  # type: ignore[misc]
-    """python-engineio's client, noting when anything last arrived from the server."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.heard_at = time.monotonic()
-
-    async def _receive_packet(self, pkt: Any) -> None:
-        self.heard_at = time.monotonic()
-        await super()._receive_packet(pkt)
 
 
 class Liveness:
