@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import importlib.util
 import json
 import resource
@@ -90,9 +91,7 @@ def _run_asyncio(period_s: float, seconds: float, uv: bool = False) -> int:
 
 
 def _uvloop() -> Any:
-    import uvloop
-
-    return uvloop
+    return importlib.import_module("uvloop")  # optional: not a dependency of aivoco
 
 
 def _run_clock(period_s: float, seconds: float, hop: bool) -> int:
