@@ -3,16 +3,16 @@
 Each frame of an sts call is one Socket.IO event. With the library as it is, a frame
 cost a task for `emit()`, a second task inside `asyncio.wait_for()` for the write loop's
 `queue.get()`, and about seven loop callbacks over four turns of the event loop (a yappi
-count of one call: 381 callbacks and 326 loop turns a second for 50 frames). Wake-ups
+count of one call: 432 callbacks made and 321 loop turns a second for 50 frames). Wake-ups
 and loop turns, not the work in them, are most of what a call costs here
 (docs/performance.md#floor), so this client sends with less machinery:
 * `send_now()` puts the packet on engine.io's send queue without a coroutine (the
   library's own send does only that: the queue has no bound, so the put never waits);
 * `_write_loop()` takes packets with a plain `await queue.get()`. The library wraps it in
   `wait_for(..., max(pingInterval, pingTimeout) + 5)` to end a loop nothing stops, but
-  everything that ends a connection puts the stop marker (`None`) on the queue: the read
-  loop when it gives up, `disconnect()`, a failed ping; and a silent peer is also caught
-  by `sts_liveness.py`. A marker queued behind packets now ends the loop once those are
+  what ends a connection puts the stop marker (`None`) on the queue: the read loop
+  whenever it ends, and `disconnect()`; a silent peer is also caught by
+  `sts_liveness.py`. A marker queued behind packets now ends the loop once those are
   written (python-engineio 4.15 dropped it from the batch and went on: the reason for
   the liveness backstop, docs/protocols.md#pitfall-engineio-silent).
 Everything else (connecting, reading, pings, the polling transport's requests) is the
